@@ -1,0 +1,131 @@
+#include "engine/autograd.h"
+
+#include <unordered_map>
+
+#include "engine/ops.h"
+
+namespace engine {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+
+void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
+  NoGrad no_grad;
+  if (!leaf.grad) {
+    leaf.grad = g.clone().impl_ptr();
+    return;
+  }
+  Tensor acc(leaf.grad);
+  add_(acc, g);
+}
+}  // namespace
+
+// The Node a gradient for tensor t flows into: its op's Node, or its leaf accumulator.
+std::shared_ptr<Node> gradient_edge(const Tensor& t) {
+  TensorImpl* impl = t.impl();
+  if (impl->grad_fn) return impl->grad_fn;
+  if (!impl->grad_accumulator) {
+    impl->grad_accumulator = std::make_shared<Node>();
+    impl->grad_accumulator->op = "accumulate_grad";
+    impl->grad_accumulator->leaf = t.impl_ptr();
+  }
+  return impl->grad_accumulator;
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGrad::NoGrad() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGrad::~NoGrad() { g_grad_enabled = previous_; }
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(Tensor& out, const std::string& name, const std::vector<Tensor>& inputs, BackwardFn backward) {
+  if (!needs_grad(inputs)) return;
+  auto node = std::make_shared<Node>();
+  node->op = name;
+  for (const Tensor& t : inputs) {
+    node->next.push_back(t.defined() && t.requires_grad() ? gradient_edge(t) : nullptr);
+    node->input_shapes.push_back(t.defined() ? t.shape() : Shape{});
+  }
+  node->backward = std::move(backward);
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+}
+
+void backward(const Tensor& root, const Tensor& seed) {
+  if (!root.requires_grad())
+    fail("backward", "the tensor does not require a gradient (nothing it depends on has requires_grad)");
+  Tensor g0 = seed;
+  if (!g0.defined()) {
+    if (root.numel() != 1) fail("backward", "needs a scalar, got " + root.describe());
+    g0 = Tensor::full(root.shape(), 1.0, root.dtype(), root.device());
+  }
+  std::shared_ptr<Node> start = gradient_edge(root);
+
+  // Count, for every node, how many edges lead into it: it runs once all have delivered.
+  std::unordered_map<Node*, int> pending_inputs;
+  std::vector<Node*> stack{start.get()};
+  pending_inputs[start.get()] = 0;
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (auto& nx : n->next) {
+      if (!nx) continue;
+      if (pending_inputs.count(nx.get()) == 0) {
+        pending_inputs[nx.get()] = 0;
+        stack.push_back(nx.get());
+      }
+      pending_inputs[nx.get()]++;
+    }
+  }
+
+  NoGrad no_grad;  // backward functions compute with ops, but record nothing
+  std::unordered_map<Node*, Tensor> grads{{start.get(), g0}};
+  std::vector<std::shared_ptr<Node>> ready{start};
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = std::move(ready.back());
+    ready.pop_back();
+    Tensor g;
+    if (auto it = grads.find(node.get()); it != grads.end()) {
+      g = std::move(it->second);
+      grads.erase(it);
+    }
+    std::vector<Tensor> input_grads(node->next.size());
+    if (g.defined()) {  // undefined: every user of this node returned no gradient
+      for (auto& [name, hook] : node->hooks) hook(g);
+      if (auto leaf = node->leaf.lock()) {
+        accumulate_into_leaf(*leaf, g);
+        continue;
+      }
+      if (!node->backward)
+        fail("backward", "op '" + node->op + "' was already backpropagated (its saved tensors are freed)");
+      input_grads = node->backward(g);
+      g = Tensor();
+      if (input_grads.size() != node->next.size())
+        fail("backward", "op '" + node->op + "' returned the wrong number of gradients");
+    }
+    node->backward = nullptr;  // frees what the op saved for backward
+    for (size_t i = 0; i < node->next.size(); ++i) {
+      const std::shared_ptr<Node>& nx = node->next[i];
+      if (!nx) continue;
+      Tensor& gi = input_grads[i];
+      if (gi.defined()) {
+        if (gi.shape() != node->input_shapes[i])
+          fail("backward", "op '" + node->op + "' returned a gradient " + to_string(gi.shape()) + " for input " +
+                               std::to_string(i) + " of shape " + to_string(node->input_shapes[i]));
+        auto it = grads.find(nx.get());
+        if (it == grads.end())
+          grads.emplace(nx.get(), gi);
+        else
+          it->second = add(it->second, gi);
+      }
+      if (--pending_inputs[nx.get()] == 0) ready.push_back(nx);
+    }
+  }
+}
+
+}  // namespace engine

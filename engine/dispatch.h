@@ -1,0 +1,50 @@
+// AVEY_DISPATCH(op, t, kernel, args...): calls kernels::cpu::kernel<T>(args...) or
+// kernels::cuda::kernel<T>(args...) for the device of tensor t, with T bound to its element
+// type: float or double on the CPU, float or bf16 on the GPU. The arguments may use T, e.g.
+//   AVEY_DISPATCH("relu", x, relu, x.numel(), x.data<T>(), y.data<T>());
+// Every kernel therefore has the same signature in kernels/cpu and kernels/cuda.
+#pragma once
+#include "engine/tensor.h"
+#include "kernels/cpu/kernels.h"
+#ifdef AVEY_HAVE_CUDA
+#include "kernels/cuda/kernels.h"
+#define AVEY_DISPATCH_CUDA(op, t, kernel, ...)                                   \
+  switch (t.dtype()) {                                                           \
+    case ::engine::DType::F32: {                                                 \
+      using T = float;                                                           \
+      ::kernels::cuda::kernel<T>(__VA_ARGS__);                                   \
+      break;                                                                     \
+    }                                                                            \
+    case ::engine::DType::BF16: {                                                \
+      using T = ::kernels::bf16;                                                 \
+      ::kernels::cuda::kernel<T>(__VA_ARGS__);                                   \
+      break;                                                                     \
+    }                                                                            \
+    default: ::engine::fail(op, "no CUDA kernel for " + t.describe());           \
+  }
+#else
+#define AVEY_DISPATCH_CUDA(op, t, kernel, ...) \
+  ::engine::fail(op, "this build has no CUDA backend (configure with -DAVEY_CUDA=ON where nvcc is present)");
+#endif
+
+#define AVEY_DISPATCH(op, t, kernel, ...)                                        \
+  do {                                                                           \
+    const ::engine::Tensor& dispatch_t_ = (t);                                   \
+    if (dispatch_t_.device() == ::engine::Device::CPU) {                         \
+      switch (dispatch_t_.dtype()) {                                             \
+        case ::engine::DType::F32: {                                             \
+          using T = float;                                                       \
+          ::kernels::cpu::kernel<T>(__VA_ARGS__);                                \
+          break;                                                                 \
+        }                                                                        \
+        case ::engine::DType::F64: {                                             \
+          using T = double;                                                      \
+          ::kernels::cpu::kernel<T>(__VA_ARGS__);                                \
+          break;                                                                 \
+        }                                                                        \
+        default: ::engine::fail(op, "no CPU kernel for " + dispatch_t_.describe() + " (cast to f32)"); \
+      }                                                                          \
+    } else {                                                                     \
+      AVEY_DISPATCH_CUDA(op, dispatch_t_, kernel, __VA_ARGS__)                   \
+    }                                                                            \
+  } while (0)

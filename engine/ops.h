@@ -1,0 +1,77 @@
+// The engine's primitive ops. Each works on CPU and CUDA tensors, checks its arguments (a
+// clear error names the op and the shapes), and records its backward on the autograd tape
+// when an input requires a gradient. Every one is gradient-checked in fp64 (tests/test_ops_*.cpp).
+//
+// Shapes: "[..., n]" means any leading dims, flattened to rows. Broadcasting in add/sub/mul/div
+// is deliberately narrow (kernels::Broadcast): b has a's shape, or is a row [n] over a's last
+// dim, or a column [..., 1] (one value per row of a), or a single element.
+#pragma once
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/tensor.h"
+#include "kernels/cpu/kernels.h"
+
+namespace engine {
+
+using kernels::NormEps;
+
+// ---- matrix products ----
+// a [M, K] or [B, M, K] (transposed: [K, M] / [B, K, M]); b [K, N] or [B, K, N] (transposed:
+// [N, K] / [B, N, K]). A 3-D a with a 2-D b multiplies every batch by the same b (a weight);
+// a 2-D a with 2-D b is the plain product.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+Tensor transpose(const Tensor& a);  // swaps the last two dims
+
+// ---- element-wise ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& a, double s);
+Tensor add_scalar(const Tensor& a, double s);
+Tensor relu(const Tensor& x);
+Tensor relu2(const Tensor& x);  // relu(x)^2
+Tensor gelu(const Tensor& x);   // x * Phi(x), exact erf
+Tensor silu(const Tensor& x);   // x * sigmoid(x)
+Tensor tanh(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor unary(kernels::Unary f, const Tensor& x);  // any of the above by enum
+Tensor tril(const Tensor& x, int64_t diagonal = 0);  // zero above the diagonal of the last two dims
+
+// ---- rows ----
+Tensor softmax(const Tensor& x);  // over the last dim
+Tensor rmsnorm(const Tensor& x, const Tensor& gain, double eps);
+Tensor layernorm(const Tensor& x, const Tensor& gain, const Tensor& bias, double eps);
+Tensor l2norm_rows(const Tensor& x, double eps, NormEps mode);
+
+// ---- reductions ----
+Tensor sum(const Tensor& x);        // all elements -> [1]
+Tensor mean(const Tensor& x);       // all elements -> [1]
+Tensor sum_cols(const Tensor& x);   // [..., n] -> [..., 1]
+Tensor mean_cols(const Tensor& x);  // [..., n] -> [..., 1]
+Tensor max_cols(const Tensor& x);   // [..., n] -> [..., 1]; gradient to the first arg-max
+
+// ---- shapes, rows and columns ----
+Tensor reshape(const Tensor& x, const Shape& shape);  // same data, new shape (a view)
+Tensor slice_rows(const Tensor& x, int64_t begin, int64_t end);  // x[begin:end] along dim 0 (a view)
+Tensor slice_cols(const Tensor& x, int64_t begin, int64_t end);  // x[..., begin:end] (a copy)
+Tensor concat_cols(const std::vector<Tensor>& xs);               // along the last dim
+Tensor concat_rows(const std::vector<Tensor>& xs);               // along dim 0
+std::vector<Tensor> split_cols(const Tensor& x, const std::vector<int64_t>& widths);
+Tensor gather_rows(const Tensor& table, const Tensor& index);  // table [R, n], index i32 [...] -> [..., n]
+Tensor cast(const Tensor& x, DType dtype);                     // differentiable dtype change
+
+// ---- loss ----
+// Mean over rows whose target != ignore_index of -log softmax(logits)[target].
+// logits [..., V] (fp32 or fp64), targets i32 with logits' leading shape.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index = -100);
+
+// ---- in place, never recorded (optimizer and gradient accumulation) ----
+void add_(Tensor& y, const Tensor& x, double alpha = 1.0);  // y += alpha * x
+
+}  // namespace engine

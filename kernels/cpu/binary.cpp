@@ -1,0 +1,88 @@
+// a (op) b with b broadcast as kernels::Broadcast says, and the reduction that undoes a
+// broadcast in backward (the gradient of a bias is the sum of its rows' gradients).
+#include "kernels/cpu/kernels.h"
+
+namespace kernels::cpu {
+
+template <class T> static inline T apply(Binary op, T x, T y) {
+  switch (op) {
+    case Binary::Add: return x + y;
+    case Binary::Sub: return x - y;
+    case Binary::Mul: return x * y;
+    case Binary::Div: return x / y;
+  }
+  return x;
+}
+
+template <class T>
+void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* ar = a + r * cols;
+    T* yr = y + r * cols;
+    switch (bc) {
+      case Broadcast::None:
+        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[r * cols + c]);
+        break;
+      case Broadcast::Row:
+        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[c]);
+        break;
+      case Broadcast::Column:
+        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[r]);
+        break;
+      case Broadcast::Scalar:
+        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[0]);
+        break;
+    }
+  }
+}
+
+template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb) {
+  switch (bc) {
+    case Broadcast::None:
+      for (int64_t i = 0; i < rows * cols; ++i) gb[i] = g[i];
+      break;
+    case Broadcast::Row:  // column sums, accumulated in row order (deterministic)
+      for (int64_t c = 0; c < cols; ++c) gb[c] = T(0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) gb[c] += g[r * cols + c];
+      break;
+    case Broadcast::Column:
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+      for (int64_t r = 0; r < rows; ++r) {
+        T s = T(0);
+        for (int64_t c = 0; c < cols; ++c) s += g[r * cols + c];
+        gb[r] = s;
+      }
+      break;
+    case Broadcast::Scalar: {
+      T s = T(0);
+      for (int64_t i = 0; i < rows * cols; ++i) s += g[i];
+      gb[0] = s;
+      break;
+    }
+  }
+}
+
+template <class T> void scale(int64_t n, double s, const T* x, T* y) {
+  const T k = T(s);
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] = k * x[i];
+}
+
+template <class T> void add_scalar(int64_t n, double s, const T* x, T* y) {
+  const T k = T(s);
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] + k;
+}
+
+#define INSTANTIATE(T)                                                                   \
+  template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
+  template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
+  template void scale<T>(int64_t, double, const T*, T*);                                \
+  template void add_scalar<T>(int64_t, double, const T*, T*);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
+
+}  // namespace kernels::cpu

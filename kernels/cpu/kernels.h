@@ -1,0 +1,115 @@
+// The CPU kernels: plain loops and Eigen over raw row-major arrays, parallel with OpenMP.
+// Each is a template over the element type T, instantiated for float and double (double for
+// the gradient checks). kernels/cuda/kernels.h declares the same set with the same signatures
+// (instantiated for float and bf16), so engine/dispatch.h can pick either by device.
+//
+// Conventions: n = number of elements; rows x cols = a matrix seen as [.., cols] flattened to
+// rows; "_backward" kernels take the forward's inputs/outputs and dL/dy, and write dL/dx.
+#pragma once
+#include <cstdint>
+
+#include "kernels/bf16.h"
+
+namespace kernels {
+
+// How the second operand of a binary op is broadcast over the first (of rows x cols elements).
+enum class Broadcast : uint8_t {
+  None,    // same shape
+  Row,     // b has `cols` elements, one per column: the same row added to every row (a bias)
+  Column,  // b has `rows` elements, one per row: a per-row scalar
+  Scalar,  // b has one element
+};
+
+enum class Binary : uint8_t { Add, Sub, Mul, Div };
+
+// Element-wise functions with their derivatives. Relu2 = relu(x)^2; Gelu uses the exact erf.
+enum class Unary : uint8_t { Relu, Relu2, Gelu, Silu, Tanh, Sqrt, Rsqrt, Exp, Log, Square };
+
+// How row L2-normalisation places its epsilon.
+enum class NormEps : uint8_t {
+  Outside,  // x / (||x|| + eps)        (the ranker)
+  Inside,   // x / sqrt(||x||^2 + eps)  (the contextualizer's cosine)
+  Max,      // x / max(||x||, eps)      (Avey-B)
+};
+
+namespace cpu {
+
+// ---- memory ----
+template <class T> void fill(int64_t n, T* y, double value);
+template <class S, class D> void convert(int64_t n, const S* x, D* y);
+template <class T> void axpy(int64_t n, double alpha, const T* x, T* y);  // y += alpha * x
+
+// ---- matrix products ----
+// For b in [0, batch): C_b = alpha * op(A_b) op(B_b) + beta * C_b, op = transpose when ta/tb.
+// op(A_b) is M x K, op(B_b) is K x N, C_b is M x N; X_b starts at X + b * strideX (a stride of
+// 0 shares one matrix across the batch). Accumulates in T (fp32 or fp64).
+template <class T>
+void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+            double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC);
+// y[b] = x[b]^T for a batch of rows x cols matrices.
+template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y);
+
+// ---- element-wise ----
+template <class T>
+void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y);
+// Gradient of a broadcast operand: reduce g (rows x cols) to b's shape (sum over what was broadcast).
+template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb);
+template <class T> void scale(int64_t n, double s, const T* x, T* y);        // y = s * x
+template <class T> void add_scalar(int64_t n, double s, const T* x, T* y);   // y = x + s
+template <class T> void unary(Unary f, int64_t n, const T* x, T* y);
+template <class T> void unary_backward(Unary f, int64_t n, const T* x, const T* gy, T* gx);  // gx = f'(x) gy
+// Lower-triangular mask on each rows x cols matrix: keep (r, c) with c <= r + diagonal, zero the rest.
+template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t diagonal, const T* x, T* y);
+
+// ---- rows ----
+template <class T> void softmax_rows(int64_t rows, int64_t cols, const T* x, T* y);
+template <class T> void softmax_rows_backward(int64_t rows, int64_t cols, const T* y, const T* gy, T* gx);
+// y = x * rstd * g, rstd = 1 / sqrt(mean(x^2) + eps); rstd (one per row) is saved for backward.
+template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T* g, double eps, T* y, T* rstd);
+// gx written; gg (cols) written (summed over rows).
+template <class T>
+void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg);
+// y = (x - mean) * rstd * g + b; mean and rstd (one per row) saved.
+template <class T>
+void layernorm(int64_t rows, int64_t cols, const T* x, const T* g, const T* b, double eps, T* y, T* mean, T* rstd);
+template <class T>
+void layernorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* mean, const T* rstd,
+                        const T* gy, T* gx, T* gg, T* gb);
+// y = x / norm(x) per row (see NormEps); the row's denominator is saved in `denom`.
+template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom);
+template <class T>
+void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T* denom,
+                          const T* gy, T* gx);
+
+// ---- reductions ----
+template <class T> void sum_all(int64_t n, const T* x, T* y);                         // y[0] = sum x
+template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y);       // y[r] = sum_c x[r, c]
+template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax);  // first max wins
+
+// ---- moving rows and columns ----
+// dst[r, dst_off + c] = src[r, src_off + c] for c < width (accumulate: +=).
+template <class T>
+void copy_cols(int64_t rows, int64_t width, const T* src, int64_t src_cols, int64_t src_off, T* dst,
+               int64_t dst_cols, int64_t dst_off, bool accumulate);
+// y[i, :] = table[idx[i], :]; indices are checked against table_rows.
+template <class T>
+void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows, const int32_t* idx, T* y);
+// gtable[idx[i], :] += g[i, :]
+template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable);
+// gx[r, idx[r]] += gy[r] (the backward of max_cols)
+template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
+
+// ---- loss ----
+// Per row: loss[r] = logsumexp(logits[r]) - logits[r, target[r]], or 0 when target == ignore;
+// lse[r] saved. Returns nothing; the engine averages over the counted rows.
+template <class T>
+void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore, T* loss,
+                   T* lse);
+// glogits[r] = gloss[0] * scale * (softmax(logits[r]) - onehot(target[r])), zero rows for ignored
+// targets. gloss points to one element (dL/d(mean loss)), scale = 1 / (number of counted rows).
+template <class T>
+void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore,
+                            const T* lse, const T* gloss, double scale, T* glogits);
+
+}  // namespace cpu
+}  // namespace kernels

@@ -1,0 +1,52 @@
+// Filling, converting between element types, and y += alpha * x.
+#include <cmath>
+
+#include "kernels/cpu/kernels.h"
+
+namespace kernels::cpu {
+
+template <class T> static T from_double(double v) {
+  if constexpr (std::is_same_v<T, bf16>) return to_bf16(float(v));
+  else return T(v);
+}
+template <class T> static double to_double(T v) {
+  if constexpr (std::is_same_v<T, bf16>) return to_float(v);
+  else return double(v);
+}
+
+template <class T> void fill(int64_t n, T* y, double value) {
+  const T v = from_double<T>(value);
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] = v;
+}
+
+template <class S, class D> void convert(int64_t n, const S* x, D* y) {
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<D, int32_t>) y[i] = int32_t(std::lround(to_double(x[i])));
+    else if constexpr (std::is_same_v<S, float> && std::is_same_v<D, bf16>) y[i] = to_bf16(x[i]);
+    else y[i] = from_double<D>(to_double(x[i]));
+  }
+}
+
+template <class T> void axpy(int64_t n, double alpha, const T* x, T* y) {
+  const T a = T(alpha);
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+#define FOR_ALL(S)                                        \
+  template void fill<S>(int64_t, S*, double);             \
+  template void convert<S, float>(int64_t, const S*, float*);   \
+  template void convert<S, double>(int64_t, const S*, double*); \
+  template void convert<S, bf16>(int64_t, const S*, bf16*);     \
+  template void convert<S, int32_t>(int64_t, const S*, int32_t*);
+FOR_ALL(float)
+FOR_ALL(double)
+FOR_ALL(bf16)
+FOR_ALL(int32_t)
+#undef FOR_ALL
+template void axpy<float>(int64_t, double, const float*, float*);
+template void axpy<double>(int64_t, double, const double*, double*);
+
+}  // namespace kernels::cpu

@@ -1,0 +1,23 @@
+// Device memory for the CUDA backend: a caching allocator (freed blocks are kept, by size, for
+// the next allocation of that size, so a training step allocates nothing new after the first),
+// copies between host and device, and synchronisation. All work runs on one stream.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace kernels::cuda {
+
+bool available();                  // a CUDA device is present and usable
+void* allocate(size_t nbytes);     // from the cache, else cudaMalloc; throws on failure
+void release(void* ptr, size_t nbytes);  // back to the cache
+void empty_cache();                // cudaFree every cached block
+size_t bytes_in_use();             // live allocations
+size_t peak_bytes_in_use();        // high-water mark since the last reset
+void reset_peak();
+void copy_to_device(void* dst, const void* src, size_t nbytes);
+void copy_to_host(void* dst, const void* src, size_t nbytes);
+void copy_on_device(void* dst, const void* src, size_t nbytes);
+void zero(void* dst, size_t nbytes);
+void synchronize();                // waits for all queued GPU work; throws on a kernel error
+
+}  // namespace kernels::cuda

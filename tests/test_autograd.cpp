@@ -1,0 +1,89 @@
+// The tape's semantics: accumulation, no-grad scopes, hooks, freed saved tensors, errors.
+#include "tests/testing.h"
+
+using namespace engine;
+using testing::random_leaf;
+
+TEST_CASE("autograd: gradient of a shared input sums both paths") {
+  Tensor x = Tensor::from(std::vector<double>{1, 2, 3}, {3});
+  x.requires_grad_();
+  Tensor y = sum(add(mul(x, x), scale(x, 3.0)));  // sum(x^2 + 3x) -> dy/dx = 2x + 3
+  y.backward();
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{5, 7, 9});
+}
+
+TEST_CASE("autograd: parameter gradients accumulate across backward calls") {
+  Tensor w = Tensor::from(std::vector<double>{1, -2}, {2});
+  w.requires_grad_();
+  sum(scale(w, 2.0)).backward();
+  sum(scale(w, 2.0)).backward();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{4, 4});
+  w.zero_grad();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{0, 0});
+}
+
+TEST_CASE("autograd: no-grad scope records nothing") {
+  Tensor w = Tensor::from(std::vector<double>{1, 2}, {2});
+  w.requires_grad_();
+  NoGrad guard;
+  Tensor y = mul(w, w);
+  CHECK_FALSE(y.requires_grad());
+  CHECK(y.grad_fn() == nullptr);
+}
+
+TEST_CASE("autograd: hooks see intermediate and leaf gradients by name") {
+  Tensor x = Tensor::from(std::vector<double>{1, 2}, {2});
+  x.requires_grad_();
+  Tensor h = scale(x, 3.0);
+  std::vector<double> seen_h, seen_x;
+  h.register_hook("h", [&](const Tensor& g) { seen_h = g.to_vector<double>(); });
+  x.register_hook("x", [&](const Tensor& g) { seen_x = g.to_vector<double>(); });
+  sum(mul(h, h)).backward();  // d/dh = 2h = (6, 12); d/dx = 3 * 2h = (18, 36)
+  CHECK(seen_h == std::vector<double>{6, 12});
+  CHECK(seen_x == std::vector<double>{18, 36});
+}
+
+TEST_CASE("autograd: saved tensors are released after backward; a second backward is an error") {
+  Tensor x = Tensor::from(std::vector<double>{1, 2}, {2});
+  x.requires_grad_();
+  Tensor a = mul(x, x);
+  Tensor loss = sum(a);
+  long before = x.impl_ptr().use_count();  // the mul node holds x twice (as a and as b)
+  loss.backward();
+  CHECK(x.impl_ptr().use_count() < before);
+  CHECK(a.grad_fn()->backward == nullptr);
+  CHECK_THROWS_WITH_AS(loss.backward(), doctest::Contains("already backpropagated"), std::invalid_argument);
+}
+
+TEST_CASE("autograd: branches that give no gradient do not block the rest") {
+  Tensor x = Tensor::from(std::vector<double>{1, 2}, {2});
+  x.requires_grad_();
+  Tensor w = Tensor::from(std::vector<double>{3, 4}, {2});
+  w.requires_grad_();
+  Tensor u = mul(x, w);
+  Tensor y = sum(add(u, x));
+  y.backward();
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{4, 5});
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{1, 2});
+}
+
+TEST_CASE("tensor: clear errors name the op and the shapes") {
+  Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5});
+  CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("matmul: inner dims differ (3 vs 4)"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(add(a, b), doctest::Contains("add: cannot broadcast f32[4, 5] cpu over f32[2, 3] cpu"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sum(a).backward(), doctest::Contains("does not require a gradient"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(a.data<double>(), doctest::Contains("asked for f64 elements of f32[2, 3] cpu"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("tensor: views share storage; dtype conversions round-trip") {
+  Tensor a = Tensor::from(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor v = a.view(3, {3});
+  v.fill_(0.5);
+  CHECK(a.to_vector<float>() == std::vector<float>{1, 2, 3, 0.5f, 0.5f, 0.5f});
+  Tensor b = a.to(DType::BF16).to(DType::F32);
+  CHECK(b.to_vector<float>() == a.to_vector<float>());  // all exactly representable in bf16
+  CHECK(kernels::to_float(kernels::to_bf16(1.00390625f)) == 1.0f);  // ties round to even
+  CHECK(Tensor::from(std::vector<int32_t>{7}, {1}).item() == 7.0);
+}
