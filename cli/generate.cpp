@@ -45,14 +45,10 @@ int run_generate(int argc, char** argv) {
   std::fflush(stdout);
   const auto t0 = std::chrono::steady_clock::now();
   double first = 0;
-  std::vector<int32_t> pending;  // ids not yet printed (a character may span several tokens)
   sample(model, ids, opt, rng, [&](int32_t id) {
     if (first == 0) first = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    pending.push_back(id);
-    std::string text = tok->decode(pending);
-    fmt::print("{}", text);
+    fmt::print("{}", tok->decode({id}));  // bytes in order: a split character still prints whole
     std::fflush(stdout);
-    pending.clear();
   });
   fmt::print("\n");
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
