@@ -24,9 +24,9 @@ void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* 
     for (int64_t v = 0; v < vocab; ++v) m = std::max(m, z[v]);
     T s = T(0);
     for (int64_t v = 0; v < vocab; ++v) s += std::exp(z[v] - m);
-    const T l = m + std::log(s);
-    lse[r] = l;
-    loss[r] = l - z[target[r]];
+    const T log_s = std::log(s);
+    lse[r] = m + log_s;
+    loss[r] = (m - z[target[r]]) + log_s;  // not lse - z[t]: keeps the digits when |z| is large
   }
 }
 
