@@ -2,7 +2,7 @@
 // what each computes), so engine/dispatch.h can call kernels::cuda::name<T>(args) for a tensor
 // on the GPU. Pointers are
 // device pointers (gloss in cross_entropy_backward too). T is float or bf16; for bf16 the
-// arithmetic runs in fp32 and only storage is bf16. fill and convert are also instantiated for
+// arithmetic runs in fp32 and only storage is bf16 (the optimizer's kernels: float only). fill and convert are also instantiated for
 // double and int32_t (engine/tensor.cpp uses them for every dtype).
 //
 // All kernels run on one stream (kernels/cuda/memory.h) and are asynchronous: errors from a
@@ -74,6 +74,14 @@ void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* 
 template <class T>
 void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore,
                             const T* lse, const T* gloss, double scale, T* glogits);
+
+// ---- optimizer (instantiated for float only) ----
+template <class T>
+void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
+           double b2, double eps, double wd, double bias1, double bias2, double grad_scale);
+template <class T> double sum_squares(int64_t n, const T* x);
+template <class T>
+void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* count, const T* x, double* out);
 
 }  // namespace kernels::cuda
 

@@ -59,6 +59,7 @@ struct Allocator {
   std::mutex mutex;
   std::unordered_map<size_t, std::vector<void*>> free_lists;  // size class -> cached blocks
   size_t in_use = 0, peak = 0, cached = 0;
+  bool poison = false;
 
   void* allocate(size_t n) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -83,6 +84,7 @@ struct Allocator {
     }
     in_use += c;
     if (in_use > peak) peak = in_use;
+    if (poison) AVEY_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, c, stream()));
     return p;
   }
 
@@ -130,6 +132,11 @@ size_t peak_bytes_in_use() {
 void reset_peak() {
   std::lock_guard<std::mutex> lock(allocator().mutex);
   allocator().peak = allocator().in_use;
+}
+
+void poison_allocations(bool on) {
+  std::lock_guard<std::mutex> lock(allocator().mutex);
+  allocator().poison = on;
 }
 
 // ---------------------------------------------------------------- errors found on the device

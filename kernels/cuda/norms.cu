@@ -11,7 +11,7 @@
 //   rmsnorm  y = x r g, r = (mean x^2 + eps)^-1/2:   gx = r (g gy) - x r^3 sum(g gy x) / n
 //   layernorm xh = (x - mu) r, d = g gy:              gx = r (d - mean(d) - xh mean(d xh))
 //   l2norm   y = x / D(s), s = |x|:  gx = gy / D - x (gy . x) D'(s) / (s D^2), with
-//            D = s + eps (D' = 1), sqrt(s^2 + eps) (D' = s / D), max(s, eps) (D' = [s >= eps])
+//            D = s + eps (D' = 1), sqrt(s^2 + eps) (D' = s / D), max(s, eps) (D' = [s > eps])
 // Backward uses the saved rstd (for bf16 rounded to 8 bits: a relative error under 0.4%). The
 // saved bf16 mean would cost more (its rounding error scales with |mean|, not with the spread
 // of the row), so for bf16 layernorm backward recomputes the mean from x in fp32.
@@ -225,7 +225,7 @@ template <class T> __global__ void l2norm_kernel(NormEps mode, int64_t cols, con
   __shared__ float shared[32];
   const int64_t base = int64_t(blockIdx.x) * cols;
   const float d = l2_denom(mode, row_norm(cols, x + base, shared), eps);
-  const float inv = 1.f / d;
+  const float inv = d > 0.f ? 1.f / d : 0.f;  // a zero row with eps = 0 stays zero
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) store(y, base + c, load(x, base + c) * inv);
   if (threadIdx.x == 0) store(denom, blockIdx.x, d);
 }
@@ -239,12 +239,12 @@ __global__ void l2norm_backward_kernel(NormEps mode, int64_t cols, const T* x, f
   float p = 0.f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) p += load(gy, base + c) * load(x, base + c);
   p = block_reduce(p, Sum{}, shared);
-  const float d = l2_denom(mode, s, eps);
+  const float d = l2_denom(mode, s, eps), inv = d > 0.f ? 1.f / d : 0.f;
   float k = 0.f;  // gx = gy / d - k x
-  if (mode == NormEps::Inside) k = p / (d * d * d);
-  else if (s > 0.f && (mode == NormEps::Outside || s >= eps)) k = p / (s * d * d);
+  if (mode == NormEps::Inside) k = p * inv * inv * inv;
+  else if (s > 0.f && (mode == NormEps::Outside || s > eps)) k = p * inv * inv / s;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-    store(gx, base + c, load(gy, base + c) / d - k * load(x, base + c));
+    store(gx, base + c, load(gy, base + c) * inv - k * load(x, base + c));
 }
 
 template <class T>
