@@ -16,6 +16,9 @@ void empty_cache();                // cudaFree every cached block
 size_t bytes_in_use();             // live allocations
 size_t peak_bytes_in_use();        // high-water mark since the last reset
 void reset_peak();
+// Tests: while on, every allocation is filled with 0xFF bytes (NaN in f32 and bf16), so an
+// output element that a kernel fails to write shows up as NaN.
+void poison_allocations(bool on);
 void copy_to_device(void* dst, const void* src, size_t nbytes);
 void copy_to_host(void* dst, const void* src, size_t nbytes);
 void copy_on_device(void* dst, const void* src, size_t nbytes);

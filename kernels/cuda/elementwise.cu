@@ -1,0 +1,181 @@
+// Element-wise kernels: binary ops with broadcasting, scale, add_scalar, axpy, the unary
+// functions and their derivatives, tril; and reduce_to, the sum that undoes a broadcast.
+//
+// Mapping: one thread per element in a grid-stride loop (grid capped, each thread takes every
+// gridDim*blockDim-th element). Each element is independent, so the result does not depend on
+// the launch shape. Values are loaded to fp32, computed, and rounded once on store.
+#include "kernels/cuda/columns.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace kernels::cuda {
+
+// ---------------------------------------------------------------- binary
+
+__device__ __forceinline__ float apply(Binary op, float x, float y) {
+  switch (op) {
+    case Binary::Add: return x + y;
+    case Binary::Sub: return x - y;
+    case Binary::Mul: return x * y;
+    case Binary::Div: return x / y;
+  }
+  return x;
+}
+
+template <class T>
+__global__ void binary_kernel(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y) {
+  AVEY_GRID_STRIDE(i, rows * cols) {
+    int64_t j = 0;  // b's element for a's element i
+    switch (bc) {
+      case Broadcast::None: j = i; break;
+      case Broadcast::Row: j = i % cols; break;
+      case Broadcast::Column: j = i / cols; break;
+      case Broadcast::Scalar: j = 0; break;
+    }
+    store(y, i, apply(op, load(a, i), load(b, j)));
+  }
+}
+
+template <class T>
+void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y) {
+  if (rows * cols == 0) return;
+  binary_kernel<<<blocks_for(rows * cols), kThreads, 0, stream()>>>(op, bc, rows, cols, a, b, y);
+  AVEY_LAUNCH_CHECK("binary");
+}
+
+// ---------------------------------------------------------------- reduce_to
+
+template <class T> struct LoadAt {  // f(r, c) = g[r, c] for column_sums
+  const T* g;
+  int64_t cols;
+  __device__ float operator()(int64_t r, int64_t c) const { return load(g, r * cols + c); }
+};
+
+template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb) {
+  switch (bc) {
+    case Broadcast::None: copy_on_device(gb, g, size_t(rows * cols) * sizeof(T)); break;
+    case Broadcast::Row: column_sums(rows, cols, LoadAt<T>{g, cols}, gb); break;
+    case Broadcast::Column: sum_cols(rows, cols, g, gb); break;
+    case Broadcast::Scalar: sum_all(rows * cols, g, gb); break;
+  }
+}
+
+// ---------------------------------------------------------------- scale, add_scalar, axpy
+
+template <class T> __global__ void affine_kernel(int64_t n, float s, float t, const T* x, T* y) {
+  AVEY_GRID_STRIDE(i, n) store(y, i, s * load(x, i) + t);
+}
+template <class T> __global__ void axpy_kernel(int64_t n, float alpha, const T* x, T* y) {
+  AVEY_GRID_STRIDE(i, n) store(y, i, load(y, i) + alpha * load(x, i));
+}
+
+template <class T> void scale(int64_t n, double s, const T* x, T* y) {
+  if (n <= 0) return;
+  affine_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, float(s), 0.f, x, y);
+  AVEY_LAUNCH_CHECK("scale");
+}
+template <class T> void add_scalar(int64_t n, double s, const T* x, T* y) {
+  if (n <= 0) return;
+  affine_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, 1.f, float(s), x, y);
+  AVEY_LAUNCH_CHECK("add_scalar");
+}
+template <class T> void axpy(int64_t n, double alpha, const T* x, T* y) {
+  if (n <= 0) return;
+  axpy_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, float(alpha), x, y);
+  AVEY_LAUNCH_CHECK("axpy");
+}
+
+// ---------------------------------------------------------------- unary functions
+//   relu' = [x > 0]        relu2 = relu(x)^2, ' = 2 relu(x)     gelu = x Phi(x), ' = Phi(x) + x phi(x)
+//   silu = x s(x), ' = s(x) (1 + x (1 - s(x)))                  tanh' = 1 - tanh^2
+//   sqrt' = 1 / (2 sqrt x)   rsqrt' = -rsqrt(x) / (2x)   exp' = exp   log' = 1/x   square' = 2x
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+
+__device__ float unary_f(Unary f, float x) {
+  switch (f) {
+    case Unary::Relu: return x > 0.f ? x : 0.f;
+    case Unary::Relu2: return x > 0.f ? x * x : 0.f;
+    case Unary::Gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case Unary::Silu: return x * sigmoid(x);
+    case Unary::Tanh: return tanhf(x);
+    case Unary::Sqrt: return sqrtf(x);
+    case Unary::Rsqrt: return 1.f / sqrtf(x);
+    case Unary::Exp: return expf(x);
+    case Unary::Log: return logf(x);
+    case Unary::Square: return x * x;
+  }
+  return x;
+}
+
+__device__ float unary_df(Unary f, float x) {
+  switch (f) {
+    case Unary::Relu: return x > 0.f ? 1.f : 0.f;
+    case Unary::Relu2: return x > 0.f ? 2.f * x : 0.f;
+    case Unary::Gelu:
+      return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+    case Unary::Silu: {
+      float s = sigmoid(x);
+      return s * (1.f + x * (1.f - s));
+    }
+    case Unary::Tanh: {
+      float t = tanhf(x);
+      return 1.f - t * t;
+    }
+    case Unary::Sqrt: return 0.5f / sqrtf(x);
+    case Unary::Rsqrt: return -0.5f / (x * sqrtf(x));
+    case Unary::Exp: return expf(x);
+    case Unary::Log: return 1.f / x;
+    case Unary::Square: return 2.f * x;
+  }
+  return 0.f;
+}
+
+template <class T> __global__ void unary_kernel(Unary f, int64_t n, const T* x, T* y) {
+  AVEY_GRID_STRIDE(i, n) store(y, i, unary_f(f, load(x, i)));
+}
+template <class T> __global__ void unary_backward_kernel(Unary f, int64_t n, const T* x, const T* gy, T* gx) {
+  AVEY_GRID_STRIDE(i, n) store(gx, i, unary_df(f, load(x, i)) * load(gy, i));
+}
+
+template <class T> void unary(Unary f, int64_t n, const T* x, T* y) {
+  if (n <= 0) return;
+  unary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(f, n, x, y);
+  AVEY_LAUNCH_CHECK("unary");
+}
+template <class T> void unary_backward(Unary f, int64_t n, const T* x, const T* gy, T* gx) {
+  if (n <= 0) return;
+  unary_backward_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(f, n, x, gy, gx);
+  AVEY_LAUNCH_CHECK("unary_backward");
+}
+
+// ---------------------------------------------------------------- tril
+
+template <class T>
+__global__ void tril_kernel(int64_t n, int64_t rows, int64_t cols, int64_t diagonal, const T* x, T* y) {
+  AVEY_GRID_STRIDE(i, n) {
+    const int64_t c = i % cols, r = (i / cols) % rows;
+    store(y, i, c <= r + diagonal ? load(x, i) : 0.f);
+  }
+}
+
+template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t diagonal, const T* x, T* y) {
+  const int64_t n = batch * rows * cols;
+  if (n <= 0) return;
+  tril_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, rows, cols, diagonal, x, y);
+  AVEY_LAUNCH_CHECK("tril");
+}
+
+#define INSTANTIATE(T)                                                                   \
+  template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
+  template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
+  template void scale<T>(int64_t, double, const T*, T*);                                \
+  template void add_scalar<T>(int64_t, double, const T*, T*);                           \
+  template void axpy<T>(int64_t, double, const T*, T*);                                 \
+  template void unary<T>(Unary, int64_t, const T*, T*);                                 \
+  template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);              \
+  template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);
+INSTANTIATE(float)
+INSTANTIATE(bf16)
+#undef INSTANTIATE
+
+}  // namespace kernels::cuda

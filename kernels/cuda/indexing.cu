@@ -1,0 +1,128 @@
+// Moving rows and columns: copy_cols, gather_rows, scatter_add_rows, scatter_cols.
+//
+// copy_cols, gather_rows: one thread per output element (grid-stride), so neighbouring threads
+// touch neighbouring columns. scatter_cols: one thread per row (each row writes one element).
+//
+// scatter_add_rows (the embedding gradient) must add many rows into the same table row, and
+// float atomics would make the sum depend on timing. Instead: sort the pairs (index, i) by
+// index with CUB's radix sort, which is stable, so equal indices keep the order of i; then one
+// block per run of equal indices, starting where the sorted index changes, adds its rows in
+// that order (threads across columns) and adds the total to the table row once. Same input,
+// same bits. Indices out of range are reported through the device error word (common.cuh).
+#include <cub/device/device_radix_sort.cuh>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace kernels::cuda {
+
+template <class T>
+__global__ void copy_cols_kernel(int64_t rows, int64_t width, const T* src, int64_t src_cols, int64_t src_off, T* dst,
+                                 int64_t dst_cols, int64_t dst_off, bool accumulate) {
+  AVEY_GRID_STRIDE(i, rows * width) {
+    const int64_t r = i / width, c = i % width;
+    const float v = load(src, r * src_cols + src_off + c);
+    const int64_t j = r * dst_cols + dst_off + c;
+    store(dst, j, accumulate ? load(dst, j) + v : v);
+  }
+}
+
+template <class T>
+void copy_cols(int64_t rows, int64_t width, const T* src, int64_t src_cols, int64_t src_off, T* dst, int64_t dst_cols,
+               int64_t dst_off, bool accumulate) {
+  if (rows * width <= 0) return;
+  copy_cols_kernel<<<blocks_for(rows * width), kThreads, 0, stream()>>>(rows, width, src, src_cols, src_off, dst,
+                                                                       dst_cols, dst_off, accumulate);
+  AVEY_LAUNCH_CHECK("copy_cols");
+}
+
+// A bad index writes NaN to its row (so nothing unwritten is left) and raises the error word.
+template <class T>
+__global__ void gather_rows_kernel(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows, const int32_t* idx,
+                                   T* y, unsigned* error) {
+  AVEY_GRID_STRIDE(i, n_idx * cols) {
+    const int64_t r = i / cols, c = i % cols;
+    const int64_t t = idx[r];
+    if (t < 0 || t >= table_rows) {
+      store(y, i, NAN);
+      if (c == 0) atomicOr(error, unsigned(BadGatherIndex));
+    } else {
+      store(y, i, load(table, t * cols + c));
+    }
+  }
+}
+
+template <class T>
+void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows, const int32_t* idx, T* y) {
+  if (n_idx * cols <= 0) return;
+  gather_rows_kernel<<<blocks_for(n_idx * cols), kThreads, 0, stream()>>>(n_idx, cols, table, table_rows, idx, y,
+                                                                         device_error_word());
+  AVEY_LAUNCH_CHECK("gather_rows");
+}
+
+__global__ void iota_kernel(int64_t n, int32_t* v) {
+  AVEY_GRID_STRIDE(i, n) v[i] = int32_t(i);
+}
+
+// Block p handles the run of equal sorted keys that starts at p (other blocks exit at once).
+template <class T>
+__global__ void segment_add_kernel(int64_t n, int64_t cols, const T* g, const int32_t* keys, const int32_t* order,
+                                   T* gtable, unsigned* error) {
+  const int64_t p = blockIdx.x;
+  const int32_t key = keys[p];
+  if (p > 0 && keys[p - 1] == key) return;
+  if (key < 0) {
+    if (threadIdx.x == 0) atomicOr(error, unsigned(BadScatterIndex));
+    return;
+  }
+  int64_t end = p + 1;
+  while (end < n && keys[end] == key) ++end;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    float s = 0.f;
+    for (int64_t q = p; q < end; ++q) s += load(g, int64_t(order[q]) * cols + c);
+    store(gtable, int64_t(key) * cols + c, load(gtable, int64_t(key) * cols + c) + s);
+  }
+}
+
+template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable) {
+  if (n_idx <= 0 || cols <= 0) return;
+  if (n_idx > INT32_MAX) fail("scatter_add_rows", "more than 2^31 indices", __FILE__, __LINE__);
+  const int n = int(n_idx);
+  Scratch keys(n * sizeof(int32_t)), order_in(n * sizeof(int32_t)), order(n * sizeof(int32_t));
+  iota_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, order_in.as<int32_t>());
+  AVEY_LAUNCH_CHECK("scatter_add_rows (iota)");
+  size_t temp_bytes = 0;
+  AVEY_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, idx, keys.as<int32_t>(),
+                                                  order_in.as<int32_t>(), order.as<int32_t>(), n, 0, 32, stream()));
+  Scratch temp(temp_bytes);
+  AVEY_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.ptr, temp_bytes, idx, keys.as<int32_t>(),
+                                                  order_in.as<int32_t>(), order.as<int32_t>(), n, 0, 32, stream()));
+  segment_add_kernel<<<unsigned(n), threads_for_row(cols) < 256 ? threads_for_row(cols) : 256, 0, stream()>>>(
+      n, cols, g, keys.as<int32_t>(), order.as<int32_t>(), gtable, device_error_word());
+  AVEY_LAUNCH_CHECK("scatter_add_rows");
+}
+
+template <class T>
+__global__ void scatter_cols_kernel(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx) {
+  AVEY_GRID_STRIDE(r, rows) {
+    const int64_t j = r * cols + idx[r];
+    store(gx, j, load(gx, j) + load(gy, r));
+  }
+}
+
+template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx) {
+  if (rows <= 0) return;
+  scatter_cols_kernel<<<blocks_for(rows), kThreads, 0, stream()>>>(rows, cols, idx, gy, gx);
+  AVEY_LAUNCH_CHECK("scatter_cols");
+}
+
+#define INSTANTIATE(T)                                                                                            \
+  template void copy_cols<T>(int64_t, int64_t, const T*, int64_t, int64_t, T*, int64_t, int64_t, bool);           \
+  template void gather_rows<T>(int64_t, int64_t, const T*, int64_t, const int32_t*, T*);                          \
+  template void scatter_add_rows<T>(int64_t, int64_t, const T*, const int32_t*, T*);                              \
+  template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);
+INSTANTIATE(float)
+INSTANTIATE(bf16)
+#undef INSTANTIATE
+
+}  // namespace kernels::cuda

@@ -1,0 +1,87 @@
+// The CUDA kernels: the same set, with the same signatures, as kernels/cpu/kernels.h (which says
+// what each computes), so engine/dispatch.h can call kernels::cuda::name<T>(args) for a tensor
+// on the GPU. Pointers are
+// device pointers (gloss in cross_entropy_backward too). T is float or bf16; for bf16 the
+// arithmetic runs in fp32 and only storage is bf16 (the optimizer's kernels: float only). fill and convert are also instantiated for
+// double and int32_t (engine/tensor.cpp uses them for every dtype).
+//
+// All kernels run on one stream (kernels/cuda/memory.h) and are asynchronous: errors from a
+// launch are reported at once, errors found while running (an index out of range) at the next
+// synchronize() or copy to the host.
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/kernels.h"  // Broadcast, Binary, Unary, NormEps
+#include "kernels/cuda/memory.h"
+
+namespace kernels::cuda {
+
+// ---- memory (allocation and copies: kernels/cuda/memory.h) ----
+template <class T> void fill(int64_t n, T* y, double value);
+template <class S, class D> void convert(int64_t n, const S* x, D* y);
+template <class T> void axpy(int64_t n, double alpha, const T* x, T* y);
+
+// ---- matrix products ----
+template <class T>
+void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+            double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC);
+template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y);
+
+// ---- element-wise ----
+template <class T>
+void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y);
+template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb);
+template <class T> void scale(int64_t n, double s, const T* x, T* y);
+template <class T> void add_scalar(int64_t n, double s, const T* x, T* y);
+template <class T> void unary(Unary f, int64_t n, const T* x, T* y);
+template <class T> void unary_backward(Unary f, int64_t n, const T* x, const T* gy, T* gx);
+template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t diagonal, const T* x, T* y);
+
+// ---- rows ----
+template <class T> void softmax_rows(int64_t rows, int64_t cols, const T* x, T* y);
+template <class T> void softmax_rows_backward(int64_t rows, int64_t cols, const T* y, const T* gy, T* gx);
+template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T* g, double eps, T* y, T* rstd);
+template <class T>
+void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg);
+template <class T>
+void layernorm(int64_t rows, int64_t cols, const T* x, const T* g, const T* b, double eps, T* y, T* mean, T* rstd);
+template <class T>
+void layernorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* mean, const T* rstd,
+                        const T* gy, T* gx, T* gg, T* gb);
+template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom);
+template <class T>
+void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T* denom,
+                          const T* gy, T* gx);
+
+// ---- reductions ----
+template <class T> void sum_all(int64_t n, const T* x, T* y);
+template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y);
+template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax);
+
+// ---- moving rows and columns ----
+template <class T>
+void copy_cols(int64_t rows, int64_t width, const T* src, int64_t src_cols, int64_t src_off, T* dst,
+               int64_t dst_cols, int64_t dst_off, bool accumulate);
+template <class T>
+void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows, const int32_t* idx, T* y);
+template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable);
+template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
+
+// ---- loss ----
+template <class T>
+void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore, T* loss,
+                   T* lse);
+template <class T>
+void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore,
+                            const T* lse, const T* gloss, double scale, T* glogits);
+
+// ---- optimizer (instantiated for float only) ----
+template <class T>
+void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
+           double b2, double eps, double wd, double bias1, double bias2, double grad_scale);
+template <class T> double sum_squares(int64_t n, const T* x);
+template <class T>
+void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* count, const T* x, double* out);
+
+}  // namespace kernels::cuda
+

@@ -1,0 +1,279 @@
+// Row-wise kernels: softmax, RMSNorm, LayerNorm, L2 normalisation, and their backwards.
+//
+// Mapping: one block per row (a multiple of 32 threads, up to 1024, fitted to the row length);
+// thread t handles columns t, t + blockDim, ... Row statistics (max, sums) come from the fixed
+// block tree in common.cuh, so they are deterministic; each pass re-reads the row, which is
+// small enough to stay in L1/L2. Everything is computed in fp32. Gain gradients (summed over
+// rows) use the deterministic two-pass column sums of columns.cuh.
+//
+// Backward formulas (per row, n = cols, sums over the row):
+//   softmax  gx = y * (gy - sum(y gy))
+//   rmsnorm  y = x r g, r = (mean x^2 + eps)^-1/2:   gx = r (g gy) - x r^3 sum(g gy x) / n
+//   layernorm xh = (x - mu) r, d = g gy:              gx = r (d - mean(d) - xh mean(d xh))
+//   l2norm   y = x / D(s), s = |x|:  gx = gy / D - x (gy . x) D'(s) / (s D^2), with
+//            D = s + eps (D' = 1), sqrt(s^2 + eps) (D' = s / D), max(s, eps) (D' = [s > eps])
+// Backward uses the saved rstd (for bf16 rounded to 8 bits: a relative error under 0.4%). The
+// saved bf16 mean would cost more (its rounding error scales with |mean|, not with the spread
+// of the row), so for bf16 layernorm backward recomputes the mean from x in fp32.
+#include "kernels/cuda/columns.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace kernels::cuda {
+
+namespace {
+unsigned rows_grid(int64_t rows) { return unsigned(rows); }
+}  // namespace
+
+// ---------------------------------------------------------------- softmax
+
+template <class T> __global__ void softmax_kernel(int64_t cols, const T* x, T* y) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  float m = -INFINITY;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, load(x, base + c));
+  m = block_reduce(m, Max{}, shared);
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += expf(load(x, base + c) - m);
+  s = block_reduce(s, Sum{}, shared);
+  const float inv = 1.f / s;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) store(y, base + c, expf(load(x, base + c) - m) * inv);
+}
+
+template <class T> __global__ void softmax_backward_kernel(int64_t cols, const T* y, const T* gy, T* gx) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  float d = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) d += load(y, base + c) * load(gy, base + c);
+  d = block_reduce(d, Sum{}, shared);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    store(gx, base + c, load(y, base + c) * (load(gy, base + c) - d));
+}
+
+template <class T> void softmax_rows(int64_t rows, int64_t cols, const T* x, T* y) {
+  if (rows <= 0 || cols <= 0) return;
+  softmax_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y);
+  AVEY_LAUNCH_CHECK("softmax_rows");
+}
+template <class T> void softmax_rows_backward(int64_t rows, int64_t cols, const T* y, const T* gy, T* gx) {
+  if (rows <= 0 || cols <= 0) return;
+  softmax_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, y, gy, gx);
+  AVEY_LAUNCH_CHECK("softmax_rows_backward");
+}
+
+// ---------------------------------------------------------------- rmsnorm
+
+template <class T> __device__ float rms_rstd(int64_t cols, const T* xr, float eps, float* shared) {
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    float v = load(xr, c);
+    s += v * v;
+  }
+  return rsqrtf(block_reduce(s, Sum{}, shared) / float(cols) + eps);
+}
+
+template <class T> __global__ void rmsnorm_kernel(int64_t cols, const T* x, const T* g, float eps, T* y, T* rstd) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  const float r = rms_rstd(cols, x + base, eps, shared);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) store(y, base + c, load(x, base + c) * r * load(g, c));
+  if (threadIdx.x == 0) store(rstd, blockIdx.x, r);
+}
+
+template <class T>
+__global__ void rmsnorm_backward_kernel(int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  const float r = load(rstd, blockIdx.x);
+  float d = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) d += load(g, c) * load(gy, base + c) * load(x, base + c);
+  d = block_reduce(d, Sum{}, shared);
+  const float k = r * r * r * d / float(cols);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    store(gx, base + c, r * load(g, c) * load(gy, base + c) - load(x, base + c) * k);
+}
+
+// gg[c] = sum_r gy[r, c] x[r, c] rstd[r]
+template <class T> struct RmsGainGrad {
+  const T *x, *gy, *rstd;
+  int64_t cols;
+  __device__ float operator()(int64_t r, int64_t c) const {
+    return load(gy, r * cols + c) * load(x, r * cols + c) * load(rstd, r);
+  }
+};
+
+template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T* g, double eps, T* y, T* rstd) {
+  if (rows <= 0) return;
+  rmsnorm_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, float(eps), y, rstd);
+  AVEY_LAUNCH_CHECK("rmsnorm");
+}
+template <class T>
+void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg) {
+  column_sums(rows, cols, RmsGainGrad<T>{x, gy, rstd, cols}, gg);
+  if (rows <= 0) return;
+  rmsnorm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, rstd, gy, gx);
+  AVEY_LAUNCH_CHECK("rmsnorm_backward");
+}
+
+// ---------------------------------------------------------------- layernorm
+
+template <class T> __device__ float row_mean(int64_t cols, const T* xr, float* shared) {
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += load(xr, c);
+  return block_reduce(s, Sum{}, shared) / float(cols);
+}
+
+template <class T>
+__global__ void layernorm_kernel(int64_t cols, const T* x, const T* g, const T* b, float eps, T* y, T* mean, T* rstd) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  const float mu = row_mean(cols, x + base, shared);
+  float v = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    float d = load(x, base + c) - mu;
+    v += d * d;
+  }
+  const float r = rsqrtf(block_reduce(v, Sum{}, shared) / float(cols) + eps);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    store(y, base + c, (load(x, base + c) - mu) * r * load(g, c) + load(b, c));
+  if (threadIdx.x == 0) {
+    store(mean, blockIdx.x, mu);
+    store(rstd, blockIdx.x, r);
+  }
+}
+
+// Writes gx, and the row's (mean, rstd) in fp32 to `stats` for the gain gradient.
+template <class T>
+__global__ void layernorm_backward_kernel(int64_t cols, const T* x, const T* g, const T* mean, const T* rstd,
+                                          const T* gy, T* gx, float* stats) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  const float mu = std::is_same_v<T, bf16> ? row_mean(cols, x + base, shared) : load(mean, blockIdx.x);
+  const float r = load(rstd, blockIdx.x);
+  float sd = 0.f, sdx = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    float d = load(g, c) * load(gy, base + c);
+    sd += d;
+    sdx += d * (load(x, base + c) - mu) * r;
+  }
+  const float md = block_reduce(sd, Sum{}, shared) / float(cols);
+  const float mdx = block_reduce(sdx, Sum{}, shared) / float(cols);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    float xh = (load(x, base + c) - mu) * r;
+    store(gx, base + c, r * (load(g, c) * load(gy, base + c) - md - xh * mdx));
+  }
+  if (threadIdx.x == 0) {
+    stats[2 * blockIdx.x] = mu;
+    stats[2 * blockIdx.x + 1] = r;
+  }
+}
+
+template <class T> struct LnGainGrad {  // gy * xhat
+  const T *x, *gy;
+  const float* stats;
+  int64_t cols;
+  __device__ float operator()(int64_t r, int64_t c) const {
+    return load(gy, r * cols + c) * (load(x, r * cols + c) - stats[2 * r]) * stats[2 * r + 1];
+  }
+};
+template <class T> struct LnBiasGrad {  // gy
+  const T* gy;
+  int64_t cols;
+  __device__ float operator()(int64_t r, int64_t c) const { return load(gy, r * cols + c); }
+};
+
+template <class T>
+void layernorm(int64_t rows, int64_t cols, const T* x, const T* g, const T* b, double eps, T* y, T* mean, T* rstd) {
+  if (rows <= 0) return;
+  layernorm_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, b, float(eps), y, mean, rstd);
+  AVEY_LAUNCH_CHECK("layernorm");
+}
+
+template <class T>
+void layernorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* mean, const T* rstd,
+                        const T* gy, T* gx, T* gg, T* gb) {
+  Scratch stats(size_t(2 * (rows > 0 ? rows : 1)) * sizeof(float));
+  if (rows > 0) {
+    layernorm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, mean, rstd, gy, gx,
+                                                                                       stats.as<float>());
+    AVEY_LAUNCH_CHECK("layernorm_backward");
+  }
+  column_sums(rows, cols, LnGainGrad<T>{x, gy, stats.as<float>(), cols}, gg);
+  column_sums(rows, cols, LnBiasGrad<T>{gy, cols}, gb);
+}
+
+// ---------------------------------------------------------------- l2norm_rows
+
+__device__ __forceinline__ float l2_denom(NormEps mode, float s, float eps) {
+  switch (mode) {
+    case NormEps::Outside: return s + eps;
+    case NormEps::Inside: return sqrtf(s * s + eps);
+    case NormEps::Max: return fmaxf(s, eps);
+  }
+  return s;
+}
+
+template <class T> __device__ float row_norm(int64_t cols, const T* xr, float* shared) {
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    float v = load(xr, c);
+    s += v * v;
+  }
+  return sqrtf(block_reduce(s, Sum{}, shared));
+}
+
+template <class T> __global__ void l2norm_kernel(NormEps mode, int64_t cols, const T* x, float eps, T* y, T* denom) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  const float d = l2_denom(mode, row_norm(cols, x + base, shared), eps);
+  const float inv = d > 0.f ? 1.f / d : 0.f;  // a zero row with eps = 0 stays zero
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) store(y, base + c, load(x, base + c) * inv);
+  if (threadIdx.x == 0) store(denom, blockIdx.x, d);
+}
+
+// The norm s is recomputed from x in fp32 (backward needs s itself, not only the denominator).
+template <class T>
+__global__ void l2norm_backward_kernel(NormEps mode, int64_t cols, const T* x, float eps, const T* gy, T* gx) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  const float s = row_norm(cols, x + base, shared);
+  float p = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) p += load(gy, base + c) * load(x, base + c);
+  p = block_reduce(p, Sum{}, shared);
+  const float d = l2_denom(mode, s, eps), inv = d > 0.f ? 1.f / d : 0.f;
+  float k = 0.f;  // gx = gy / d - k x
+  if (mode == NormEps::Inside) k = p * inv * inv * inv;
+  else if (s > 0.f && (mode == NormEps::Outside || s > eps)) k = p * inv * inv / s;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    store(gx, base + c, load(gy, base + c) * inv - k * load(x, base + c));
+}
+
+template <class T>
+void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom) {
+  if (rows <= 0) return;
+  l2norm_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(mode, cols, x, float(eps), y, denom);
+  AVEY_LAUNCH_CHECK("l2norm_rows");
+}
+
+template <class T>
+void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T*, const T* gy,
+                          T* gx) {
+  if (rows <= 0) return;
+  l2norm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(mode, cols, x, float(eps), gy, gx);
+  AVEY_LAUNCH_CHECK("l2norm_rows_backward");
+}
+
+#define INSTANTIATE(T)                                                                                           \
+  template void softmax_rows<T>(int64_t, int64_t, const T*, T*);                                                 \
+  template void softmax_rows_backward<T>(int64_t, int64_t, const T*, const T*, T*);                              \
+  template void rmsnorm<T>(int64_t, int64_t, const T*, const T*, double, T*, T*);                                \
+  template void rmsnorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, T*);           \
+  template void layernorm<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*);                \
+  template void layernorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, T*, \
+                                      T*);                                                                       \
+  template void l2norm_rows<T>(NormEps, int64_t, int64_t, const T*, double, T*, T*);                             \
+  template void l2norm_rows_backward<T>(NormEps, int64_t, int64_t, const T*, double, const T*, const T*, T*);
+INSTANTIATE(float)
+INSTANTIATE(bf16)
+#undef INSTANTIATE
+
+}  // namespace kernels::cuda

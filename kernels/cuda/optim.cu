@@ -1,0 +1,99 @@
+// The optimizer's kernels: one fused AdamW step, and sums of squares for gradient norms.
+//
+// adamw: one thread per element (grid-stride), the same operations in the same order as the
+// CPU kernel (kernels/cpu/kernels.h has the formulas), in fp32.
+// segment_sum_squares: grid (blocks per segment, segments); each block takes a grid-stride
+// share of its segment, accumulates x^2 in fp64 and reduces with a fixed tree into one partial;
+// the host adds each segment's partials in order. The shape depends only on the sizes, so the
+// result repeats bit for bit (it is not bitwise the CPU's, which blocks differently).
+#include <vector>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace kernels::cuda {
+
+template <class T>
+__global__ void adamw_kernel(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16,
+                             T decay_factor, T scale, T beta1, T beta2, T one_minus_b1, T one_minus_b2, T step_size,
+                             T bias2_sqrt, T epsilon) {
+  AVEY_GRID_STRIDE(i, n) {
+    const T gi = g[i] * scale;
+    T pi = p[i];
+    if (decay == nullptr || decay[i]) pi *= decay_factor;
+    const T mi = beta1 * m[i] + one_minus_b1 * gi;
+    const T vi = beta2 * v[i] + one_minus_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    pi -= step_size * mi / (sqrt(vi) / bias2_sqrt + epsilon);
+    p[i] = pi;
+    if (p_bf16) store(p_bf16, i, float(pi));
+  }
+}
+
+template <class T>
+void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
+           double b2, double eps, double wd, double bias1, double bias2, double grad_scale) {
+  if (n <= 0) return;
+  adamw_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, p, g, m, v, decay, p_bf16, T(1.0 - lr * wd), T(grad_scale),
+                                                         T(b1), T(b2), T(1.0 - b1), T(1.0 - b2), T(lr / bias1),
+                                                         T(std::sqrt(bias2)), T(eps));
+  AVEY_LAUNCH_CHECK("adamw");
+}
+
+// ---------------------------------------------------------------- sums of squares
+
+constexpr int kPartsPerSegment = 128;
+
+template <class T>
+__global__ void sum_squares_kernel(const int64_t* offset, const int64_t* count, const T* x, double* partial) {
+  __shared__ double shared[32];
+  const int64_t n = count[blockIdx.y];
+  const T* xs = x + offset[blockIdx.y];
+  double s = 0;
+  AVEY_GRID_STRIDE(i, n) {
+    const double xi = double(xs[i]);
+    s += xi * xi;
+  }
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = s;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x >> 5); ++w) s += shared[w];
+    partial[int64_t(blockIdx.y) * gridDim.x + blockIdx.x] = s;
+  }
+}
+
+template <class T>
+void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* count, const T* x, double* out) {
+  if (nseg <= 0) return;
+  if (nseg > 65535) fail("segment_sum_squares", "more than 65535 segments", __FILE__, __LINE__);
+  Scratch dev_offset(size_t(nseg) * sizeof(int64_t)), dev_count(size_t(nseg) * sizeof(int64_t));
+  copy_to_device(dev_offset.ptr, offset, dev_offset.nbytes);
+  copy_to_device(dev_count.ptr, count, dev_count.nbytes);
+  Scratch partial(size_t(nseg) * kPartsPerSegment * sizeof(double));
+  sum_squares_kernel<<<dim3(kPartsPerSegment, unsigned(nseg)), kThreads, 0, stream()>>>(
+      dev_offset.as<int64_t>(), dev_count.as<int64_t>(), x, partial.as<double>());
+  AVEY_LAUNCH_CHECK("segment_sum_squares");
+  std::vector<double> host(size_t(nseg) * kPartsPerSegment);
+  copy_to_host(host.data(), partial.ptr, partial.nbytes);
+  for (int64_t s = 0; s < nseg; ++s) {
+    double sum = 0;
+    for (int k = 0; k < kPartsPerSegment; ++k) sum += host[size_t(s * kPartsPerSegment + k)];
+    out[s] = sum;
+  }
+}
+
+template <class T> double sum_squares(int64_t n, const T* x) {
+  const int64_t offset = 0;
+  double out = 0;
+  segment_sum_squares(1, &offset, &n, x, &out);
+  return out;
+}
+
+template void adamw<float>(int64_t, float*, const float*, float*, float*, const uint8_t*, bf16*, double, double,
+                           double, double, double, double, double, double);
+template double sum_squares<float>(int64_t, const float*);
+template void segment_sum_squares<float>(int64_t, const int64_t*, const int64_t*, const float*, double*);
+
+}  // namespace kernels::cuda

@@ -1,0 +1,98 @@
+// Reductions: sum of everything, and sum / max over each row's columns.
+//
+// sum_all: pass 1 gives each of a fixed number of blocks (set by n alone) a grid-stride share
+// of the elements; a block sums its share with a fixed tree (warp shuffles, then the warp sums
+// in order) into one partial. Pass 2 is one block doing the same over the partials.
+// sum_cols / max_cols: one block per row, each thread a strided share of the row's columns,
+// then the block tree. max keeps (value, index) and the smaller index on ties, so the first
+// maximum wins as on the CPU. All in fp32; no atomics, so the results repeat bit for bit.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernels.h"
+
+namespace kernels::cuda {
+
+template <class T> __global__ void sum_partials(int64_t n, const T* x, float* partial) {
+  __shared__ float shared[32];
+  float s = 0.f;
+  AVEY_GRID_STRIDE(i, n) s += load(x, i);
+  s = block_reduce(s, Sum{}, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+template <class T> __global__ void sum_finish(int64_t parts, const float* partial, T* y) {
+  __shared__ float shared[32];
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < parts; i += blockDim.x) s += partial[i];
+  s = block_reduce(s, Sum{}, shared);
+  if (threadIdx.x == 0) store(y, 0, s);
+}
+
+template <class T> void sum_all(int64_t n, const T* x, T* y) {
+  const unsigned parts = n > 0 ? (blocks_for(n) < 1024 ? blocks_for(n) : 1024) : 1;
+  Scratch partial(parts * sizeof(float));
+  sum_partials<<<parts, kThreads, 0, stream()>>>(n, x, partial.as<float>());
+  AVEY_LAUNCH_CHECK("sum_all (partials)");
+  sum_finish<<<1, 1024, 0, stream()>>>(parts, partial.as<float>(), y);
+  AVEY_LAUNCH_CHECK("sum_all (finish)");
+}
+
+template <class T> __global__ void sum_cols_kernel(int64_t cols, const T* x, T* y) {
+  __shared__ float shared[32];
+  const T* row = x + int64_t(blockIdx.x) * cols;
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += load(row, c);
+  s = block_reduce(s, Sum{}, shared);
+  if (threadIdx.x == 0) store(y, blockIdx.x, s);
+}
+
+template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y) {
+  if (rows <= 0) return;
+  sum_cols_kernel<<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y);
+  AVEY_LAUNCH_CHECK("sum_cols");
+}
+
+// (value, index) of the larger; on equal values the smaller index.
+__device__ __forceinline__ void better(float& v, int& i, float ov, int oi) {
+  if (ov > v || (ov == v && oi < i)) {
+    v = ov;
+    i = oi;
+  }
+}
+
+template <class T> __global__ void max_cols_kernel(int64_t cols, const T* x, T* y, int32_t* argmax) {
+  __shared__ float sv[32];
+  __shared__ int si[32];
+  const T* row = x + int64_t(blockIdx.x) * cols;
+  float v = -INFINITY;
+  int idx = INT_MAX;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) better(v, idx, load(row, c), int(c));
+  for (int o = 16; o > 0; o >>= 1) better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) {
+    sv[warp] = v;
+    si[warp] = idx;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x >> 5); ++w) better(v, idx, sv[w], si[w]);
+    if (idx == INT_MAX) idx = 0;  // a row of NaNs: report column 0
+    store(y, blockIdx.x, load(row, idx));
+    argmax[blockIdx.x] = idx;
+  }
+}
+
+template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
+  if (rows <= 0 || cols <= 0) return;
+  max_cols_kernel<<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y, argmax);
+  AVEY_LAUNCH_CHECK("max_cols");
+}
+
+#define INSTANTIATE(T)                                              \
+  template void sum_all<T>(int64_t, const T*, T*);                  \
+  template void sum_cols<T>(int64_t, int64_t, const T*, T*);        \
+  template void max_cols<T>(int64_t, int64_t, const T*, T*, int32_t*);
+INSTANTIATE(float)
+INSTANTIATE(bf16)
+#undef INSTANTIATE
+
+}  // namespace kernels::cuda

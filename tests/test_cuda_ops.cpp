@@ -1,0 +1,320 @@
+// Every op on the GPU against the same op on the CPU, forward and backward, on fresh random
+// inputs: one table, one entry per op (add an op by adding a line).
+//
+// For each entry and each GPU dtype: random CPU f32 inputs; the GPU gets copies (cast to bf16
+// for the bf16 run, and then the CPU gets the same bf16-rounded values, so both compute the
+// same function). Both run the op, then backward from sum(y * w) with a fixed random w; the
+// outputs and every input gradient must agree normwise: ||gpu - cpu|| / ||cpu|| under 1e-5 for
+// f32 and 1e-2 for bf16 (NaN never passes). Every GPU allocation is poisoned with NaN first,
+// so an output element a kernel forgot to write fails the comparison.
+//
+// Without a GPU these tests are skipped; without a CUDA build there is one test that says so.
+#include "tests/testing.h"
+
+#ifndef AVEY_HAVE_CUDA
+
+TEST_CASE("cuda: GPU op tests (no CUDA build)") { MESSAGE("no CUDA build: the GPU op tests were not compiled"); }
+
+#else
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
+#include "kernels/cuda/kernels.h"
+
+using namespace engine;
+using testing::rel_diff;
+
+namespace {
+
+const bool kNoGpu = !kernels::cuda::available();
+
+// A random CPU input: f32 normal (optionally kept `margin` away from 0, or positive), or i32
+// uniform in [0, int_range) when int_range > 0 (indices, targets; -100 appears as "ignore"
+// when with_ignore).
+struct Input {
+  Shape shape;
+  double margin = 0.0;
+  bool positive = false;
+  int32_t int_range = 0;
+  bool with_ignore = false;
+};
+
+struct GpuCase {
+  std::string name;
+  std::vector<Input> inputs;
+  std::function<Tensor(const std::vector<Tensor>&)> f;
+};
+
+Input F(Shape s, double margin = 0.0) { return {std::move(s), margin}; }
+Input Pos(Shape s) { return {std::move(s), 0.1, true}; }
+Input I(Shape s, int32_t range, bool with_ignore = false) { return {std::move(s), 0.0, false, range, with_ignore}; }
+
+std::vector<GpuCase> cases() {
+  using V = const std::vector<Tensor>&;
+  return {
+      {"matmul", {F({33, 65}), F({65, 17})}, [](V x) { return matmul(x[0], x[1]); }},
+      {"matmul aT", {F({65, 33}), F({65, 17})}, [](V x) { return matmul(x[0], x[1], true, false); }},
+      {"matmul bT", {F({33, 65}), F({17, 65})}, [](V x) { return matmul(x[0], x[1], false, true); }},
+      {"matmul aT bT", {F({65, 33}), F({17, 65})}, [](V x) { return matmul(x[0], x[1], true, true); }},
+      {"matmul 1x1", {F({1, 1}), F({1, 3})}, [](V x) { return matmul(x[0], x[1]); }},
+      {"matmul batched", {F({3, 20, 31}), F({3, 31, 9})}, [](V x) { return matmul(x[0], x[1]); }},
+      {"matmul batched aT bT", {F({3, 31, 20}), F({3, 9, 31})}, [](V x) { return matmul(x[0], x[1], true, true); }},
+      {"matmul batch x weight", {F({4, 30, 40}), F({24, 40})}, [](V x) { return matmul(x[0], x[1], false, true); }},
+      {"matmul weight x batch", {F({12, 40}), F({3, 40, 24})}, [](V x) { return matmul(x[0], x[1]); }},
+      {"transpose", {F({3, 37, 45})}, [](V x) { return transpose(x[0]); }},
+      {"add", {F({30, 41}), F({30, 41})}, [](V x) { return add(x[0], x[1]); }},
+      {"add row bias (tall)", {F({700, 40}), F({40})}, [](V x) { return add(x[0], x[1]); }},
+      {"sub column", {F({2, 30, 41}), F({2, 30, 1})}, [](V x) { return sub(x[0], x[1]); }},
+      {"mul scalar", {F({30, 41}), F({1})}, [](V x) { return mul(x[0], x[1]); }},
+      {"mul row", {F({50, 23}), F({23})}, [](V x) { return mul(x[0], x[1]); }},
+      {"div", {F({30, 41}), F({30, 41}, 0.5)}, [](V x) { return div(x[0], x[1]); }},
+      {"div column", {F({30, 41}), F({30, 1}, 0.5)}, [](V x) { return div(x[0], x[1]); }},
+      {"scale", {F({300, 7})}, [](V x) { return scale(x[0], -2.5); }},
+      {"add_scalar", {F({300, 7})}, [](V x) { return add_scalar(x[0], 0.25); }},
+      {"relu", {F({40, 50}, 0.05)}, [](V x) { return relu(x[0]); }},
+      {"relu2", {F({40, 50}, 0.05)}, [](V x) { return relu2(x[0]); }},
+      {"gelu", {F({40, 50})}, [](V x) { return gelu(x[0]); }},
+      {"silu", {F({40, 50})}, [](V x) { return silu(x[0]); }},
+      {"tanh", {F({40, 50})}, [](V x) { return engine::tanh(x[0]); }},
+      {"sqrt", {Pos({40, 50})}, [](V x) { return engine::sqrt(x[0]); }},
+      {"rsqrt", {Pos({40, 50})}, [](V x) { return rsqrt(x[0]); }},
+      {"exp", {F({40, 50})}, [](V x) { return engine::exp(x[0]); }},
+      {"log", {Pos({40, 50})}, [](V x) { return engine::log(x[0]); }},
+      {"square", {F({40, 50})}, [](V x) { return square(x[0]); }},
+      {"tril", {F({2, 9, 13})}, [](V x) { return tril(x[0]); }},
+      {"tril -2", {F({2, 13, 9})}, [](V x) { return tril(x[0], -2); }},
+      {"tril +3", {F({2, 9, 13})}, [](V x) { return tril(x[0], 3); }},
+      {"softmax", {F({17, 300})}, [](V x) { return softmax(x[0]); }},
+      {"softmax long rows", {F({5, 3000})}, [](V x) { return softmax(x[0]); }},
+      {"softmax short rows", {F({2, 40, 5})}, [](V x) { return softmax(x[0]); }},
+      {"rmsnorm", {F({37, 2000}), F({2000})}, [](V x) { return rmsnorm(x[0], x[1], 1e-5); }},
+      {"rmsnorm tall", {F({600, 24}), F({24})}, [](V x) { return rmsnorm(x[0], x[1], 1e-5); }},
+      {"layernorm", {F({37, 300}), F({300}), F({300})}, [](V x) { return layernorm(x[0], x[1], x[2], 1e-5); }},
+      {"layernorm tall", {F({600, 24}), F({24}), F({24})}, [](V x) { return layernorm(x[0], x[1], x[2], 1e-5); }},
+      {"l2norm outside", {F({37, 100})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Outside); }},
+      {"l2norm inside", {F({37, 100})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Inside); }},
+      {"l2norm max", {F({37, 100})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Max); }},
+      {"sum (many blocks)", {F({600, 500})}, [](V x) { return sum(x[0]); }},
+      {"mean", {F({30, 41})}, [](V x) { return mean(x[0]); }},
+      {"sum_cols", {F({3, 50, 1500})}, [](V x) { return sum_cols(x[0]); }},
+      {"mean_cols", {F({70, 33})}, [](V x) { return mean_cols(x[0]); }},
+      {"max_cols", {F({70, 1500})}, [](V x) { return max_cols(x[0]); }},
+      {"slice_rows", {F({20, 30})}, [](V x) { return slice_rows(x[0], 3, 17); }},
+      {"slice_cols", {F({20, 30})}, [](V x) { return slice_cols(x[0], 7, 23); }},
+      {"concat_cols", {F({2, 20, 30}), F({2, 20, 11})}, [](V x) { return concat_cols({x[0], x[1]}); }},
+      {"concat_rows", {F({20, 30}), F({11, 30})}, [](V x) { return concat_rows({x[0], x[1]}); }},
+      {"split_cols", {F({20, 30})}, [](V x) { return split_cols(x[0], {10, 15, 5})[1]; }},
+      {"gather_rows (repeats)", {F({50, 70}), I({6, 100}, 50)}, [](V x) { return gather_rows(x[0], x[1]); }},
+      {"cross_entropy", {F({37, 1000}), I({37}, 1000)}, [](V x) { return cross_entropy(x[0], x[1]); }},
+      {"cross_entropy ignore", {F({4, 9, 300}), I({4, 9}, 300, true)}, [](V x) { return cross_entropy(x[0], x[1]); }},
+      {"cross_entropy vocab 50257", {F({6, 50257}), I({6}, 50257)}, [](V x) { return cross_entropy(x[0], x[1]); }},
+      {"gather_rows 16384 tokens", {F({1000, 64}), I({16384}, 1000)}, [](V x) { return gather_rows(x[0], x[1]); }},
+      {"composite: mlp", {F({64, 48}), F({96, 48}), F({96}), F({48, 96})},
+       [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},
+  };
+}
+
+// A CPU tensor with the input's random values (f32, or i32 indices).
+Tensor make_input(const Input& in, Rng& rng) {
+  const size_t n = size_t(engine::numel(in.shape));
+  if (in.int_range > 0) {
+    std::vector<int32_t> v(n);
+    for (size_t i = 0; i < n; ++i) {
+      v[i] = int32_t(rng.uniform() * in.int_range) % in.int_range;
+      if (in.with_ignore && i % 5 == 2) v[i] = -100;
+    }
+    return Tensor::from(v, in.shape);
+  }
+  std::vector<float> v(n);
+  for (float& x : v) {
+    double d = rng.normal();
+    if (in.positive) d = std::abs(d);
+    if (in.margin > 0 && std::abs(d) < in.margin) d = d < 0 ? d - in.margin : d + in.margin;
+    x = float(d);
+  }
+  return Tensor::from(v, in.shape);
+}
+
+// Runs f on the inputs, then backward from sum(y * w); returns y and the input gradients.
+std::vector<Tensor> run(const GpuCase& c, const std::vector<Tensor>& inputs, const Tensor& w) {
+  Tensor y = c.f(inputs);
+  sum(mul(y, w)).backward();
+  std::vector<Tensor> out{y};
+  for (const Tensor& x : inputs)
+    if (x.dtype() != DType::I32) out.push_back(x.grad());
+  return out;
+}
+
+// While alive, every new GPU allocation is filled with NaN bytes.
+struct Poison {
+  Poison() { kernels::cuda::poison_allocations(true); }
+  ~Poison() { kernels::cuda::poison_allocations(false); }
+};
+
+// The largest error seen per dtype, reported at the end.
+struct Worst {
+  double err = 0;
+  std::string where;
+};
+
+void check_case(const GpuCase& c, DType dtype, Rng& rng, Worst& worst) {
+  const double tol = dtype == DType::F32 ? 1e-5 : 1e-2;
+  std::vector<Tensor> cpu, gpu;
+  for (const Input& in : c.inputs) {
+    Tensor x = make_input(in, rng);
+    if (x.dtype() == DType::I32) {
+      cpu.push_back(x);
+      gpu.push_back(x.to(Device::CUDA));
+      continue;
+    }
+    Tensor xg = x.to(Device::CUDA).to(dtype);
+    cpu.push_back(xg.to(Device::CPU).to(DType::F32).requires_grad_());  // the values the GPU sees
+    gpu.push_back(xg.requires_grad_());
+  }
+  const Shape out_shape = c.f(cpu).shape();
+  Tensor w = make_input(F(out_shape), rng).to(Device::CUDA).to(dtype);
+  std::vector<Tensor> want = run(c, cpu, w.to(Device::CPU).to(DType::F32));
+  std::vector<Tensor> got;
+  {
+    Poison poison;
+    got = run(c, gpu, w);
+  }
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    CAPTURE(i);  // 0: the output, then each float input's gradient
+    REQUIRE(got[i].defined());
+    CHECK(got[i].dtype() == dtype);
+    CHECK(got[i].is_cuda());
+    const double err = rel_diff(got[i], want[i]);
+    CAPTURE(err);
+    CHECK(err < tol);
+    if (err > worst.err) worst = {err, c.name + (i == 0 ? " (output)" : " (gradient " + std::to_string(i) + ")")};
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cuda: every op matches the CPU, forward and backward, in f32 and bf16" * doctest::skip(kNoGpu)) {
+  Rng rng(20251122);
+  Worst f32, bf16;
+  for (const GpuCase& c : cases()) {
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      CAPTURE(c.name);
+      CAPTURE(std::string(name_of(dtype)));
+      check_case(c, dtype, rng, dtype == DType::F32 ? f32 : bf16);
+    }
+  }
+  MESSAGE(cases().size() << " ops; largest normwise error f32 " << f32.err << " in " << f32.where << ", bf16 "
+                         << bf16.err << " in " << bf16.where);
+}
+
+TEST_CASE("cuda: poisoning fills new allocations with NaN" * doctest::skip(kNoGpu)) {
+  Poison poison;
+  for (DType t : {DType::F32, DType::BF16}) {
+    auto v = Tensor::empty({1000}, t, Device::CUDA).to(DType::F32).to(Device::CPU).to_vector<float>();
+    CHECK(std::all_of(v.begin(), v.end(), [](float x) { return std::isnan(x); }));
+  }
+}
+
+TEST_CASE("cuda: dtype conversions and fill equal the CPU's bit for bit" * doctest::skip(kNoGpu)) {
+  Rng rng(7);
+  Tensor x = Tensor::randn({1000}, rng, 30.0);
+  for (DType from : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
+    Tensor src = x.to(from);
+    Tensor src_gpu = src.to(Device::CUDA);
+    for (DType to : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
+      CAPTURE(std::string(name_of(from)) + " -> " + name_of(to));
+      Tensor a = src.to(to), b = src_gpu.to(to).to(Device::CPU);
+      CHECK(std::memcmp(a.raw(), b.raw(), size_t(a.numel()) * size_of(to)) == 0);
+    }
+  }
+  for (DType t : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
+    Tensor a = Tensor::full({333}, 2.75, t), b = Tensor::full({333}, 2.75, t, Device::CUDA).to(Device::CPU);
+    CHECK(std::memcmp(a.raw(), b.raw(), 333 * size_of(t)) == 0);
+  }
+}
+
+TEST_CASE("cuda: reductions and scatters repeat bit for bit" * doctest::skip(kNoGpu)) {
+  Rng rng(3);
+  Tensor table = Tensor::randn({40, 64}, rng, 1.0, DType::F32, Device::CUDA).requires_grad_();
+  std::vector<int32_t> idx(5000);
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = int32_t(i * 7 % 40);  // every row many times
+  Tensor index = Tensor::from(idx, {5000}, Device::CUDA);
+  Tensor x = Tensor::randn({3000, 64}, rng, 1.0, DType::F32, Device::CUDA).requires_grad_();
+  Tensor gain = Tensor::randn({64}, rng, 1.0, DType::F32, Device::CUDA).requires_grad_();
+  Tensor w = Tensor::randn({3000, 64}, rng, 1.0, DType::F32, Device::CUDA);
+  auto once = [&] {  // gather's backward is scatter_add_rows; rmsnorm's gain gradient sums columns
+    table.zero_grad();
+    x.zero_grad();
+    gain.zero_grad();
+    Tensor loss = add(sum(square(gather_rows(table, index))), sum(mul(rmsnorm(x, gain, 1e-5), w)));
+    loss.backward();
+    return std::vector<std::vector<float>>{loss.to_vector<float>(), table.grad().to_vector<float>(),
+                                           gain.grad().to_vector<float>(), x.grad().to_vector<float>()};
+  };
+  auto first = once();
+  for (int k = 0; k < 3; ++k) CHECK(once() == first);
+}
+
+TEST_CASE("cuda: an index out of range found on the GPU is a clear error" * doctest::skip(kNoGpu)) {
+  Tensor table = Tensor::zeros({4, 3}, DType::F32, Device::CUDA);
+  Tensor index = Tensor::from(std::vector<int32_t>{0, 4, 1}, {3}, Device::CUDA);
+  Tensor y = gather_rows(table, index);
+  CHECK_THROWS_WITH_AS(y.to(Device::CPU), doctest::Contains("gather_rows"), std::out_of_range);
+  CHECK_NOTHROW(kernels::cuda::synchronize());  // reported once, then cleared
+}
+
+TEST_CASE("cuda: AdamW and sums of squares match the CPU kernels" * doctest::skip(kNoGpu)) {
+  Rng rng(11);
+  const int64_t n = 100003;
+  Tensor p = Tensor::randn({n}, rng), g = Tensor::randn({n}, rng), m = Tensor::randn({n}, rng, 0.1);
+  Tensor v = Tensor::uniform({n}, rng, 0.0, 0.01);
+  std::vector<uint8_t> mask(static_cast<size_t>(n));
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 3 != 0;  // decay two elements in three
+  Tensor pg = p.to(Device::CUDA), gg = g.to(Device::CUDA), mg = m.to(Device::CUDA), vg = v.to(Device::CUDA);
+  Tensor half = Tensor::empty({n}, DType::BF16, Device::CUDA);
+  void* mask_gpu = kernels::cuda::allocate(size_t(n));
+  kernels::cuda::copy_to_device(mask_gpu, mask.data(), size_t(n));
+  const double b1 = 0.9, b2 = 0.95, bias1 = 1 - b1 * b1, bias2 = 1 - b2 * b2;
+  kernels::cpu::adamw<float>(n, p.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(), mask.data(),
+                             nullptr, 3e-3, b1, b2, 1e-8, 0.1, bias1, bias2, 0.5);
+  kernels::cuda::adamw<float>(n, pg.data<float>(), gg.data<float>(), mg.data<float>(), vg.data<float>(),
+                              static_cast<const uint8_t*>(mask_gpu), half.data<kernels::bf16>(), 3e-3, b1, b2, 1e-8,
+                              0.1, bias1, bias2, 0.5);
+  CHECK(rel_diff(pg, p) < 1e-6);
+  CHECK(rel_diff(mg, m) < 1e-6);
+  CHECK(rel_diff(vg, v) < 1e-6);
+  CHECK(rel_diff(half, p.to(DType::BF16)) < 1e-2);
+  kernels::cuda::release(mask_gpu, size_t(n));
+
+  const double want = kernels::cpu::sum_squares<float>(n, g.data<float>());
+  const double got = kernels::cuda::sum_squares<float>(n, gg.data<float>());
+  CHECK(std::abs(got - want) <= 1e-12 * want);
+  const std::vector<int64_t> offset{0, 10, 5000, 99000}, count{10, 4990, 94000, 1003};
+  std::vector<double> seg_want(4), seg_got(4);
+  kernels::cpu::segment_sum_squares<float>(4, offset.data(), count.data(), g.data<float>(), seg_want.data());
+  kernels::cuda::segment_sum_squares<float>(4, offset.data(), count.data(), gg.data<float>(), seg_got.data());
+  for (int s = 0; s < 4; ++s) CHECK(std::abs(seg_got[size_t(s)] - seg_want[size_t(s)]) <= 1e-12 * seg_want[size_t(s)]);
+}
+
+TEST_CASE("cuda: the caching allocator reuses blocks and counts bytes" * doctest::skip(kNoGpu)) {
+  kernels::cuda::synchronize();
+  const size_t base = kernels::cuda::bytes_in_use();
+  kernels::cuda::reset_peak();
+  void* a = kernels::cuda::allocate(1000);
+  CHECK(kernels::cuda::bytes_in_use() == base + 1024);
+  kernels::cuda::release(a, 1000);
+  CHECK(kernels::cuda::bytes_in_use() == base);
+  void* b = kernels::cuda::allocate(900);  // same size class: the same block comes back
+  CHECK(b == a);
+  void* c = kernels::cuda::allocate(3 << 20);
+  CHECK(kernels::cuda::peak_bytes_in_use() >= base + 1024 + (3u << 20));
+  kernels::cuda::release(b, 900);
+  kernels::cuda::release(c, 3 << 20);
+  kernels::cuda::empty_cache();
+  CHECK(kernels::cuda::bytes_in_use() == base);
+}
+
+#endif
