@@ -34,6 +34,15 @@ bool available() {
   return ok;
 }
 
+std::string device_name() {
+  if (!available()) return "no CUDA device";
+  int dev = 0;
+  AVEY_CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp prop;
+  AVEY_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+  return prop.name;
+}
+
 cudaStream_t stream() {
   static cudaStream_t s = [] {
     cudaStream_t created;
