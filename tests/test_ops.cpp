@@ -21,8 +21,6 @@ struct OpCase {
 };
 
 std::vector<OpCase> op_table() {
-  auto I = [](int i) { return i; };
-  (void)I;
   return {
       {"matmul 2d", {{3, 4}, {4, 5}}, [](auto& x) { return matmul(x[0], x[1]); }},
       {"matmul 2d aT", {{4, 3}, {4, 5}}, [](auto& x) { return matmul(x[0], x[1], true, false); }},
@@ -47,6 +45,70 @@ std::vector<OpCase> op_table() {
       {"sum", {{3, 4}}, [](auto& x) { return sum(x[0]); }},
       {"mean", {{2, 5}}, [](auto& x) { return mean(x[0]); }},
       {"reshape", {{2, 6}}, [](auto& x) { return reshape(x[0], {3, 4}); }},
+      // element-wise
+      {"relu", {{3, 4}}, [](auto& x) { return relu(x[0]); }, 0.1},
+      {"relu2", {{2, 3, 1}}, [](auto& x) { return relu2(x[0]); }, 0.1},
+      {"gelu", {{3, 5}}, [](auto& x) { return gelu(x[0]); }},
+      {"silu", {{4, 1}}, [](auto& x) { return silu(x[0]); }},
+      {"tanh", {{1, 6}}, [](auto& x) { return engine::tanh(x[0]); }},
+      {"sqrt", {{3, 4}}, [](auto& x) { return engine::sqrt(x[0]); }, 0.5, true},
+      {"rsqrt", {{2, 3}}, [](auto& x) { return rsqrt(x[0]); }, 0.5, true},
+      {"exp", {{3, 2}}, [](auto& x) { return engine::exp(x[0]); }},
+      {"log", {{2, 5}}, [](auto& x) { return engine::log(x[0]); }, 0.5, true},
+      {"square", {{5}}, [](auto& x) { return square(x[0]); }},
+      {"unary by enum", {{2, 2}}, [](auto& x) { return unary(kernels::Unary::Silu, x[0]); }},
+      {"tril", {{2, 3, 4}}, [](auto& x) { return tril(x[0]); }},
+      {"tril diag -1", {{4, 3}}, [](auto& x) { return tril(x[0], -1); }},
+      {"tril diag 1", {{1, 3, 5}}, [](auto& x) { return tril(x[0], 1); }},
+      // rows
+      {"softmax", {{3, 5}}, [](auto& x) { return softmax(x[0]); }},
+      {"softmax 3d", {{2, 2, 7}}, [](auto& x) { return softmax(x[0]); }},
+      {"softmax 1 col", {{2, 3, 1}}, [](auto& x) { return softmax(x[0]); }},
+      {"rmsnorm", {{3, 5}, {5}}, [](auto& x) { return rmsnorm(x[0], x[1], 1e-5); }},
+      {"rmsnorm 3d", {{2, 1, 4}, {4}}, [](auto& x) { return rmsnorm(x[0], x[1], 1e-3); }},
+      {"rmsnorm 1 col", {{3, 1}, {1}}, [](auto& x) { return rmsnorm(x[0], x[1], 0.5); }},
+      {"layernorm", {{4, 6}, {6}, {6}}, [](auto& x) { return layernorm(x[0], x[1], x[2], 1e-5); }},
+      {"layernorm 3d", {{2, 3, 2}, {2}, {2}}, [](auto& x) { return layernorm(x[0], x[1], x[2], 1e-2); }},
+      {"layernorm no bias", {{1, 5}, {5}}, [](auto& x) { return layernorm(x[0], x[1], Tensor(), 1e-5); }},
+      {"l2norm outside", {{3, 4}}, [](auto& x) { return l2norm_rows(x[0], 1e-3, NormEps::Outside); }},
+      {"l2norm inside", {{2, 2, 3}}, [](auto& x) { return l2norm_rows(x[0], 1e-3, NormEps::Inside); }},
+      {"l2norm max", {{3, 5}}, [](auto& x) { return l2norm_rows(x[0], 1e-3, NormEps::Max); }},
+      {"l2norm max (eps wins)", {{2, 3}}, [](auto& x) { return l2norm_rows(x[0], 100.0, NormEps::Max); }},
+      {"l2norm 1 col", {{4, 1}}, [](auto& x) { return l2norm_rows(x[0], 1e-2, NormEps::Inside); }, 0.1},
+      // reductions
+      {"sum_cols", {{3, 4}}, [](auto& x) { return sum_cols(x[0]); }},
+      {"sum_cols 1d", {{5}}, [](auto& x) { return sum_cols(x[0]); }},
+      {"mean_cols", {{2, 3, 4}}, [](auto& x) { return mean_cols(x[0]); }},
+      {"max_cols", {{3, 5}}, [](auto& x) { return max_cols(x[0]); }},
+      {"max_cols 1 col", {{4, 1}}, [](auto& x) { return max_cols(x[0]); }},
+      // shapes, rows and columns
+      {"slice_rows", {{5, 3}}, [](auto& x) { return slice_rows(x[0], 1, 4); }},
+      {"slice_rows 1d all", {{4}}, [](auto& x) { return slice_rows(x[0], 0, 4); }},
+      {"slice_rows 3d one", {{3, 2, 2}}, [](auto& x) { return slice_rows(x[0], 2, 3); }},
+      {"slice_cols", {{3, 6}}, [](auto& x) { return slice_cols(x[0], 2, 5); }},
+      {"slice_cols 3d one", {{2, 2, 4}}, [](auto& x) { return slice_cols(x[0], 0, 1); }},
+      {"concat_cols", {{3, 2}, {3, 1}, {3, 4}}, [](auto& x) { return concat_cols({x[0], x[1], x[2]}); }},
+      {"concat_cols 3d", {{2, 1, 2}, {2, 1, 3}}, [](auto& x) { return concat_cols({x[0], x[1]}); }},
+      {"concat_rows", {{2, 3}, {1, 3}, {4, 3}}, [](auto& x) { return concat_rows({x[0], x[1], x[2]}); }},
+      {"split_cols", {{3, 6}},
+       [](auto& x) {
+         auto p = split_cols(x[0], {1, 3, 2});
+         return concat_cols({p[2], mul(p[0], p[0]), p[1]});
+       }},
+      {"gather_rows", {{5, 3}},
+       [](auto& x) { return gather_rows(x[0], Tensor::from(std::vector<int32_t>{4, 0, 2, 4, 1, 4, 0, 3}, {2, 4})); }},
+      {"gather_rows 1 col", {{3, 1}},
+       [](auto& x) { return gather_rows(x[0], Tensor::from(std::vector<int32_t>{2, 2}, {2})); }},
+      {"cast same dtype", {{2, 3}}, [](auto& x) { return mul(cast(x[0], DType::F64), x[0]); }},
+      // loss
+      {"cross_entropy", {{4, 5}},
+       [](auto& x) { return cross_entropy(x[0], Tensor::from(std::vector<int32_t>{0, 3, -100, 4}, {4})); }},
+      {"cross_entropy 3d, ignore 7", {{2, 3, 4}},
+       [](auto& x) {
+         return cross_entropy(x[0], Tensor::from(std::vector<int32_t>{3, 7, 0, 1, 1, 2}, {2, 3}), 7);
+       }},
+      {"cross_entropy one row", {{1, 3}},
+       [](auto& x) { return cross_entropy(x[0], Tensor::from(std::vector<int32_t>{1}, {1})); }},
   };
 }
 

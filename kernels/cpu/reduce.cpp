@@ -22,7 +22,33 @@ template <class T> void sum_all(int64_t n, const T* x, T* y) {
   y[0] = T(s);
 }
 
-template void sum_all<float>(int64_t, const float*, float*);
-template void sum_all<double>(int64_t, const double*, double*);
+template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    T s = T(0);
+    for (int64_t c = 0; c < cols; ++c) s += x[r * cols + c];
+    y[r] = s;
+  }
+}
+
+template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    int64_t best = 0;
+    for (int64_t c = 1; c < cols; ++c)
+      if (xr[c] > xr[best]) best = c;  // strictly greater: the first maximum wins
+    y[r] = xr[best];
+    argmax[r] = int32_t(best);
+  }
+}
+
+#define INSTANTIATE(T)                                            \
+  template void sum_all<T>(int64_t, const T*, T*);                \
+  template void sum_cols<T>(int64_t, int64_t, const T*, T*);      \
+  template void max_cols<T>(int64_t, int64_t, const T*, T*, int32_t*);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
 
 }  // namespace kernels::cpu

@@ -1,0 +1,59 @@
+// Cross-entropy with a fused log-softmax, one row (token) per iteration.
+//   loss_r = logsumexp(z_r) - z_r[t_r],  logsumexp(z) = m + log sum_v exp(z_v - m), m = max z
+//   dloss_r / dz_r = softmax(z_r) - onehot(t_r) = exp(z_r - lse_r) - onehot(t_r)
+// Rows whose target is the ignore index contribute 0 and receive a zero gradient.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/kernels.h"
+
+namespace kernels::cpu {
+
+template <class T>
+void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore, T* loss,
+                   T* lse) {
+#pragma omp parallel for schedule(static) if (rows * vocab > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    if (target[r] == ignore) {
+      loss[r] = T(0);
+      lse[r] = T(0);
+      continue;
+    }
+    const T* z = logits + r * vocab;
+    T m = -INFINITY;
+    for (int64_t v = 0; v < vocab; ++v) m = std::max(m, z[v]);
+    T s = T(0);
+    for (int64_t v = 0; v < vocab; ++v) s += std::exp(z[v] - m);
+    const T log_s = std::log(s);
+    lse[r] = m + log_s;
+    loss[r] = (m - z[target[r]]) + log_s;  // not lse - z[t]: keeps the digits when |z| is large
+  }
+}
+
+template <class T>
+void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore,
+                            const T* lse, const T* gloss, double scale, T* glogits) {
+  const T k = gloss[0] * T(scale);
+#pragma omp parallel for schedule(static) if (rows * vocab > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* g = glogits + r * vocab;
+    if (target[r] == ignore) {
+      std::fill(g, g + vocab, T(0));
+      continue;
+    }
+    const T* z = logits + r * vocab;
+    const T l = lse[r];
+    for (int64_t v = 0; v < vocab; ++v) g[v] = k * std::exp(z[v] - l);
+    g[target[r]] -= k;
+  }
+}
+
+#define INSTANTIATE(T)                                                                                        \
+  template void cross_entropy<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, T*, T*);                \
+  template void cross_entropy_backward<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, const T*,      \
+                                          const T*, double, T*);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
+
+}  // namespace kernels::cpu

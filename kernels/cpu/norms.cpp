@@ -1,0 +1,219 @@
+// Row-wise normalisations: softmax, RMSNorm, LayerNorm, L2 normalisation. One row per
+// iteration, rows spread over OpenMP threads. Gradients of the per-column parameters (gain,
+// bias) are summed over rows in fixed blocks of rows and then over the blocks in order, so the
+// result does not depend on the number of threads (no atomics).
+// The math of each backward is derived in engine/ops_norm.cpp.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/kernels.h"
+
+namespace kernels::cpu {
+
+namespace {
+
+constexpr int64_t kRowBlock = 64;  // rows per partial sum of a parameter gradient
+
+// Runs row_fn(r, partials...) for every row, where each row adds its contribution to the
+// per-column parameter gradients into the partial sums of its block; then writes the
+// column sums of the partials (in block order) to outs[k] (skipping null outputs).
+template <class T, class RowFn>
+void rows_with_column_sums(int64_t rows, int64_t cols, std::vector<T*> outs, RowFn row_fn) {
+  const int64_t nblocks = (rows + kRowBlock - 1) / kRowBlock;
+  const size_t nout = outs.size();
+  std::vector<T> partial(size_t(nblocks) * nout * size_t(cols), T(0));
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t b = 0; b < nblocks; ++b) {
+    T* p = partial.data() + size_t(b) * nout * size_t(cols);
+    for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r) row_fn(r, p);
+  }
+  for (size_t k = 0; k < nout; ++k) {
+    if (!outs[k]) continue;
+    T* out = outs[k];
+    for (int64_t c = 0; c < cols; ++c) out[c] = T(0);
+    for (int64_t b = 0; b < nblocks; ++b) {
+      const T* p = partial.data() + (size_t(b) * nout + k) * size_t(cols);
+      for (int64_t c = 0; c < cols; ++c) out[c] += p[c];
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- softmax
+
+template <class T> void softmax_rows(int64_t rows, int64_t cols, const T* x, T* y) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T m = -INFINITY;
+    for (int64_t c = 0; c < cols; ++c) m = std::max(m, xr[c]);
+    T s = T(0);
+    for (int64_t c = 0; c < cols; ++c) {
+      yr[c] = std::exp(xr[c] - m);  // <= 1: no overflow
+      s += yr[c];
+    }
+    const T inv = T(1) / s;
+    for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
+  }
+}
+
+template <class T> void softmax_rows_backward(int64_t rows, int64_t cols, const T* y, const T* gy, T* gx) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* yr = y + r * cols;
+    const T* gr = gy + r * cols;
+    T* out = gx + r * cols;
+    T dot = T(0);
+    for (int64_t c = 0; c < cols; ++c) dot += yr[c] * gr[c];
+    for (int64_t c = 0; c < cols; ++c) out[c] = yr[c] * (gr[c] - dot);
+  }
+}
+
+// ---------------------------------------------------------------- RMSNorm
+
+template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T* g, double eps, T* y, T* rstd) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T ss = T(0);
+    for (int64_t c = 0; c < cols; ++c) ss += xr[c] * xr[c];
+    const T k = T(1) / std::sqrt(ss / T(cols) + T(eps));
+    rstd[r] = k;
+    for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] * k * g[c];
+  }
+}
+
+template <class T>
+void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg) {
+  rows_with_column_sums<T>(rows, cols, {gg}, [&](int64_t r, T* pgg) {
+    const T* xr = x + r * cols;
+    const T* gr = gy + r * cols;
+    T* out = gx + r * cols;
+    const T k = rstd[r];
+    T dot = T(0);
+    for (int64_t c = 0; c < cols; ++c) dot += xr[c] * g[c] * gr[c];
+    const T m = dot / T(cols) * k * k;  // rstd^2 * mean(x g gy)
+    for (int64_t c = 0; c < cols; ++c) {
+      out[c] = k * (g[c] * gr[c] - xr[c] * m);
+      pgg[c] += gr[c] * xr[c] * k;
+    }
+  });
+}
+
+// ---------------------------------------------------------------- LayerNorm
+
+template <class T>
+void layernorm(int64_t rows, int64_t cols, const T* x, const T* g, const T* b, double eps, T* y, T* mean, T* rstd) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T mu = T(0);
+    for (int64_t c = 0; c < cols; ++c) mu += xr[c];
+    mu /= T(cols);
+    T var = T(0);  // two passes: no cancellation in E[x^2] - E[x]^2
+    for (int64_t c = 0; c < cols; ++c) var += (xr[c] - mu) * (xr[c] - mu);
+    const T k = T(1) / std::sqrt(var / T(cols) + T(eps));
+    mean[r] = mu;
+    rstd[r] = k;
+    for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - mu) * k * g[c] + (b ? b[c] : T(0));
+  }
+}
+
+template <class T>
+void layernorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* mean, const T* rstd,
+                        const T* gy, T* gx, T* gg, T* gb) {
+  rows_with_column_sums<T>(rows, cols, {gg, gb}, [&](int64_t r, T* p) {
+    T* pgg = p;
+    T* pgb = p + cols;
+    const T* xr = x + r * cols;
+    const T* gr = gy + r * cols;
+    T* out = gx + r * cols;
+    const T mu = mean[r], k = rstd[r];
+    T a = T(0), bsum = T(0);  // sums of gxh and gxh * xh, with gxh = gy g and xh = (x - mu) rstd
+    for (int64_t c = 0; c < cols; ++c) {
+      const T xh = (xr[c] - mu) * k, gxh = gr[c] * g[c];
+      a += gxh;
+      bsum += gxh * xh;
+      pgg[c] += gr[c] * xh;
+      pgb[c] += gr[c];
+    }
+    a /= T(cols);
+    bsum /= T(cols);
+    for (int64_t c = 0; c < cols; ++c) {
+      const T xh = (xr[c] - mu) * k;
+      out[c] = k * (gr[c] * g[c] - a - xh * bsum);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- L2 normalisation
+
+template <class T> static inline T denominator(NormEps mode, T norm, T ss, T eps) {
+  switch (mode) {
+    case NormEps::Outside: return norm + eps;
+    case NormEps::Inside: return std::sqrt(ss + eps);
+    case NormEps::Max: return std::max(norm, eps);
+  }
+  return norm;
+}
+
+template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T* yr = y + r * cols;
+    T ss = T(0);
+    for (int64_t c = 0; c < cols; ++c) ss += xr[c] * xr[c];
+    const T d = denominator(mode, std::sqrt(ss), ss, T(eps));
+    denom[r] = d;
+    const T inv = d > T(0) ? T(1) / d : T(0);  // a zero row with eps = 0 stays zero
+    for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] * inv;
+  }
+}
+
+template <class T>
+void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T* denom,
+                          const T* gy, T* gx) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    const T* gr = gy + r * cols;
+    T* out = gx + r * cols;
+    T ss = T(0), dot = T(0);
+    for (int64_t c = 0; c < cols; ++c) {
+      ss += xr[c] * xr[c];
+      dot += xr[c] * gr[c];
+    }
+    const T norm = std::sqrt(ss), d = denom[r];
+    const T inv = d > T(0) ? T(1) / d : T(0);
+    // gx = gy / d - x (x . gy) k, with k = d'(s) / (s d^2): see engine/ops_norm.cpp.
+    T k = T(0);
+    switch (mode) {
+      case NormEps::Outside: k = norm > T(0) ? inv * inv / norm : T(0); break;
+      case NormEps::Inside: k = inv * inv * inv; break;
+      case NormEps::Max: k = norm > T(eps) ? inv * inv * inv : T(0); break;
+    }
+    for (int64_t c = 0; c < cols; ++c) out[c] = gr[c] * inv - xr[c] * dot * k;
+  }
+}
+
+#define INSTANTIATE(T)                                                                                         \
+  template void softmax_rows<T>(int64_t, int64_t, const T*, T*);                                               \
+  template void softmax_rows_backward<T>(int64_t, int64_t, const T*, const T*, T*);                            \
+  template void rmsnorm<T>(int64_t, int64_t, const T*, const T*, double, T*, T*);                              \
+  template void rmsnorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, T*);         \
+  template void layernorm<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*);              \
+  template void layernorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, \
+                                      T*, T*);                                                                 \
+  template void l2norm_rows<T>(NormEps, int64_t, int64_t, const T*, double, T*, T*);                           \
+  template void l2norm_rows_backward<T>(NormEps, int64_t, int64_t, const T*, double, const T*, const T*, T*);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
+
+}  // namespace kernels::cpu
