@@ -41,49 +41,46 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
     ++counted;
   }
   const DType ld = loss_dtype(h);
-  Tensor lse = Tensor::empty({N}, ld, h.device());
+  const bool grad = needs_grad({h, embedding});
   Tensor rows_loss = Tensor::empty({N}, ld, h.device());
-  {
-    NoGrad no_grad;
-    for (int64_t r0 = 0; r0 < N; r0 += chunk) {
-      const int64_t r1 = std::min(N, r0 + chunk);
-      Tensor logits = chunk_logits(h, embedding, r0, r1);
-      Tensor lse_c = lse.view(r0, {r1 - r0}), loss_c = rows_loss.view(r0, {r1 - r0});
-      Tensor t_c = targets.view(r0, {r1 - r0});
-      AVEY_DISPATCH(op, logits, cross_entropy, r1 - r0, V, logits.data<T>(), t_c.data<int32_t>(), -100,
-                    loss_c.data<T>(), lse_c.data<T>());
-    }
-  }
+  Tensor gh, ge;  // d(loss)/dh and d(loss)/dE for gL = 1, accumulated chunk by chunk
   Tensor loss;
   {
     NoGrad no_grad;
+    Tensor one = Tensor::full({1}, 1.0, ld, h.device());
+    if (grad && h.requires_grad()) gh = Tensor::empty(h.shape(), h.dtype(), h.device());
+    if (grad && embedding.requires_grad()) ge = Tensor::zeros(embedding.shape(), embedding.dtype(), embedding.device());
+    for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+      const int64_t r1 = std::min(N, r0 + chunk), rows = r1 - r0, d = h.size(1);
+      Tensor logits = chunk_logits(h, embedding, r0, r1);
+      Tensor lse = Tensor::empty({rows}, ld, h.device());
+      Tensor loss_c = rows_loss.view(r0, {rows}), t_c = targets.view(r0, {rows});
+      AVEY_DISPATCH(op, logits, cross_entropy, rows, V, logits.data<T>(), t_c.data<int32_t>(), -100,
+                    loss_c.data<T>(), lse.data<T>());
+      if (!grad || counted == 0) continue;
+      // dlogits = (softmax - onehot) / M
+      Tensor glogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+      AVEY_DISPATCH(op, logits, cross_entropy_backward, rows, V, logits.data<T>(), t_c.data<int32_t>(), -100,
+                    lse.data<T>(), one.data<T>(), 1.0 / double(counted), glogits.data<T>());
+      logits = Tensor();  // free the chunk's logits before the two products
+      if (glogits.dtype() != h.dtype()) glogits = glogits.to(h.dtype());
+      if (gh.defined()) gh.view(r0 * d, {rows, d}).copy_(matmul(glogits, embedding));
+      if (ge.defined()) add_(ge, matmul(glogits, h.view(r0 * d, {rows, d}), true, false));
+    }
     loss = scale(sum(rows_loss), counted ? 1.0 / double(counted) : 0.0);
   }
-  record(loss, "avey.tied_head_loss", {h, embedding},
-         [h, embedding, targets, lse, counted, chunk, N, V](const Tensor& gl) -> std::vector<Tensor> {
-           const int64_t d = h.size(1);
-           Tensor gh, ge;
-           if (h.requires_grad()) gh = Tensor::zeros(h.shape(), h.dtype(), h.device());
-           if (embedding.requires_grad()) ge = Tensor::zeros(embedding.shape(), embedding.dtype(), embedding.device());
-           if (counted == 0) return {gh, ge};
-           Tensor gloss = gl.dtype() == loss_dtype(h) ? gl : gl.to(loss_dtype(h));
-           for (int64_t r0 = 0; r0 < N; r0 += chunk) {
-             const int64_t r1 = std::min(N, r0 + chunk);
-             Tensor logits = chunk_logits(h, embedding, r0, r1);  // recomputed
-             Tensor glogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-             Tensor lse_c = lse.view(r0, {r1 - r0}), t_c = targets.view(r0, {r1 - r0});
-             AVEY_DISPATCH("tied_head_loss", logits, cross_entropy_backward, r1 - r0, V, logits.data<T>(),
-                           t_c.data<int32_t>(), -100, lse_c.data<T>(), gloss.data<T>(), 1.0 / double(counted),
-                           glogits.data<T>());
-             if (glogits.dtype() != h.dtype()) glogits = glogits.to(h.dtype());
-             if (gh.defined()) {
-               Tensor gh_c = gh.view(r0 * d, {r1 - r0, d});
-               gh_c.copy_(matmul(glogits, embedding));
-             }
-             if (ge.defined()) add_(ge, matmul(glogits, h.view(r0 * d, {r1 - r0, d}), true, false));
-           }
-           return {gh, ge};
-         });
+  if (counted == 0) {  // nothing counted: the loss is 0 and so are its gradients
+    if (gh.defined()) gh.fill_(0.0);
+  }
+  record(loss, "avey.tied_head_loss", {h, embedding}, [gh, ge](const Tensor& gl) -> std::vector<Tensor> {
+    // scale the precomputed gradients by dL/d(loss) (1 in training: skip the multiply then)
+    auto scaled = [&gl](const Tensor& g) -> Tensor {
+      if (!g.defined()) return g;
+      if (gl.numel() == 1 && gl.item() == 1.0) return g;
+      return mul(g, gl.dtype() == g.dtype() ? gl : gl.to(g.dtype()));
+    };
+    return {scaled(gh), scaled(ge)};
+  });
   return loss;
 }
 

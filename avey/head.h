@@ -9,8 +9,11 @@
 // Backward, with gL = dL/dL (a scalar):
 //   dlogits[r] = gL/M (softmax(logits[r]) - onehot(t_r))   (zero for ignored rows)
 //   dh = dlogits E,   dE = dlogits^T h
-// The logits of each chunk are recomputed in backward (one extra N x d x V product) from the
-// saved lse, so at most one chunk of logits [rows, V] exists at a time. Logits and the
+// The loss is the graph's last node, so its gradient is computed in the forward pass, chunk by
+// chunk of rows, for gL = 1 (as fused linear cross-entropy kernels do): each chunk's logits live
+// only while its loss and its contribution to dh [N, d] and dE [V, d] are computed. Backward
+// then only scales dh and dE by gL. So no [N, V] tensor is ever kept, and the logits are
+// computed once. (Without a gradient to record, only the loss is computed.) Logits and the
 // softmax are computed in fp32 when h is bf16.
 #pragma once
 #include "engine/ops.h"

@@ -44,7 +44,12 @@ int run_info(int argc, char** argv) {
     fmt::print("{}\n", j.dump());
     return 0;
   }
-  fmt::print("parameters {:L} ({})\n", total, total);
+  std::string digits = std::to_string(total), grouped;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  fmt::print("parameters {}\n", grouped);
   fmt::print("d {} layers {} m {} tail {} (half {}) head {} S {} k {} C {}\n", d, cfg.n_layers, m, cfg.tail_width(),
              cfg.half_tail(), cfg.head_width(), cfg.split_size, cfg.top_k, C);
   for (auto& [n, s] : tensors) fmt::print("  {:48} {:>16} {:>12}\n", n, engine::to_string(s), engine::numel(s));
