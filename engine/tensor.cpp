@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "engine/autograd.h"
+#include "engine/cpu_allocator.h"
 #include "kernels/cpu/kernels.h"
 #include "engine/random.h"
 #ifdef AVEY_HAVE_CUDA
@@ -50,8 +51,7 @@ void check_floating(const std::string& op, const Tensor& a) {
 Storage::Storage(size_t nbytes_, Device device_) : nbytes(nbytes_), device(device_) {
   if (nbytes == 0) return;
   if (device == Device::CPU) {
-    data = std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
-    if (!data) throw std::bad_alloc();
+    data = cpu_allocator::allocate(nbytes);
   } else {
 #ifdef AVEY_HAVE_CUDA
     data = kernels::cuda::allocate(nbytes);
@@ -64,7 +64,7 @@ Storage::Storage(size_t nbytes_, Device device_) : nbytes(nbytes_), device(devic
 Storage::~Storage() {
   if (!data) return;
   if (device == Device::CPU) {
-    std::free(data);
+    cpu_allocator::release(data, nbytes);
   } else {
 #ifdef AVEY_HAVE_CUDA
     kernels::cuda::release(data, nbytes);

@@ -111,5 +111,29 @@ template <class T>
 void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore,
                             const T* lse, const T* gloss, double scale, T* glogits);
 
+
+// ---- optimizer ----
+// One fused AdamW step (torch.optim.AdamW, amsgrad=False; the order of operations of PyTorch's
+// fused kernel) over n elements of a flat parameter buffer p and its gradient g, with the
+// moments m and v (all T, fp32 in practice; double for tests). Per element i:
+//   gi = grad_scale * g[i]                       (grad_scale: the clip coefficient, or 1)
+//   p[i] *= 1 - lr * wd                          (decoupled decay; only where decay[i] != 0,
+//                                                 every element when decay == nullptr)
+//   m[i] = b1 m[i] + (1 - b1) gi
+//   v[i] = b2 v[i] + (1 - b2) gi^2
+//   p[i] -= (lr / bias1) * m[i] / (sqrt(v[i]) / sqrt(bias2) + eps)
+//   p_bf16[i] = bf16(p[i])                       (when p_bf16 != nullptr: the working copy)
+// bias1 = 1 - b1^t and bias2 = 1 - b2^t for the step number t >= 1, computed by the caller.
+// decay (n bytes) and p_bf16 (n elements) live on the kernel's device, like p.
+template <class T>
+void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
+           double b2, double eps, double wd, double bias1, double bias2, double grad_scale);
+// Sum of x[i]^2 accumulated in fp64, in a fixed order (independent of the thread count), returned
+// to the host. segment_sum_squares does the same for nseg ranges [offset[s], offset[s] + count[s])
+// of x in one pass; offset, count and out (nseg each) are host memory.
+template <class T> double sum_squares(int64_t n, const T* x);
+template <class T>
+void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* count, const T* x, double* out);
+
 }  // namespace cpu
 }  // namespace kernels

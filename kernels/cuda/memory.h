@@ -4,10 +4,12 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace kernels::cuda {
 
 bool available();                  // a CUDA device is present and usable
+std::string device_name();         // the GPU's name (cudaGetDeviceProperties)
 void* allocate(size_t nbytes);     // from the cache, else cudaMalloc; throws on failure
 void release(void* ptr, size_t nbytes);  // back to the cache
 void empty_cache();                // cudaFree every cached block

@@ -1,0 +1,66 @@
+#include "engine/device_info.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <fstream>
+#include <string>
+
+#ifdef AVEY_HAVE_CUDA
+#include "kernels/cuda/memory.h"
+#endif
+
+namespace engine {
+
+bool cuda_build() {
+#ifdef AVEY_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool cuda_available() {
+#ifdef AVEY_HAVE_CUDA
+  return kernels::cuda::available();
+#else
+  return false;
+#endif
+}
+
+static double cpu_ghz() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("cpu MHz", 0) == 0) return std::stod(line.substr(line.find(':') + 1)) / 1000.0;
+  return 0;
+}
+
+std::string device_name(Device device) {
+#ifdef AVEY_HAVE_CUDA
+  if (device == Device::CUDA) return kernels::cuda::device_name();
+#endif
+  return device == Device::CPU ? fmt::format("cpu ({} threads)", omp_get_max_threads()) : "cuda";
+}
+
+double peak_flops(Device device, DType dtype) {
+  if (device == Device::CPU) {
+    const double per_cycle = dtype == DType::F64 ? 16 : 32;
+    return omp_get_max_threads() * per_cycle * cpu_ghz() * 1e9;
+  }
+  // Dense (no sparsity) datasheet rates: bf16 tensor cores, or fp32 on the CUDA cores.
+  struct Row {
+    const char* name;
+    double bf16, fp32;
+  };
+  static const Row table[] = {
+      {"H100 SXM", 989e12, 67e12}, {"H100 80GB HBM3", 989e12, 67e12}, {"H100 PCIe", 756e12, 51e12},
+      {"H100 NVL", 835e12, 60e12}, {"H200", 989e12, 67e12},           {"A100", 312e12, 19.5e12},
+  };
+  const std::string name = device_name(device);
+  for (const Row& r : table)
+    if (name.find(r.name) != std::string::npos) return dtype == DType::BF16 ? r.bf16 : r.fp32;
+  return 0;
+}
+
+}  // namespace engine
