@@ -5,7 +5,7 @@
 # (every tensor, ||a-b||/||b||) and the losses to 1e-12. Usage: scripts/parity_avey.sh [build dir]
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
-avey=$(cd "${1:-$root/build}" && pwd)/avey
+avey=$(cd "${1:-$root/build}" && pwd)/bin/avey
 ref=$root/tests/reference/avey_ref.py
 work=$(mktemp -d)
 cd "$work"
