@@ -1,0 +1,66 @@
+// The Avey model's configuration: sizes, ablation switches and a few training defaults.
+//
+// A Config comes from a named preset (tiny, small, medium, large: paper Appendix A) or from a
+// JSON object / flat TOML file whose keys are the field names below. Unknown keys and bad values
+// are errors that name the key. Derived sizes (m, mt, mh, C) follow SPEC.md section 1 and the
+// PyTorch reference (tests/reference/avey_ref.py) exactly.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace avey {
+
+// Element-wise activations the enricher and the contextualizer may use.
+enum class Activation : uint8_t { None, Relu, Relu2, Gelu, Silu };
+const char* name_of(Activation a);
+Activation parse_activation(const std::string& s);  // throws std::invalid_argument
+
+struct Config {
+  std::string model = "avey";
+  int64_t vocab_size = 50304;
+  int64_t d_embed = 256;
+  int64_t n_layers = 4;
+  int64_t split_size = 64;         // S
+  int64_t top_k = 7;               // k: a context holds k+1 splits
+  int64_t expansion_factor = 4;    // e: m = e*d
+  double tail_proportion = 0.5;    // p: share of the enriched columns that are contextualised
+  std::string ranker_weight_norm = "max";  // max | first
+  Activation enricher_activation = Activation::Relu2;
+  Activation contextualizer_activation = Activation::None;
+  bool dynamic = true;             // false: A = tril(V_l) without the cosine factor
+  bool split_weighting = true;     // false: w = 1 for every selected split
+  bool ranker = true;              // false: sliding window of the k previous splits
+  std::string norm = "rmsnorm";    // rmsnorm | layernorm
+  std::string contextualizer = "avey";  // avey | attention
+  int64_t attention_head_size = 64;
+  // training defaults a preset or file may carry (the trainer reads them; the model does not)
+  int64_t seq_len = 512;
+  int64_t batch_size = 8;
+  double lr = 1e-3;
+  double weight_decay = 0.1;
+  int64_t seed = 11;
+
+  static Config preset(const std::string& name);  // tiny | small | medium | large
+  static Config from_json(const nlohmann::json& j, const std::string& source = "config");
+  nlohmann::json to_json() const;
+  void validate(const std::string& source = "config") const;  // throws, naming the key
+
+  // ---- derived sizes ----
+  int64_t expanded_width() const { return expansion_factor * d_embed; }  // m
+  int64_t tail_width() const;                                           // mt = round(p*m), even
+  int64_t head_width() const { return expanded_width() - tail_width(); }  // mh (bypass)
+  int64_t half_tail() const { return tail_width() / 2; }                  // mt/2: columns of Z0, Z1, c
+  int64_t fuser_in() const { return half_tail() + head_width(); }        // mt/2 + mh
+  int64_t context_splits() const { return top_k + 1; }                   // K
+  int64_t context_rows() const { return context_splits() * split_size; }  // C
+  bool use_layernorm() const { return norm == "layernorm"; }
+  bool use_attention() const { return contextualizer == "attention"; }
+  int64_t param_count() const;  // from the shapes alone (the tied head adds nothing)
+};
+
+// A preset name, or the path of a .json or .toml file.
+Config load_config(const std::string& name_or_path);
+
+}  // namespace avey

@@ -1,0 +1,273 @@
+#include "avey/model.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "avey/contextualizer.h"
+#include "avey/enricher.h"
+#include "avey/fuser.h"
+#include "avey/head.h"
+#include "avey/norm.h"
+#include "avey/ranker.h"
+#include "engine/random.h"
+
+namespace avey {
+
+using namespace engine;
+
+constexpr double kRmsEps = 1e-10;
+constexpr double kLayerNormEps = 1e-5;
+
+namespace {
+
+// Every parameter's name and shape, in the reference's order (PyTorch named_parameters()).
+std::vector<std::pair<std::string, Shape>> layout(const Config& c) {
+  const int64_t d = c.d_embed, m = c.expanded_width(), C = c.context_rows();
+  std::vector<std::pair<std::string, Shape>> out{{"wte.weight", {c.vocab_size, d}}};
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = fmt::format("blocks.{}.", i);
+    out.push_back({p + "rms_norm.weight", {d}});
+    if (c.use_layernorm()) out.push_back({p + "rms_norm.bias", {d}});
+    out.push_back({p + "ctxt.enricher.weight", {m, d}});
+    out.push_back({p + "ctxt.enricher.bias", {m}});
+    if (!c.use_attention()) out.push_back({p + "ctxt.contextualizer.spatial_proj", {C, C}});
+    out.push_back({p + "ctxt.fuser.weight", {d, c.fuser_in()}});
+    out.push_back({p + "ctxt.fuser.bias", {d}});
+  }
+  out.push_back({"ln_f.weight", {d}});
+  if (c.use_layernorm()) out.push_back({"ln_f.bias", {d}});
+  return out;
+}
+
+}  // namespace
+
+Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_(device), dtype_(dtype) {
+  cfg_.validate();
+  if (!is_floating(dtype)) fail("Model", "parameters need a floating dtype");
+  auto shapes = layout(cfg_);
+  int64_t total = 0;
+  for (auto& [name, shape] : shapes) total += numel(shape);
+  flat_ = Tensor::zeros({total}, dtype, device);
+  flat_grad_ = Tensor::zeros({total}, dtype, device);
+  int64_t offset = 0;
+  std::map<std::string, Tensor> by_name;
+  for (auto& [name, shape] : shapes) {
+    Tensor v = flat_.view(offset, shape);
+    v.requires_grad_();
+    v.set_name(name);
+    v.set_grad(flat_grad_.view(offset, shape));
+    params_.push_back({name, v});
+    by_name[name] = v;
+    offset += numel(shape);
+  }
+  wte_ = by_name.at("wte.weight");
+  lnf_w_ = by_name.at("ln_f.weight");
+  if (cfg_.use_layernorm()) lnf_b_ = by_name.at("ln_f.bias");
+  for (int64_t i = 0; i < cfg_.n_layers; ++i) {
+    const std::string p = fmt::format("blocks.{}.", i);
+    auto get = [&](const std::string& s) { return by_name.count(p + s) ? by_name.at(p + s) : Tensor(); };
+    blocks_.push_back(Block{get("rms_norm.weight"), get("rms_norm.bias"), get("ctxt.enricher.weight"),
+                            get("ctxt.enricher.bias"), get("ctxt.contextualizer.spatial_proj"),
+                            get("ctxt.fuser.weight"), get("ctxt.fuser.bias")});
+  }
+}
+
+void Model::init(uint64_t seed) {
+  Rng rng(seed);
+  const double d = double(cfg_.d_embed), V = double(cfg_.vocab_size), C = double(cfg_.context_rows());
+  for (Param& p : params_) {
+    Tensor& v = p.value;
+    auto ends = [&](const std::string& s) {
+      return p.name.size() >= s.size() && p.name.compare(p.name.size() - s.size(), s.size(), s) == 0;
+    };
+    Tensor fresh;
+    if (p.name == "wte.weight") {
+      fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (V + d)), dtype_, device_);  // Xavier-normal
+    } else if (ends("spatial_proj")) {
+      fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (C + C)), dtype_, device_);
+    } else if (ends("enricher.weight") || ends("enricher.bias")) {
+      const double b = 1.0 / std::sqrt(d);  // nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+      fresh = Tensor::uniform(v.shape(), rng, -b, b, dtype_, device_);
+    } else if (ends("fuser.weight") || ends("fuser.bias")) {
+      const double b = 1.0 / std::sqrt(double(cfg_.fuser_in()));
+      fresh = Tensor::uniform(v.shape(), rng, -b, b, dtype_, device_);
+    } else if (ends("norm.weight") || p.name == "ln_f.weight") {
+      fresh = Tensor::full(v.shape(), 1.0, dtype_, device_);
+    } else {  // norm biases
+      fresh = Tensor::zeros(v.shape(), dtype_, device_);
+    }
+    v.copy_(fresh);
+  }
+}
+
+std::vector<int32_t> Model::host_ids(const Tensor& ids, int64_t& B, int64_t& T) const {
+  if (ids.dtype() != DType::I32 || ids.ndim() != 2 || ids.size(1) < 1)
+    fail("avey", "input_ids must be i32 [B, T] with T >= 1, got " + ids.describe());
+  B = ids.size(0), T = ids.size(1);
+  std::vector<int32_t> v = ids.to(Device::CPU).to_vector<int32_t>();
+  for (int32_t id : v)
+    if (id < 0 || id >= cfg_.vocab_size)
+      fail("avey", fmt::format("token id {} outside the vocabulary [0, {})", id, cfg_.vocab_size));
+  return v;
+}
+
+Tensor Model::embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const {
+  const int64_t S = cfg_.split_size, Tp = (T + S - 1) / S * S;
+  std::vector<int32_t> idx(size_t(B * Tp), 0);
+  std::vector<double> keep(size_t(B * Tp), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      idx[size_t(b * Tp + t)] = ids[size_t(b * T + t)];
+      keep[size_t(b * Tp + t)] = 1.0;
+    }
+  Tensor x = gather_rows(wte_, Tensor::from(idx, {B * Tp}, device_));
+  if (Tp != T) x = mul(x, Tensor::from(keep, {B * Tp, 1}).to(dtype_).to(device_));  // zero padding rows
+  return x;
+}
+
+Tensor Model::contexts(const Tensor& x, int64_t B, int64_t n) const {
+  const int64_t S = cfg_.split_size, d = cfg_.d_embed;
+  std::vector<int64_t> queries(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) queries[size_t(i)] = i;
+  Tensor scores;
+  std::vector<double> host;
+  if (cfg_.ranker) {
+    Tensor x3 = reshape(x, {B, n * S, d});
+    if (cfg_.split_weighting) {
+      scores = maxsim_scores(x3, x3, S);
+    } else {
+      NoGrad no_grad;  // scores only select; nothing flows back through them
+      scores = maxsim_scores(x3, x3, S);
+    }
+    host = host_doubles(scores);
+  }
+  ContextPlan plan = plan_contexts(cfg_, B, n, queries, host, n);
+  Tensor splits = reshape(x, {B * n, S * d});
+  Tensor ctx = composed_ ? build_contexts_composed(splits, scores, plan) : build_contexts(splits, scores, plan);
+  return reshape(ctx, {B * n * cfg_.context_rows(), d});
+}
+
+Tensor Model::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {
+  if (cfg_.use_layernorm()) return layernorm(x, w, b, kLayerNormEps);
+  return composed_ ? rms_norm_composed(x, w, kRmsEps) : rms_norm(x, w, kRmsEps);
+}
+
+Tensor Model::run_blocks(Tensor h, int64_t N) const {
+  const int64_t C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
+  std::vector<int64_t> widths{half, half};
+  if (mh > 0) widths.push_back(mh);
+  for (const Block& blk : blocks_) {
+    Tensor y = norm(h, blk.norm_w, blk.norm_b);
+    Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
+                         : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
+    std::vector<Tensor> parts = split_cols(z, widths);
+    Tensor z0 = reshape(parts[0], {N, C, half}), z1 = reshape(parts[1], {N, C, half});
+    Tensor zh = mh > 0 ? parts[2] : Tensor();
+    Tensor c;
+    if (cfg_.use_attention())
+      c = attention_contextualizer(z0, z1, cfg_.attention_head_size, cfg_.contextualizer_activation);
+    else if (composed_)
+      c = contextualizer_composed(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
+    else
+      c = contextualizer(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
+    c = reshape(c, {N * C, half});
+    Tensor f = composed_ ? fuser_composed(c, zh, blk.fuser_w, blk.fuser_b) : fuser(c, zh, blk.fuser_w, blk.fuser_b);
+    h = add(h, f);
+  }
+  return h;
+}
+
+Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
+  int64_t B, T;
+  std::vector<int32_t> ids = host_ids(input_ids, B, T);
+  if (labels.dtype() != DType::I32 || labels.shape() != input_ids.shape())
+    fail("avey loss", "labels must be i32 shaped like input_ids " + input_ids.describe() + ", got " + labels.describe());
+  std::vector<int32_t> lab = labels.to(Device::CPU).to_vector<int32_t>();
+  const int64_t S = cfg_.split_size, n = (T + S - 1) / S, C = cfg_.context_rows();
+  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n), B * n);
+  // Keep the current split's rows of each context, only at labelled positions (the mean loss is
+  // over them; the other rows' logits never matter).
+  std::vector<int32_t> rows, targets;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      int32_t y = lab[size_t(b * T + t)];
+      if (y == -100) continue;
+      if (y < 0 || y >= cfg_.vocab_size)
+        fail("avey loss", fmt::format("label {} outside the vocabulary [0, {})", y, cfg_.vocab_size));
+      rows.push_back(int32_t((b * n + t / S) * C + (C - S) + t % S));
+      targets.push_back(y);
+    }
+  if (rows.empty()) fail("avey loss", "every label is -100: no position to average the loss over");
+  const int64_t M = int64_t(rows.size());
+  Tensor hf = norm(gather_rows(h, Tensor::from(rows, {M}, device_)), lnf_w_, lnf_b_);
+  Tensor tg = Tensor::from(targets, {M}, device_);
+  return composed_ ? tied_head_loss_composed(hf, wte_, tg) : tied_head_loss(hf, wte_, tg);
+}
+
+Tensor Model::logits(const Tensor& input_ids) {
+  NoGrad no_grad;
+  int64_t B, T;
+  std::vector<int32_t> ids = host_ids(input_ids, B, T);
+  const int64_t S = cfg_.split_size, n = (T + S - 1) / S, C = cfg_.context_rows();
+  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n), B * n);
+  std::vector<int32_t> rows;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) rows.push_back(int32_t((b * n + t / S) * C + (C - S) + t % S));
+  Tensor hf = norm(gather_rows(h, Tensor::from(rows, {B * T}, device_)), lnf_w_, lnf_b_);
+  return reshape(matmul(hf, wte_, false, true), {B, T, cfg_.vocab_size});
+}
+
+Tensor Model::next_token_logits(const std::vector<int32_t>& ids) {
+  NoGrad no_grad;
+  if (ids.empty()) fail("next_token_logits", "needs at least one token");
+  const int64_t T = int64_t(ids.size()), S = cfg_.split_size, d = cfg_.d_embed, C = cfg_.context_rows();
+  Tensor ids_t = Tensor::from(ids, {1, T});
+  int64_t B1, T1;
+  std::vector<int32_t> checked = host_ids(ids_t, B1, T1);
+  const int64_t n = (T + S - 1) / S, J = n - 1;
+  Tensor x = embed(checked, 1, T);  // [n*S, d]
+  std::vector<double> host;
+  if (cfg_.ranker && J > 0) {
+    Tensor x3 = reshape(x, {1, n * S, d});
+    Tensor cur = reshape(x.view(J * S * d, {S, d}), {1, S, d});
+    Tensor prev = reshape(x.view(0, {J * S, d}), {1, J * S, d});
+    host = host_doubles(maxsim_scores(cur, prev, S));  // [1, 1, J]
+  }
+  ContextPlan plan = plan_contexts(cfg_, 1, n, {J}, host, J);
+  Tensor ctx = build_contexts(reshape(x, {n, S * d}), Tensor(), plan);  // [K, S*d] = one context
+  Tensor h = run_blocks(reshape(ctx, {C, d}), 1);
+  const int64_t pos = C - S + (T - 1 - J * S);
+  Tensor last = norm(h.view(pos * d, {1, d}), lnf_w_, lnf_b_);
+  return reshape(matmul(last, wte_, false, true), {cfg_.vocab_size});
+}
+
+void Model::load_state(const std::map<std::string, Tensor>& tensors) {
+  for (const auto& [name, t] : tensors) {
+    bool known = false;
+    for (const Param& p : params_) known |= p.name == name;
+    if (!known) fail("load_state", "unexpected tensor '" + name + "' " + t.describe() + " (not a parameter of this config)");
+  }
+  for (Param& p : params_) {
+    auto it = tensors.find(p.name);
+    if (it == tensors.end()) fail("load_state", "missing tensor '" + p.name + "' " + to_string(p.value.shape()));
+    const Tensor& t = it->second;
+    if (t.shape() != p.value.shape())
+      fail("load_state", "tensor '" + p.name + "' has shape " + to_string(t.shape()) + ", the model wants " +
+                             to_string(p.value.shape()));
+    if (!is_floating(t.dtype())) fail("load_state", "tensor '" + p.name + "' is " + t.describe() + ", not floating point");
+  }
+  for (Param& p : params_) {
+    const Tensor& t = tensors.at(p.name);
+    Tensor src = t.dtype() == dtype_ ? t : t.to(Device::CPU).to(dtype_);
+    p.value.copy_(src.to(device_));
+  }
+}
+
+std::map<std::string, Tensor> Model::state() const {
+  std::map<std::string, Tensor> out;
+  for (const Param& p : params_) out[p.name] = p.value.detach();
+  return out;
+}
+
+}  // namespace avey

@@ -1,0 +1,77 @@
+// The Avey decoder (SPEC.md section 1): embedding, ranker, L blocks, tied head.
+//
+//   X  = E[ids], right-padded with zero rows to n*S rows per sequence        [B*n*S, d]
+//   H  = contexts(X): per split, K = k+1 slots of S rows (ranker.h)         [B*n, C, d]
+//   h <- h + F(norm(h)) for each block, F = fuser([ctx(Z0) (.) Z1 | Zh]),  Z = enricher(norm(h))
+//   logits = ln_f(last S rows of each context, reassembled, padding dropped) E^T
+//
+// Parameters live in one flat buffer (and their gradients in another), in the PyTorch
+// reference's order and with its names; each Param's value is a view into the buffer.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "avey/config.h"
+#include "engine/ops.h"
+
+namespace avey {
+
+struct Param {
+  std::string name;
+  engine::Tensor value;  // a view into flat_params(); its .grad() is a view into flat_grads()
+};
+
+class Model {
+ public:
+  Model(const Config& cfg, engine::Device device = engine::Device::CPU, engine::DType dtype = engine::DType::F32);
+
+  void init(uint64_t seed);  // SPEC init, deterministic for a seed
+  const Config& config() const { return cfg_; }
+  engine::Device device() const { return device_; }
+  engine::DType dtype() const { return dtype_; }
+  std::vector<Param>& params() { return params_; }
+  const std::vector<Param>& params() const { return params_; }
+  engine::Tensor& flat_params() { return flat_; }
+  engine::Tensor& flat_grads() { return flat_grad_; }
+  int64_t num_params() const { return flat_.numel(); }
+  void zero_grad() { flat_grad_.fill_(0.0); }
+
+  // Mean cross-entropy over labels != -100; input_ids, labels [B, T] i32 (any device). Records the graph.
+  engine::Tensor loss(const engine::Tensor& input_ids, const engine::Tensor& labels);
+  // [B, T, V] logits, no gradient.
+  engine::Tensor logits(const engine::Tensor& input_ids);
+  // Generation mode: the logits [V] of the token after ids.back(). Only the split holding the last
+  // position is ranked (against every earlier split) and run through the blocks.
+  engine::Tensor next_token_logits(const std::vector<int32_t>& ids);
+
+  // Names and shapes are checked (a clear error names a missing, unexpected or mis-shaped tensor);
+  // f32, bf16 and f64 are accepted and converted.
+  void load_state(const std::map<std::string, engine::Tensor>& tensors);
+  std::map<std::string, engine::Tensor> state() const;  // views of the parameters
+
+  // Tests: run every layer composed from recorded primitives instead of the fused layers.
+  void set_composed(bool on) { composed_ = on; }
+
+ private:
+  struct Block {
+    engine::Tensor norm_w, norm_b, enricher_w, enricher_b, spatial, fuser_w, fuser_b;
+  };
+  engine::Tensor& add_param(const std::string& name, const engine::Shape& shape);
+  std::vector<int32_t> host_ids(const engine::Tensor& ids, int64_t& B, int64_t& T) const;
+  engine::Tensor embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B*Tp, d]
+  engine::Tensor contexts(const engine::Tensor& x, int64_t B, int64_t n) const;        // [B*n*C, d]
+  engine::Tensor run_blocks(engine::Tensor h, int64_t contexts) const;                 // [N*C, d]
+  engine::Tensor norm(const engine::Tensor& x, const engine::Tensor& w, const engine::Tensor& b) const;
+
+  Config cfg_;
+  engine::Device device_;
+  engine::DType dtype_;
+  engine::Tensor flat_, flat_grad_;
+  std::vector<Param> params_;
+  engine::Tensor wte_, lnf_w_, lnf_b_;
+  std::vector<Block> blocks_;
+  bool composed_ = false;
+};
+
+}  // namespace avey

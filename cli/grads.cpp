@@ -1,0 +1,95 @@
+// `avey grads`: the loss and every parameter's gradient norm for one batch (parity with the
+// PyTorch reference: tests/reference/avey_ref.py grads takes the same files).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "avey/model.h"
+#include "cli/args.h"
+#include "cli/command.h"
+#include "engine/safetensors.h"
+
+namespace {
+
+using engine::Tensor;
+
+Tensor read_ids(const nlohmann::json& j, const std::string& key, const std::string& path) {
+  if (!j.contains(key) || !j[key].is_array() || j[key].empty())
+    throw std::runtime_error(path + ": needs \"" + key + "\": [[...], ...]");
+  const auto& rows = j[key];
+  const size_t T = rows[0].size();
+  std::vector<int32_t> v;
+  for (const auto& r : rows) {
+    if (!r.is_array() || r.size() != T || T == 0) throw std::runtime_error(path + ": \"" + key + "\" rows must have one equal, non-zero length");
+    for (const auto& x : r) {
+      if (!x.is_number_integer()) throw std::runtime_error(path + ": \"" + key + "\" holds a non-integer " + x.dump());
+      v.push_back(x.get<int32_t>());
+    }
+  }
+  return Tensor::from(v, {int64_t(rows.size()), int64_t(T)});
+}
+
+int run_grads(int argc, char** argv) {
+  Args args("grads", "Print the loss and every parameter's gradient norm for one batch.");
+  args.option("config", "NAME|FILE", "preset or .json/.toml config");
+  args.option("weights", "FILE", "safetensors state (reference names)");
+  args.option("batch", "FILE", "JSON {\"input_ids\": [[...]], \"labels\": [[...]]} (-100 = ignore)");
+  args.option("device", "cpu|cuda", "where to run", "cpu");
+  args.option("dtype", "f32|f64", "computation dtype (f64: CPU only, for parity checks)", "f32");
+  args.flag("json", "print {\"loss\": x, \"grad_norms\": {name: norm}}");
+  args.option("dump", "FILE", "also write every gradient to this safetensors file");
+  if (!args.parse(argc, argv)) return 0;
+  for (const char* k : {"config", "weights", "batch"})
+    if (!args.given(k)) throw UsageError(fmt::format("avey grads: --{} is required", k));
+  const std::string dev = args.str("device"), dt = args.str("dtype");
+  if (dev != "cpu" && dev != "cuda") throw UsageError("avey grads: --device must be cpu or cuda");
+  if (dt != "f32" && dt != "f64") throw UsageError("avey grads: --dtype must be f32 or f64");
+  engine::Device device = dev == "cpu" ? engine::Device::CPU : engine::Device::CUDA;
+  engine::DType dtype = dt == "f32" ? engine::DType::F32 : engine::DType::F64;
+
+  avey::Config cfg = avey::load_config(args.str("config"));
+  avey::Model model(cfg, device, dtype);
+  model.load_state(engine::load_safetensors(args.str("weights")));
+  const std::string bpath = args.str("batch");
+  std::ifstream in(bpath);
+  if (!in) throw std::runtime_error(bpath + ": cannot open the file");
+  nlohmann::json batch;
+  try {
+    batch = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(bpath + ": invalid JSON");
+  }
+  Tensor ids = read_ids(batch, "input_ids", bpath), labels = read_ids(batch, "labels", bpath);
+  if (ids.shape() != labels.shape()) throw std::runtime_error(bpath + ": input_ids and labels differ in shape");
+
+  model.zero_grad();
+  Tensor loss = model.loss(ids.to(device), labels.to(device));
+  loss.backward();
+  nlohmann::ordered_json norms = nlohmann::ordered_json::object();
+  std::vector<std::pair<std::string, Tensor>> dump;
+  for (const avey::Param& p : model.params()) {
+    Tensor g = p.value.grad().to(engine::Device::CPU).to(engine::DType::F64);
+    double s = 0;
+    for (double x : g.to_vector<double>()) s += x * x;
+    norms[p.name] = std::sqrt(s);
+    dump.push_back({p.name, p.value.grad()});
+  }
+  if (args.given("dump")) engine::save_safetensors(args.str("dump"), dump, {{"loss", fmt::format("{:.17g}", loss.item())}});
+  if (args.on("json")) {
+    nlohmann::ordered_json j;
+    j["loss"] = loss.item();
+    j["grad_norms"] = norms;
+    fmt::print("{}\n", j.dump());
+  } else {
+    fmt::print("loss {:.17g}\n", loss.item());
+    for (auto it = norms.begin(); it != norms.end(); ++it)
+      fmt::print("  {:48} {:.10e}\n", it.key(), it.value().get<double>());
+  }
+  return 0;
+}
+
+const RegisterCommand reg{{"grads", "loss and per-parameter gradient norms for one batch", run_grads}};
+
+}  // namespace
