@@ -145,7 +145,7 @@ int run_train(int argc, char** argv) {
   std::ofstream metrics(dir + "/metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
 
   const double flops_per_token = avey::train_flops_per_token(cfg, T);
-  const double peak = engine::peak_flops(device, dtype);
+  const double peak = engine::peak_flops(device, dtype);  // GPU: datasheet table
   fmt::print("model {} ({} parameters) on {} in {}; {} train / {} val tokens; batch {} x {} x {} accum\n",
              setting("config"), model.num_params(), engine::device_name(device), engine::name_of(dtype),
              run_data.train.size(), run_data.val.size(), B, T, accum);
@@ -196,7 +196,10 @@ int run_train(int argc, char** argv) {
     nlohmann::json m = {{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", clip.norm}, {"tok_s", tok_s}};
     std::string line = fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.0f} tok/s | {:.0f} ms",
                                    st.step, max_steps, loss, lr, clip.norm, tok_s, secs * 1e3);
-    if (peak > 0) line += fmt::format(" | MFU {:.1f}%", 100.0 * tok_s * flops_per_token / peak);
+    if (device == engine::Device::CUDA && peak > 0)
+      line += fmt::format(" | MFU {:.1f}%", 100.0 * tok_s * flops_per_token / peak);
+    else  // a CPU's sustained clock is not knowable from /proc/cpuinfo: report the rate itself
+      line += fmt::format(" | {:.0f} GFLOP/s", tok_s * flops_per_token / 1e9);
     line += " | ETA " + duration(eta);
     const int64_t eval_every = args.integer("eval-every");
     if ((eval_every > 0 && st.step % eval_every == 0) || st.step == max_steps) {
