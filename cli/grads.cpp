@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "avey/batch_file.h"
 #include "avey/model.h"
 #include "cli/args.h"
 #include "cli/command.h"
@@ -14,22 +14,6 @@
 namespace {
 
 using engine::Tensor;
-
-Tensor read_ids(const nlohmann::json& j, const std::string& key, const std::string& path) {
-  if (!j.contains(key) || !j[key].is_array() || j[key].empty())
-    throw std::runtime_error(path + ": needs \"" + key + "\": [[...], ...]");
-  const auto& rows = j[key];
-  const size_t T = rows[0].size();
-  std::vector<int32_t> v;
-  for (const auto& r : rows) {
-    if (!r.is_array() || r.size() != T || T == 0) throw std::runtime_error(path + ": \"" + key + "\" rows must have one equal, non-zero length");
-    for (const auto& x : r) {
-      if (!x.is_number_integer()) throw std::runtime_error(path + ": \"" + key + "\" holds a non-integer " + x.dump());
-      v.push_back(x.get<int32_t>());
-    }
-  }
-  return Tensor::from(v, {int64_t(rows.size()), int64_t(T)});
-}
 
 int run_grads(int argc, char** argv) {
   Args args("grads", "Print the loss and every parameter's gradient norm for one batch.");
@@ -52,17 +36,9 @@ int run_grads(int argc, char** argv) {
   avey::Config cfg = avey::load_config(args.str("config"));
   avey::Model model(cfg, device, dtype);
   model.load_state(engine::load_safetensors(args.str("weights")));
-  const std::string bpath = args.str("batch");
-  std::ifstream in(bpath);
-  if (!in) throw std::runtime_error(bpath + ": cannot open the file");
-  nlohmann::json batch;
-  try {
-    batch = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(bpath + ": invalid JSON");
-  }
-  Tensor ids = read_ids(batch, "input_ids", bpath), labels = read_ids(batch, "labels", bpath);
-  if (ids.shape() != labels.shape()) throw std::runtime_error(bpath + ": input_ids and labels differ in shape");
+  const avey::TokenBatch batch = avey::read_batch_json(args.str("batch"));
+  const Tensor& ids = batch.input_ids;
+  const Tensor& labels = batch.labels;
 
   model.zero_grad();
   Tensor loss = model.loss(ids.to(device), labels.to(device));
