@@ -32,10 +32,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The flags that define a run; saved in train_state.json and reused by --resume.
-const std::vector<std::string> kRunFlags = {"config", "batch-size", "seq-len", "grad-accum", "lr", "schedule",
-                                            "warmup", "max-steps", "weight-decay", "clip", "seed", "tokenizer",
-                                            "data", "precision"};
+// The flags that define a run, with their types; saved in train_state.json and reused by --resume.
+enum class Kind { Text, Integer, Real };
+const std::vector<std::pair<std::string, Kind>> kRunFlags = {
+    {"config", Kind::Text},     {"batch-size", Kind::Integer}, {"seq-len", Kind::Integer}, {"grad-accum", Kind::Integer},
+    {"lr", Kind::Real},         {"schedule", Kind::Text},      {"warmup", Kind::Integer},  {"max-steps", Kind::Integer},
+    {"weight-decay", Kind::Real}, {"clip", Kind::Real},        {"seed", Kind::Integer},    {"tokenizer", Kind::Text},
+    {"data", Kind::Text},       {"precision", Kind::Text}};
+
+nlohmann::json typed(const Args& args, const std::string& flag, Kind kind) {
+  switch (kind) {
+    case Kind::Integer: return args.integer(flag);
+    case Kind::Real: return args.real(flag);
+    case Kind::Text: break;
+  }
+  return args.str(flag);
+}
 
 std::string duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -99,18 +111,18 @@ int run_train(int argc, char** argv) {
     if (!fs::exists(dir + "/train_state.json")) throw UsageError("avey train: --resume but " + dir + " holds no checkpoint");
     std::ifstream in(dir + "/train_state.json");
     settings = nlohmann::json::parse(in).at("settings");
-    for (const auto& f : kRunFlags)
-      if (args.given(f) && settings.value(f, "") != args.str(f))
+    for (const auto& [f, kind] : kRunFlags)
+      if (args.given(f) && settings.value(f, nlohmann::json()) != typed(args, f, kind))
         throw UsageError(fmt::format("avey train: --{} cannot change on --resume (the run has {})", f,
-                                     settings.value(f, "")));
+                                     settings.value(f, nlohmann::json()).dump()));
   } else {
     if (fs::exists(dir + "/train_state.json"))
       throw UsageError("avey train: " + dir + " already holds a run; continue it with --resume or choose another --out");
-    for (const auto& f : kRunFlags) settings[f] = args.str(f);
+    for (const auto& [f, kind] : kRunFlags) settings[f] = typed(args, f, kind);
   }
   auto setting = [&](const std::string& f) { return settings.at(f).get<std::string>(); };
-  auto integer = [&](const std::string& f) { return std::stoll(setting(f)); };
-  auto real = [&](const std::string& f) { return std::stod(setting(f)); };
+  auto integer = [&](const std::string& f) { return settings.at(f).get<int64_t>(); };
+  auto real = [&](const std::string& f) { return settings.at(f).get<double>(); };
 
   const engine::Device device = resolve_device(args.str("device"));
   const engine::DType dtype = resolve_precision(setting("precision"), device);
