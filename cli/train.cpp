@@ -59,9 +59,7 @@ std::string duration(double seconds) {
 
 std::vector<optim::Segment> segments_of(avey::Model& model) {
   std::vector<optim::Segment> segs;
-  const int64_t base = model.flat_params().impl()->offset;
-  for (const avey::Param& p : model.params())
-    segs.push_back({p.name, p.value.impl()->offset - base, p.value.numel(), p.value.ndim() >= 2});
+  for (const avey::Param& p : model.params()) segs.push_back(optim::segment_of(p.name, p.value, model.flat_params()));
   return segs;
 }
 

@@ -23,4 +23,10 @@ void check_segments(const std::vector<Segment>& segments, int64_t total) {
   }
 }
 
+Segment segment_of(const std::string& name, const engine::Tensor& view, const engine::Tensor& flat) {
+  if (view.impl()->storage != flat.impl()->storage)
+    throw std::invalid_argument("segment_of: '" + name + "' is not a view into the flat parameter buffer");
+  return {name, view.impl()->offset - flat.impl()->offset, view.numel(), view.ndim() >= 2};
+}
+
 }  // namespace optim

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/tensor.h"
+
 namespace optim {
 
 struct Segment {
@@ -14,6 +16,9 @@ struct Segment {
   int64_t numel = 0;    // number of elements
   bool decay = false;   // takes weight decay: the tensor has rank >= 2 (SPEC: E, U, O, V_l)
 };
+
+// The segment of a parameter that is a view into the flat buffer `flat`: decay iff rank >= 2.
+Segment segment_of(const std::string& name, const engine::Tensor& view, const engine::Tensor& flat);
 
 // Checks that every segment lies inside [0, total) and that no two overlap; throws
 // std::invalid_argument naming the offending segment(s). Gaps between segments are allowed.
