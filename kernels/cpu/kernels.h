@@ -38,6 +38,9 @@ namespace cpu {
 template <class T> void fill(int64_t n, T* y, double value);
 template <class S, class D> void convert(int64_t n, const S* x, D* y);
 template <class T> void axpy(int64_t n, double alpha, const T* x, T* y);  // y += alpha * x
+// y += x with x's elements converted to D first (mixed precision: a bf16 gradient added into an
+// fp32 gradient buffer). Instantiated for (bf16, float), (float, float) and (double, double).
+template <class S, class D> void accumulate(int64_t n, const S* x, D* y);
 
 // ---- matrix products ----
 // For b in [0, batch): C_b = alpha * op(A_b) op(B_b) + beta * C_b, op = transpose when ta/tb.
