@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "avey/block.h"
 #include "avey/contextualizer.h"
 #include "avey/enricher.h"
 #include "avey/fuser.h"
@@ -175,8 +176,14 @@ Tensor Model::run_blocks(Tensor h, int64_t N) const {
   const int64_t C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
   std::vector<int64_t> widths{half, half};
   if (mh > 0) widths.push_back(mh);
+  // The GPU's fast path: each block's body as one op (avey/block.h); same function.
+  const bool fused_body = h.is_cuda() && !composed_ && !cfg_.use_attention();
   for (const Block& blk : blocks_) {
     Tensor y = norm(h, blk.norm_w, blk.norm_b);
+    if (fused_body) {
+      h = add(h, block_body(y, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N));
+      continue;
+    }
     Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
                          : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
     std::vector<Tensor> parts = split_cols(z, widths);

@@ -68,6 +68,14 @@ void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows
 template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable);
 template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
 
+// ---- the Avey enricher's element-wise end (fused) ----
+template <class T>
+void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
+                    T* z0, T* z1, T* z2);
+template <class T>
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
+                     const T* g0, const T* g1, const T* g2, T* gp);
+
 // ---- loss ----
 template <class T>
 void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore, T* loss,
