@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "avey/activation.h"
+#include "engine/dispatch.h"
 
 namespace avey {
 
@@ -64,11 +65,25 @@ Tensor contextualizer(const Tensor& z0, const Tensor& z1, const Tensor& spatial,
            Tensor w = tril(spatial);
            Tensor ga = matmul(gy, z0, false, true);  // dA [N, C, C]
            if (dynamic) {
-             Tensor zn = l2norm_rows(z0, kCosineEps, NormEps::Inside);
-             Tensor r = rsqrt(add_scalar(sum_cols(square(z0)), kCosineEps));  // [N, C, 1]
              if (spatial.requires_grad())
                gv = tril(reshape(sum_rows(reshape(mul(ga, cos), {N, C * C})), {C, C}));
-             if (z0.requires_grad()) {
+             if (z0.requires_grad() && z0.is_cuda()) {
+               // The same, with the row normalisation's backward as one fused kernel over z0.
+               const int64_t rows = N * C, h = z0.size(2);
+               Tensor zn_c = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+               Tensor denom = Tensor::empty({rows}, z0.dtype(), z0.device());
+               AVEY_DISPATCH("contextualizer", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps,
+                             zn_c.data<T>(), denom.data<T>());
+               gz0 = matmul(mul_per_context(cos, w), gy, true, false);
+               Tensor gcos = mul_per_context(ga, w);
+               Tensor gzn = add(matmul(gcos, zn_c), matmul(gcos, zn_c, true, false));
+               Tensor gzn0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+               AVEY_DISPATCH("contextualizer", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
+                             kCosineEps, denom.data<T>(), gzn.data<T>(), gzn0.data<T>());
+               add_(gz0, gzn0);
+             } else if (z0.requires_grad()) {
+               Tensor zn = l2norm_rows(z0, kCosineEps, NormEps::Inside);
+               Tensor r = rsqrt(add_scalar(sum_cols(square(z0)), kCosineEps));  // [N, C, 1]
                Tensor a = mul_per_context(cos, w);
                gz0 = matmul(a, gy, true, false);
                Tensor gcos = mul_per_context(ga, w);

@@ -49,7 +49,8 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
     NoGrad no_grad;
     Tensor one = Tensor::full({1}, 1.0, ld, h.device());
     if (grad && h.requires_grad()) gh = Tensor::empty(h.shape(), h.dtype(), h.device());
-    if (grad && embedding.requires_grad()) ge = Tensor::zeros(embedding.shape(), embedding.dtype(), embedding.device());
+    // d(loss)/dE sums over every chunk: in fp32 when E is bf16 (each chunk's product is rounded once).
+    if (grad && embedding.requires_grad()) ge = Tensor::zeros(embedding.shape(), ld, embedding.device());
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t r1 = std::min(N, r0 + chunk), rows = r1 - r0, d = h.size(1);
       Tensor logits = chunk_logits(h, embedding, r0, r1);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "avey/block.h"
 #include "avey/contextualizer.h"
 #include "avey/enricher.h"
 #include "avey/fuser.h"
@@ -48,17 +49,28 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
   auto shapes = layout(cfg_);
   int64_t total = 0;
   for (auto& [name, shape] : shapes) total += numel(shape);
-  flat_ = Tensor::zeros({total}, dtype, device);
-  flat_grad_ = Tensor::zeros({total}, dtype, device);
+  const bool mixed = dtype == DType::BF16;
+  const DType master = mixed ? DType::F32 : dtype;
+  flat_ = Tensor::zeros({total}, master, device);
+  flat_grad_ = Tensor::zeros({total}, master, device);
+  if (mixed) working_ = Tensor::zeros({total}, DType::BF16, device);
   int64_t offset = 0;
   std::map<std::string, Tensor> by_name;
   for (auto& [name, shape] : shapes) {
     Tensor v = flat_.view(offset, shape);
+    Tensor g = flat_grad_.view(offset, shape);
     v.requires_grad_();
     v.set_name(name);
-    v.set_grad(flat_grad_.view(offset, shape));
-    params_.push_back({name, v});
-    by_name[name] = v;
+    v.set_grad(g);
+    Tensor w = v;
+    if (mixed) {
+      w = working_.view(offset, shape);
+      w.requires_grad_();
+      w.set_name(name);
+      w.set_grad(g);
+    }
+    params_.push_back({name, v, w});
+    by_name[name] = w;
     offset += numel(shape);
   }
   wte_ = by_name.at("wte.weight");
@@ -73,7 +85,12 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
   }
 }
 
+void Model::refresh_working() {
+  if (working_.defined()) working_.copy_(flat_.to(DType::BF16));
+}
+
 void Model::init(uint64_t seed) {
+  const DType dt = master_dtype();
   Rng rng(seed);
   const double d = double(cfg_.d_embed), V = double(cfg_.vocab_size), C = double(cfg_.context_rows());
   for (Param& p : params_) {
@@ -83,22 +100,23 @@ void Model::init(uint64_t seed) {
     };
     Tensor fresh;
     if (p.name == "wte.weight") {
-      fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (V + d)), dtype_, device_);  // Xavier-normal
+      fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (V + d)), dt, device_);  // Xavier-normal
     } else if (ends("spatial_proj")) {
-      fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (C + C)), dtype_, device_);
+      fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (C + C)), dt, device_);
     } else if (ends("enricher.weight") || ends("enricher.bias")) {
       const double b = 1.0 / std::sqrt(d);  // nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-      fresh = Tensor::uniform(v.shape(), rng, -b, b, dtype_, device_);
+      fresh = Tensor::uniform(v.shape(), rng, -b, b, dt, device_);
     } else if (ends("fuser.weight") || ends("fuser.bias")) {
       const double b = 1.0 / std::sqrt(double(cfg_.fuser_in()));
-      fresh = Tensor::uniform(v.shape(), rng, -b, b, dtype_, device_);
+      fresh = Tensor::uniform(v.shape(), rng, -b, b, dt, device_);
     } else if (ends("norm.weight") || p.name == "ln_f.weight") {
-      fresh = Tensor::full(v.shape(), 1.0, dtype_, device_);
+      fresh = Tensor::full(v.shape(), 1.0, dt, device_);
     } else {  // norm biases
-      fresh = Tensor::zeros(v.shape(), dtype_, device_);
+      fresh = Tensor::zeros(v.shape(), dt, device_);
     }
     v.copy_(fresh);
   }
+  refresh_working();
 }
 
 std::vector<int32_t> Model::host_ids(const Tensor& ids, int64_t& B, int64_t& T) const {
@@ -133,7 +151,8 @@ Tensor Model::contexts(const Tensor& x, int64_t B, int64_t n) const {
   Tensor scores;
   std::vector<double> host;
   if (cfg_.ranker) {
-    Tensor x3 = reshape(x, {B, n * S, d});
+    // Scores in fp32 even in mixed precision: bf16 scores would round near-ties into different selections.
+    Tensor x3 = reshape(x.dtype() == DType::BF16 ? cast(x, DType::F32) : x, {B, n * S, d});
     if (cfg_.split_weighting) {
       scores = maxsim_scores(x3, x3, S);
     } else {
@@ -157,8 +176,14 @@ Tensor Model::run_blocks(Tensor h, int64_t N) const {
   const int64_t C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
   std::vector<int64_t> widths{half, half};
   if (mh > 0) widths.push_back(mh);
+  // The GPU's fast path: each block's body as one op (avey/block.h); same function.
+  const bool fused_body = h.is_cuda() && !composed_ && !cfg_.use_attention();
   for (const Block& blk : blocks_) {
     Tensor y = norm(h, blk.norm_w, blk.norm_b);
+    if (fused_body) {
+      h = add(h, block_body(y, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N));
+      continue;
+    }
     Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
                          : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
     std::vector<Tensor> parts = split_cols(z, widths);
@@ -229,9 +254,9 @@ Tensor Model::next_token_logits(const std::vector<int32_t>& ids) {
   Tensor x = embed(checked, 1, T);  // [n*S, d]
   std::vector<double> host;
   if (cfg_.ranker && J > 0) {
-    Tensor x3 = reshape(x, {1, n * S, d});
-    Tensor cur = reshape(x.view(J * S * d, {S, d}), {1, S, d});
-    Tensor prev = reshape(x.view(0, {J * S, d}), {1, J * S, d});
+    Tensor x3 = reshape(x.dtype() == DType::BF16 ? x.to(DType::F32) : x, {1, n * S, d});
+    Tensor cur = reshape(x3.view(J * S * d, {S, d}), {1, S, d});
+    Tensor prev = reshape(x3.view(0, {J * S, d}), {1, J * S, d});
     host = host_doubles(maxsim_scores(cur, prev, S));  // [1, 1, J]
   }
   ContextPlan plan = plan_contexts(cfg_, 1, n, {J}, host, J);
@@ -259,9 +284,10 @@ void Model::load_state(const std::map<std::string, Tensor>& tensors) {
   }
   for (Param& p : params_) {
     const Tensor& t = tensors.at(p.name);
-    Tensor src = t.dtype() == dtype_ ? t : t.to(Device::CPU).to(dtype_);
+    Tensor src = t.dtype() == master_dtype() ? t : t.to(Device::CPU).to(master_dtype());
     p.value.copy_(src.to(device_));
   }
+  refresh_working();
 }
 
 std::map<std::string, Tensor> Model::state() const {

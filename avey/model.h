@@ -7,6 +7,15 @@
 //
 // Parameters live in one flat buffer (and their gradients in another), in the PyTorch
 // reference's order and with its names; each Param's value is a view into the buffer.
+//
+// Mixed precision (dtype BF16, DESIGN.md): the flat buffer holds the fp32 master weights (what
+// AdamW updates and checkpoints save) and the gradient buffer is fp32 too; a second flat buffer,
+// working_params(), holds their bf16 copy, whose views are the leaves the forward computes
+// with. A working view's gradient is the same fp32 view of flat_grads() (the engine adds bf16
+// gradients into an fp32 .grad with a casting kernel), so activations are bf16 and every
+// parameter gradient accumulates in fp32. AdamW refreshes the copy in its own launch when
+// given working_params() as bf16_copy; after anything else writes the master weights, call
+// refresh_working().
 #pragma once
 #include <map>
 #include <string>
@@ -20,6 +29,7 @@ namespace avey {
 struct Param {
   std::string name;
   engine::Tensor value;  // a view into flat_params(); its .grad() is a view into flat_grads()
+  engine::Tensor work;   // what the forward uses: value itself, or (bf16) its view of working_params()
 };
 
 class Model {
@@ -29,11 +39,15 @@ class Model {
   void init(uint64_t seed);  // SPEC init, deterministic for a seed
   const Config& config() const { return cfg_; }
   engine::Device device() const { return device_; }
-  engine::DType dtype() const { return dtype_; }
+  engine::DType dtype() const { return dtype_; }  // the compute dtype (activations, working weights)
+  engine::DType master_dtype() const { return flat_.dtype(); }  // f32 for bf16 models, else dtype()
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
   engine::Tensor& flat_params() { return flat_; }
   engine::Tensor& flat_grads() { return flat_grad_; }
+  // The bf16 working copy of flat_params() in mixed precision; undefined otherwise.
+  engine::Tensor& working_params() { return working_; }
+  void refresh_working();  // working_params() = bf16(flat_params()); nothing when not mixed
   int64_t num_params() const { return flat_.numel(); }
   void zero_grad() { flat_grad_.fill_(0.0); }
 
@@ -67,7 +81,7 @@ class Model {
   Config cfg_;
   engine::Device device_;
   engine::DType dtype_;
-  engine::Tensor flat_, flat_grad_;
+  engine::Tensor flat_, flat_grad_, working_;
   std::vector<Param> params_;
   engine::Tensor wte_, lnf_w_, lnf_b_;
   std::vector<Block> blocks_;

@@ -196,7 +196,7 @@ int run_train(int argc, char** argv) {
                                            "nothing was saved over the last checkpoint in {}",
                                            st.step + 1, loss, clip.norm, dir));
     const double lr = schedule.lr_at(st.step);
-    opt.step(grads, lr, clip.scale);
+    opt.step(grads, lr, clip.scale, model.working_params());  // bf16: refreshes the working copy too
     st.step++;
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -120,8 +120,10 @@ void backward(const Tensor& root, const Tensor& seed) {
         auto it = grads.find(nx.get());
         if (it == grads.end())
           grads.emplace(nx.get(), gi);
-        else
+        else if (it->second.dtype() == gi.dtype())
           it->second = add(it->second, gi);
+        else  // mixed precision: a bf16 and an f32 gradient for one tensor meet in f32
+          it->second = add(it->second.to(DType::F32), gi.to(DType::F32));
       }
       if (--pending_inputs[nx.get()] == 0) ready.push_back(nx);
     }

@@ -4,6 +4,7 @@
 //   AVEY_DISPATCH("relu", x, relu, x.numel(), x.data<T>(), y.data<T>());
 // Every kernel therefore has the same signature in kernels/cpu and kernels/cuda.
 #pragma once
+#include "engine/profile.h"
 #include "engine/tensor.h"
 #include "kernels/cpu/kernels.h"
 #ifdef AVEY_HAVE_CUDA
@@ -30,6 +31,7 @@
 #define AVEY_DISPATCH(op, t, kernel, ...)                                        \
   do {                                                                           \
     const ::engine::Tensor& dispatch_t_ = (t);                                   \
+    ::engine::profile::Scope dispatch_prof_(op, dispatch_t_.device());           \
     if (dispatch_t_.device() == ::engine::Device::CPU) {                         \
       switch (dispatch_t_.dtype()) {                                             \
         case ::engine::DType::F32: {                                             \

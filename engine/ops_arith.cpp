@@ -102,6 +102,17 @@ Tensor add_scalar(const Tensor& a, double s) {
 
 void add_(Tensor& y, const Tensor& x, double alpha) {
   check_same_device("add_", y, x);
+  if (y.dtype() == DType::F32 && x.dtype() == DType::BF16 && alpha == 1.0) {  // mixed precision: bf16 into fp32
+    check_same_shape("add_", y, x);
+    if (y.device() == Device::CPU) {
+      kernels::cpu::accumulate(y.numel(), x.data<kernels::bf16>(), y.data<float>());
+    } else {
+#ifdef AVEY_HAVE_CUDA
+      kernels::cuda::accumulate(y.numel(), x.data<kernels::bf16>(), y.data<float>());
+#endif
+    }
+    return;
+  }
   check_same_dtype("add_", y, x);
   check_same_shape("add_", y, x);
   AVEY_DISPATCH("add_", y, axpy, y.numel(), alpha, x.data<T>(), y.data<T>());

@@ -286,7 +286,9 @@ Tensor& Tensor::requires_grad_(bool on) {
 Tensor Tensor::grad() const { return checked().grad ? Tensor(impl_->grad) : Tensor(); }
 
 void Tensor::set_grad(const Tensor& g) {
-  if (g.defined() && (g.shape() != shape() || g.dtype() != dtype() || g.device() != device()))
+  // A bf16 tensor may keep an f32 gradient (mixed precision: fp32 gradients of bf16 working weights).
+  const bool dtype_ok = g.defined() && (g.dtype() == dtype() || (dtype() == DType::BF16 && g.dtype() == DType::F32));
+  if (g.defined() && (g.shape() != shape() || !dtype_ok || g.device() != device()))
     fail("set_grad", "gradient " + g.describe() + " does not match " + describe());
   checked();
   impl_->grad = g.impl_ptr();

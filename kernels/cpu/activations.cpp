@@ -12,7 +12,9 @@
 //   log    y = ln x                       y' = 1 / x
 //   square y = x^2                        y' = 2x
 // The switch on the function sits outside the loop so each loop is a plain vectorisable map.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/kernels.h"
 
@@ -101,10 +103,47 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
   }
 }
 
+// The enricher's element-wise end: bias, activation, column split (and back), through unary().
+template <class T>
+void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
+                    T* z0, T* z1, T* z2) {
+  const int64_t n = rows * cols, w2 = cols - w0 - w1;
+  map(n, [=](int64_t i) { p[i] += bias[i % cols]; });
+  std::vector<T> z(size_t(n > 0 ? n : 0));
+  if (has_act) unary(f, n, p, z.data());
+  else std::copy(p, p + n, z.begin());
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* zr = z.data() + r * cols;
+    std::copy(zr, zr + w0, z0 + r * w0);
+    std::copy(zr + w0, zr + w0 + w1, z1 + r * w1);
+    if (w2 > 0) std::copy(zr + w0 + w1, zr + cols, z2 + r * w2);
+  }
+}
+
+template <class T>
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
+                     const T* g0, const T* g1, const T* g2, T* gp) {
+  const int64_t n = rows * cols, w2 = cols - w0 - w1;
+  std::vector<T> g(size_t(n > 0 ? n : 0));
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* gr = g.data() + r * cols;
+    std::copy(g0 + r * w0, g0 + (r + 1) * w0, gr);
+    std::copy(g1 + r * w1, g1 + (r + 1) * w1, gr + w0);
+    if (w2 > 0) std::copy(g2 + r * w2, g2 + (r + 1) * w2, gr + w0 + w1);
+  }
+  if (has_act) unary_backward(f, n, p, g.data(), gp);
+  else std::copy(g.begin(), g.end(), gp);
+}
+
 #define INSTANTIATE(T)                                                            \
   template void unary<T>(Unary, int64_t, const T*, T*);                           \
   template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);        \
-  template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);
+  template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                 \
+  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*); \
+  template void act_grad_concat<T>(int64_t, int64_t, const T*, bool, Unary, int64_t, int64_t, const T*, const T*, \
+                                   const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(double)
 #undef INSTANTIATE

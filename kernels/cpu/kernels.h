@@ -38,6 +38,9 @@ namespace cpu {
 template <class T> void fill(int64_t n, T* y, double value);
 template <class S, class D> void convert(int64_t n, const S* x, D* y);
 template <class T> void axpy(int64_t n, double alpha, const T* x, T* y);  // y += alpha * x
+// y += x with x's elements converted to D first (mixed precision: a bf16 gradient added into an
+// fp32 gradient buffer). Instantiated for (bf16, float), (float, float) and (double, double).
+template <class S, class D> void accumulate(int64_t n, const S* x, D* y);
 
 // ---- matrix products ----
 // For b in [0, batch): C_b = alpha * op(A_b) op(B_b) + beta * C_b, op = transpose when ta/tb.
@@ -98,6 +101,19 @@ void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows
 template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable);
 // gx[r, idx[r]] += gy[r] (the backward of max_cols)
 template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
+
+// ---- the Avey enricher's element-wise end (fused) ----
+// p (rows x cols, a matrix product's output) += bias (one per column): p keeps the
+// pre-activation. Then z = f(p) (identity when !has_act) is written split by columns into three
+// contiguous matrices: z0 (rows x w0), z1 (rows x w1), z2 (rows x (cols - w0 - w1); may be null
+// when that is 0).
+template <class T>
+void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
+                    T* z0, T* z1, T* z2);
+// Its backward: gp = f'(p) * [g0 | g1 | g2] (rows x cols).
+template <class T>
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
+                     const T* g0, const T* g1, const T* g2, T* gp);
 
 // ---- loss ----
 // Per row: loss[r] = logsumexp(logits[r]) - logits[r, target[r]], or 0 when target == ignore;

@@ -35,6 +35,11 @@ template <class T> void axpy(int64_t n, double alpha, const T* x, T* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+template <class S, class D> void accumulate(int64_t n, const S* x, D* y) {
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] += D(to_double(x[i]));
+}
+
 #define FOR_ALL(S)                                        \
   template void fill<S>(int64_t, S*, double);             \
   template void convert<S, float>(int64_t, const S*, float*);   \
@@ -48,5 +53,9 @@ FOR_ALL(int32_t)
 #undef FOR_ALL
 template void axpy<float>(int64_t, double, const float*, float*);
 template void axpy<double>(int64_t, double, const double*, double*);
+
+template void accumulate<bf16, float>(int64_t, const bf16*, float*);
+template void accumulate<float, float>(int64_t, const float*, float*);
+template void accumulate<double, double>(int64_t, const double*, double*);
 
 }  // namespace kernels::cpu

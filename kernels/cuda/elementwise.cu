@@ -165,6 +165,52 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
   AVEY_LAUNCH_CHECK("tril");
 }
 
+// The enricher's element-wise end: one thread per element of p; its column picks the part.
+template <class T>
+__global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0,
+                                      int64_t w1, T* z0, T* z1, T* z2) {
+  const int64_t w2 = cols - w0 - w1;
+  AVEY_GRID_STRIDE(i, n) {
+    const int64_t r = i / cols, c = i - r * cols;
+    const float v = load(p, i) + load(bias, c);
+    store(p, i, v);
+    const float z = has_act ? unary_f(f, v) : v;
+    if (c < w0) store(z0, r * w0 + c, z);
+    else if (c < w0 + w1) store(z1, r * w1 + (c - w0), z);
+    else store(z2, r * w2 + (c - w0 - w1), z);
+  }
+}
+
+template <class T>
+__global__ void act_grad_concat_kernel(int64_t n, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0,
+                                       int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
+  const int64_t w2 = cols - w0 - w1;
+  AVEY_GRID_STRIDE(i, n) {
+    const int64_t r = i / cols, c = i - r * cols;
+    const float g = c < w0 ? load(g0, r * w0 + c)
+                           : (c < w0 + w1 ? load(g1, r * w1 + (c - w0)) : load(g2, r * w2 + (c - w0 - w1)));
+    store(gp, i, has_act ? g * unary_df(f, load(p, i)) : g);
+  }
+}
+
+template <class T>
+void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
+                    T* z0, T* z1, T* z2) {
+  const int64_t n = rows * cols;
+  if (n <= 0) return;
+  bias_act_split_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, has_act, f, w0, w1, z0, z1, z2);
+  AVEY_LAUNCH_CHECK("bias_act_split");
+}
+
+template <class T>
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
+                     const T* g0, const T* g1, const T* g2, T* gp) {
+  const int64_t n = rows * cols;
+  if (n <= 0) return;
+  act_grad_concat_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, has_act, f, w0, w1, g0, g1, g2, gp);
+  AVEY_LAUNCH_CHECK("act_grad_concat");
+}
+
 #define INSTANTIATE(T)                                                                   \
   template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
   template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
@@ -173,7 +219,10 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
   template void axpy<T>(int64_t, double, const T*, T*);                                 \
   template void unary<T>(Unary, int64_t, const T*, T*);                                 \
   template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);              \
-  template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);
+  template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                            \
+  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*); \
+  template void act_grad_concat<T>(int64_t, int64_t, const T*, bool, Unary, int64_t, int64_t, const T*, const T*, \
+                                   const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE

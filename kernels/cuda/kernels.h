@@ -20,6 +20,7 @@ namespace kernels::cuda {
 template <class T> void fill(int64_t n, T* y, double value);
 template <class S, class D> void convert(int64_t n, const S* x, D* y);
 template <class T> void axpy(int64_t n, double alpha, const T* x, T* y);
+template <class S, class D> void accumulate(int64_t n, const S* x, D* y);  // (bf16, float), (float, float)
 
 // ---- matrix products ----
 template <class T>
@@ -66,6 +67,14 @@ template <class T>
 void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows, const int32_t* idx, T* y);
 template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable);
 template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
+
+// ---- the Avey enricher's element-wise end (fused) ----
+template <class T>
+void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
+                    T* z0, T* z1, T* z2);
+template <class T>
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
+                     const T* g0, const T* g1, const T* g2, T* gp);
 
 // ---- loss ----
 template <class T>

@@ -246,6 +246,19 @@ template <class S, class D> void convert(int64_t n, const S* x, D* y) {
   AVEY_LAUNCH_CHECK("convert");
 }
 
+// y += x in fp32 (a bf16 gradient into the fp32 gradient buffer).
+template <class S, class D> __global__ void accumulate_kernel(int64_t n, const S* x, D* y) {
+  AVEY_GRID_STRIDE(i, n) store(y, i, load(y, i) + load(x, i));
+}
+
+template <class S, class D> void accumulate(int64_t n, const S* x, D* y) {
+  if (n <= 0) return;
+  accumulate_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, x, y);
+  AVEY_LAUNCH_CHECK("accumulate");
+}
+template void accumulate<bf16, float>(int64_t, const bf16*, float*);
+template void accumulate<float, float>(int64_t, const float*, float*);
+
 #define FOR_ALL(S)                                                \
   template void fill<S>(int64_t, S*, double);                     \
   template void convert<S, float>(int64_t, const S*, float*);     \

@@ -1,0 +1,121 @@
+#include "avey/block.h"
+
+#include "avey/activation.h"
+#include "avey/contextualizer.h"
+#include "engine/dispatch.h"
+
+namespace avey {
+
+using namespace engine;
+
+namespace {
+
+kernels::Unary unary_or_relu(Activation a) {
+  switch (a) {
+    case Activation::Relu2: return kernels::Unary::Relu2;
+    case Activation::Gelu: return kernels::Unary::Gelu;
+    case Activation::Silu: return kernels::Unary::Silu;
+    default: return kernels::Unary::Relu;  // also the placeholder for None (has_act = false)
+  }
+}
+
+// A [N, C, C] times one [C, C] matrix, element-wise per context.
+Tensor mul_per_context(const Tensor& x, const Tensor& w) {
+  const int64_t N = x.size(0), C = x.size(1);
+  return reshape(mul(reshape(x, {N, C * C}), reshape(w, {C * C})), {N, C, C});
+}
+
+// c += a b^T (a [rows, k], b [n, k], c [rows, n]) in place: cuBLAS's beta = 1.
+void matmul_acc_bt(const Tensor& a, const Tensor& b, Tensor& c) {
+  const int64_t rows = a.size(0), k = a.size(1), n = b.size(0);
+  AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), b.data<T>(), c.data<T>(), 1, rows, n, k, false, true, 1.0, 1.0, 0, 0,
+                0);
+}
+
+}  // namespace
+
+Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tensor& spatial, const Tensor& O,
+                  const Tensor& bo, const Config& cfg, int64_t N) {
+  const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), m = U.size(0), d = y.size(1);
+  const int64_t rows = y.size(0);
+  if (rows != N * C || 2 * h + mh != m) fail("block_body", "shapes do not match the config: y " + y.describe());
+  const bool has_act = cfg.enricher_activation != Activation::None;
+  const kernels::Unary f = unary_or_relu(cfg.enricher_activation);
+  const Activation cact = cfg.contextualizer_activation;
+  const bool dynamic = cfg.dynamic;
+  Tensor P, z0, z1, zh, yc, cos, c, out;
+  {
+    NoGrad no_grad;
+    P = matmul(y, U, false, true);  // [rows, m]
+    z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
+    z1 = Tensor::empty({N, C, h}, y.dtype(), y.device());
+    if (mh > 0) zh = Tensor::empty({rows, mh}, y.dtype(), y.device());
+    AVEY_DISPATCH("bias_act_split", P, bias_act_split, rows, m, P.data<T>(), b.data<T>(), has_act, f, h, h,
+                  z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr);
+    Tensor w = tril(spatial);
+    if (dynamic) {
+      Tensor zn = l2norm_rows(z0, kCosineEps, NormEps::Inside);
+      cos = matmul(zn, zn, false, true);
+      yc = matmul(mul_per_context(cos, w), z0);
+    } else {
+      yc = matmul(w, z0);
+    }
+    c = reshape(mul(activate(cact, yc), z1), {rows, h});
+    std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
+    out = matmul(c, o[0], false, true);
+    if (mh > 0) matmul_acc_bt(zh, o[1], out);
+    AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, out.data<T>(),
+                  bo.data<T>(), out.data<T>());
+  }
+  record(out, "avey.block_body", {y, U, b, spatial, O, bo},
+         [=](const Tensor& gf) -> std::vector<Tensor> {
+           Tensor gy, gU, gb, gV, gO, gbo;
+           // ---- fuser
+           std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
+           if (bo.requires_grad()) gbo = sum_rows(gf);
+           if (O.requires_grad()) {
+             gO = matmul(gf, c, true, false);
+             if (mh > 0) gO = concat_cols({gO, matmul(gf, zh, true, false)});
+           }
+           Tensor gc = reshape(matmul(gf, o[0]), {N, C, h});
+           Tensor gzh = mh > 0 ? matmul(gf, o[1]) : Tensor();
+           // ---- contextualizer (as avey/contextualizer.cpp, GPU branch)
+           Tensor gz1 = mul(gc, activate(cact, yc));
+           Tensor gyc = activation_grad(cact, yc, mul(gc, z1));
+           Tensor w = tril(spatial);
+           Tensor ga = matmul(gyc, z0, false, true);  // dA [N, C, C]
+           Tensor gz0;
+           if (dynamic) {
+             if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(mul(ga, cos), {N, C * C})), {C, C}));
+             Tensor zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+             Tensor denom = Tensor::empty({rows}, z0.dtype(), z0.device());
+             AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps,
+                           zn.data<T>(), denom.data<T>());
+             gz0 = matmul(mul_per_context(cos, w), gyc, true, false);
+             Tensor gcos = mul_per_context(ga, w);
+             ga = Tensor();
+             Tensor gzn = matmul(gcos, zn);
+             AVEY_DISPATCH("matmul", gcos, matmul, gcos.data<T>(), zn.data<T>(), gzn.data<T>(), N, C, h, C, true,
+                           false, 1.0, 1.0, C * C, C * h, C * h);  // gzn += gcos^T zn
+             Tensor gzn0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+             AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
+                           kCosineEps, denom.data<T>(), gzn.data<T>(), gzn0.data<T>());
+             add_(gz0, gzn0);
+           } else {
+             if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(ga, {N, C * C})), {C, C}));
+             gz0 = matmul(w, gyc, true, false);
+           }
+           // ---- enricher
+           Tensor gp = Tensor::empty(P.shape(), P.dtype(), P.device());
+           AVEY_DISPATCH("act_grad_concat", P, act_grad_concat, rows, m, P.data<T>(), has_act, f, h, h,
+                         gz0.data<T>(), gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>());
+           gz0 = gz1 = gzh = Tensor();
+           if (y.requires_grad()) gy = matmul(gp, U);
+           if (U.requires_grad()) gU = matmul(gp, y, true, false);
+           if (b.requires_grad()) gb = sum_rows(gp);
+           return {gy, gU, gb, gV, gO, gbo};
+         });
+  return out;
+}
+
+}  // namespace avey

@@ -1,0 +1,29 @@
+// One block's body F(y) = fuser([ctx(Z0) (.) Z1 | Zh]), Z = act(y U^T + b), as ONE recorded op:
+// the GPU's fast path (the model uses it on the GPU; the CPU keeps the separate fused layers,
+// which compute the same function and are the reference the GPU tests compare against).
+//
+// Why one op: Z's three column parts go to different consumers. As separate ops, the column
+// split copies Z in the forward, and in the backward each part's gradient becomes a zero-filled
+// Z-sized buffer with the part copied in, summed by autograd: three fills, three copies and two
+// Z-sized additions per block. Here the enricher's bias, activation and split are one pass
+// (kernels bias_act_split), and its backward gathers the parts' gradients and applies the
+// activation's derivative in one pass (act_grad_concat).
+//
+//   forward:  P = y U^T;  P += b;  Z0|Z1|Zh = act(P)              (P kept: the pre-activation)
+//             c = act_c(A Z0) (.) Z1, A = tril(V) (.) (Z0^ Z0^T)    (or tril(V) when not dynamic)
+//             F = c Oc^T + Zh Oh^T + b_o                            (O = [Oc | Oh])
+//   backward: dF -> dc = dF Oc, dZh = dF Oh, dO = [dF^T c | dF^T Zh], db_o = colsum dF;
+//             dc -> dZ0, dZ1, dV (avey/contextualizer.cpp derives these);
+//             dP = act'(P) (.) [dZ0 | dZ1 | dZh];  dy = dP U, dU = dP^T y, db = colsum dP.
+#pragma once
+#include "avey/config.h"
+#include "engine/ops.h"
+
+namespace avey {
+
+// y [N*C, d] (the normalised block input) -> F [N*C, d]. Not for the attention contextualizer.
+engine::Tensor block_body(const engine::Tensor& y, const engine::Tensor& enricher_w, const engine::Tensor& enricher_b,
+                          const engine::Tensor& spatial, const engine::Tensor& fuser_w, const engine::Tensor& fuser_b,
+                          const Config& cfg, int64_t contexts);
+
+}  // namespace avey
