@@ -165,11 +165,14 @@ int run_train(int argc, char** argv) {
     st.loader = loader.state();
     save_checkpoint(dir, model, opt, st);
   };
+  // Samples continue the opening of the validation text (16 tokens), so they are comparable
+  // from one sample to the next.
+  const std::vector<int32_t> prompt(run_data.val.begin(), run_data.val.begin() + std::min<size_t>(16, run_data.val.size()));
   auto print_sample = [&](int64_t step) {
-    std::vector<int32_t> ids = {run_data.tokenizer->eot()};
+    std::vector<int32_t> ids = prompt;
     SampleOptions so{48, 0.8, 40, run_data.tokenizer->eot(), run_data.tokenizer->vocab_size()};
     sample(model, ids, so, rng);
-    std::string text = run_data.tokenizer->decode(std::vector<int32_t>(ids.begin() + 1, ids.end()));
+    std::string text = run_data.tokenizer->decode(ids);
     fmt::print("--- sample at step {} ---\n{}\n---\n", step, text);
     std::ofstream(dir + "/samples.txt", std::ios::app) << fmt::format("=== step {} ===\n{}\n", step, text);
   };
