@@ -2,25 +2,15 @@
 
 #include <fmt/format.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/atomic_file.h"
 #include "engine/safetensors.h"
 
 namespace fs = std::filesystem;
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
-}
 
 static nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
@@ -34,7 +24,7 @@ static nlohmann::json read_json(const std::string& path) {
 
 void save_checkpoint(const std::string& dir, const avey::Model& model, const optim::AdamW& opt, const TrainState& st) {
   fs::create_directories(dir);
-  write_text_atomic(dir + "/config.json", model.config().to_json().dump(2) + "\n");
+  engine::write_file_atomic(dir + "/config.json", model.config().to_json().dump(2) + "\n");
   std::vector<std::pair<std::string, engine::Tensor>> tensors;
   for (auto& [name, t] : model.state()) tensors.emplace_back(name, t);
   engine::save_safetensors(dir + "/model.safetensors", tensors,
@@ -45,7 +35,7 @@ void save_checkpoint(const std::string& dir, const avey::Model& model, const opt
                       {"rng", st.rng},
                       {"loader", {{"epoch", st.loader.epoch}, {"cursor", st.loader.cursor}}},
                       {"settings", st.settings}};
-  write_text_atomic(dir + "/train_state.json", j.dump(2) + "\n");
+  engine::write_file_atomic(dir + "/train_state.json", j.dump(2) + "\n");
 }
 
 LoadedModel read_run_config(const std::string& dir) {

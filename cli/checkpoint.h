@@ -33,5 +33,3 @@ struct LoadedModel {
 };
 LoadedModel read_run_config(const std::string& dir);
 void load_weights(const std::string& dir, avey::Model& model);
-
-void write_text_atomic(const std::string& path, const std::string& text);

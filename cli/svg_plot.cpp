@@ -1,11 +1,11 @@
 #include "cli/svg_plot.h"
 
+#include "engine/atomic_file.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <fstream>
 #include <limits>
 #include <stdexcept>
 
@@ -90,11 +90,5 @@ void write_svg_plot(const std::string& path, const std::string& title, const std
   }
   svg += "</svg>\n";
 
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << svg;
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
+  engine::write_file_atomic(path, svg);
 }

@@ -2,7 +2,6 @@
 #include "data/shard.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -10,6 +9,8 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+
+#include "engine/atomic_file.h"
 
 namespace data {
 
@@ -44,24 +45,18 @@ void write_shard(const std::string& path, const std::string& tokenizer, const st
   std::memcpy(h.tokenizer, tokenizer.data(), tokenizer.size());
   h.count = tokens.size();
 
-  std::string tmp = fmt::format("{}.tmp{}", path, getpid());
-  File f(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (!f) throw std::runtime_error("cannot create shard file " + tmp);
-  bool ok = std::fwrite(&h, sizeof h, 1, f.get()) == 1;
-  if (h.width == 4) {
-    ok = ok && std::fwrite(tokens.data(), 4, tokens.size(), f.get()) == tokens.size();
-  } else {
-    std::vector<uint16_t> chunk;
-    for (size_t i = 0; ok && i < tokens.size(); i += chunk.size()) {
-      chunk.assign(tokens.begin() + i, tokens.begin() + std::min(tokens.size(), i + (1 << 20)));
-      ok = std::fwrite(chunk.data(), 2, chunk.size(), f.get()) == chunk.size();
+  engine::write_file_atomic(path, [&](std::ostream& out) {
+    out.write(reinterpret_cast<const char*>(&h), sizeof h);
+    if (h.width == 4) {
+      out.write(reinterpret_cast<const char*>(tokens.data()), std::streamsize(tokens.size() * 4));
+      return;
     }
-  }
-  ok = std::fclose(f.release()) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write shard file " + path);
-  }
+    std::vector<uint16_t> chunk;
+    for (size_t i = 0; i < tokens.size(); i += chunk.size()) {
+      chunk.assign(tokens.begin() + long(i), tokens.begin() + long(std::min(tokens.size(), i + (1 << 20))));
+      out.write(reinterpret_cast<const char*>(chunk.data()), std::streamsize(chunk.size() * 2));
+    }
+  });
 }
 
 Shard read_shard(const std::string& path) {

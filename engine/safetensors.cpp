@@ -1,9 +1,9 @@
 #include "engine/safetensors.h"
 
-#include <fmt/format.h>
-#include <unistd.h>
+#include "engine/atomic_file.h"
 
-#include <cstdio>
+#include <fmt/format.h>
+
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -51,10 +51,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   }
   std::string hs = header.dump();
   hs.append((8 - hs.size() % 8) % 8, ' ');
-  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(fmt::format("{}: cannot write (temporary file {})", path, tmp));
+  write_file_atomic(path, [&](std::ostream& out) {
     uint64_t n = hs.size();
     unsigned char len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
@@ -62,16 +59,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     out.write(hs.data(), std::streamsize(hs.size()));
     for (const Tensor& h : host)
       out.write(static_cast<const char*>(h.raw()), std::streamsize(size_t(h.numel()) * size_of(h.dtype())));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error(fmt::format("{}: write failed (disk full?)", path));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(fmt::format("{}: cannot rename the temporary file into place", path));
-  }
+  });
 }
 
 std::map<std::string, Tensor> load_safetensors(const std::string& path, std::map<std::string, std::string>* metadata) {

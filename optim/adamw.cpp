@@ -2,10 +2,10 @@
 
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
+#include "engine/atomic_file.h"
 #include "kernels/cpu/kernels.h"
 #ifdef AVEY_HAVE_CUDA
 #include "kernels/cuda/kernels.h"
@@ -186,17 +186,7 @@ void AdamW::read_state(std::istream& in, const std::string& what) {
 }
 
 void AdamW::save_state(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("optimizer state '" + path + "': cannot open " + tmp + " for writing");
-    write_state(out);
-    out.flush();
-    if (!out) throw std::runtime_error("optimizer state '" + path + "': write to " + tmp + " failed (disk full?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw std::runtime_error("optimizer state '" + path + "': cannot rename " + tmp + ": " + ec.message());
+  engine::write_file_atomic(path, [&](std::ostream& out) { write_state(out); });
 }
 
 void AdamW::load_state(const std::string& path) {
