@@ -1,6 +1,6 @@
 // Shard and loader tests: the file format and its errors, the loader's windows, shuffling and
 // resuming, and the default corpus (Moby Dick) going through shard and loader unchanged.
-#include <doctest/doctest.h>
+#include "tests/testing.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,33 +19,10 @@
 
 namespace fs = std::filesystem;
 
+using testing::error_of;
+using testing::TempDir;
+
 namespace {
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("avey-test-" + name + "-" + std::to_string(getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name, const std::string& text = "") const {
-    std::string p = (path / name).string();
-    if (!text.empty()) std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-};
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  FAIL("no exception thrown");
-  return "";
-}
 
 std::vector<uint32_t> iota_tokens(size_t n) {
   std::vector<uint32_t> t(n);

@@ -2,7 +2,7 @@
 // r50k_base case of TestPlans.txt (the public test vectors fetched with the ranks), and our own
 // cases whose expected ids came from gpt-tokenizer 4.0.0, a port verified against tiktoken.
 // Tests that need the fetched files fail with "run scripts/fetch-data" when they are missing.
-#include <doctest/doctest.h>
+#include "tests/testing.h"
 #include <unistd.h>
 
 #include <cstdlib>
@@ -18,6 +18,9 @@
 #include "data/data_dir.h"
 #include "data/tokenizer.h"
 
+using testing::error_of;
+using testing::TempDir;
+
 namespace {
 
 using Ids = std::vector<int32_t>;
@@ -28,34 +31,6 @@ std::string read_all(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// A scratch folder removed at the end of the test.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& name)
-      : path(std::filesystem::temp_directory_path() / ("avey-test-" + name + "-" + std::to_string(getpid()))) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name, const std::string& text) const {
-    std::string p = (path / name).string();
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-};
-
-// The message of the exception f throws.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  FAIL("no exception thrown");
-  return "";
 }
 
 std::string repeat(const std::string& s, int n) {

@@ -2,7 +2,11 @@
 #pragma once
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "engine/gradcheck.h"
@@ -63,6 +67,37 @@ inline void check_gradients(const engine::TensorFn& f, const std::vector<Tensor>
   engine::GradCheck r = engine::gradcheck(f, inputs);
   INFO(r.report);
   CHECK(r.max_error < tol);
+}
+
+// A scratch folder, removed at the end of the test.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() / ("avey-test-" + name + "-" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path / name).string(); }  // its path only
+  std::string file(const std::string& name, const std::string& text) const {          // written with text
+    std::string p = file(name);
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+};
+
+// The message of the exception f throws (a test failure when it throws none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  FAIL("no exception thrown");
+  return "";
 }
 
 }  // namespace testing
