@@ -34,15 +34,17 @@ void matmul_acc_bt(const Tensor& a, const Tensor& b, Tensor& c) {
 
 }  // namespace
 
-Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tensor& spatial, const Tensor& O,
-                  const Tensor& bo, const Config& cfg, int64_t N) {
+Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Tensor& b, const Tensor& spatial,
+                  const Tensor& O, const Tensor& bo, const Config& cfg, int64_t N) {
   const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), m = U.size(0), d = y.size(1);
   const int64_t rows = y.size(0);
-  if (rows != N * C || 2 * h + mh != m) fail("block_body", "shapes do not match the config: y " + y.describe());
+  if (rows != N * C || 2 * h + mh != m || h_in.shape() != y.shape())
+    fail("block_body", "shapes do not match the config: h " + h_in.describe() + ", y " + y.describe());
   const bool has_act = cfg.enricher_activation != Activation::None;
   const kernels::Unary f = unary_or_relu(cfg.enricher_activation);
   const Activation cact = cfg.contextualizer_activation;
   const bool dynamic = cfg.dynamic;
+  const bool h_grad = h_in.requires_grad();  // (the lambda below must not keep h_in alive)
   Tensor P, z0, z1, zh, yc, cos, c, out;
   {
     NoGrad no_grad;
@@ -61,15 +63,18 @@ Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tenso
       yc = matmul(w, z0);
     }
     c = reshape(mul(activate(cact, yc), z1), {rows, h});
+    // out = h + b_o, then the fuser's two products accumulate into it (beta = 1): the bias and
+    // the residual cost one pass over [rows, d] instead of two read-read-write passes.
     std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
-    out = matmul(c, o[0], false, true);
-    if (mh > 0) matmul_acc_bt(zh, o[1], out);
-    AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, out.data<T>(),
+    out = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
+    AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, h_in.data<T>(),
                   bo.data<T>(), out.data<T>());
+    matmul_acc_bt(c, o[0], out);
+    if (mh > 0) matmul_acc_bt(zh, o[1], out);
   }
-  record(out, "avey.block_body", {y, U, b, spatial, O, bo},
+  record(out, "avey.block_body", {h_in, y, U, b, spatial, O, bo},
          [=](const Tensor& gf) -> std::vector<Tensor> {
-           Tensor gy, gU, gb, gV, gO, gbo;
+           Tensor gy, gU, gb, gV, gO, gbo;  // the residual's gradient is gf itself
            // ---- fuser
            std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
            if (bo.requires_grad()) gbo = sum_rows(gf);
@@ -113,7 +118,7 @@ Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tenso
            if (y.requires_grad()) gy = matmul(gp, U);
            if (U.requires_grad()) gU = matmul(gp, y, true, false);
            if (b.requires_grad()) gb = sum_rows(gp);
-           return {gy, gU, gb, gV, gO, gbo};
+           return {h_grad ? gf : Tensor(), gy, gU, gb, gV, gO, gbo};
          });
   return out;
 }
