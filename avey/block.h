@@ -10,7 +10,8 @@
 // (kernels bias_act_split), and its backward gathers the parts' gradients and applies the
 // activation's derivative in one pass (act_grad_concat).
 //
-//   forward:  P = y U^T;  P += b;  Z0|Z1|Zh = act(P)              (P kept: the pre-activation)
+//   forward:  P = y U^T;  P += b;  Z0|Z1|Zh = act(P)   (P kept only for gelu and silu: relu'
+//                                                     and relu2' are functions of Z itself)
 //             c = act_c(A Z0) (.) Z1, A = tril(V) (.) (Z0^ Z0^T)    (or tril(V) when not dynamic)
 //             out = h + b_o;  out += c Oc^T;  out += Zh Oh^T         (O = [Oc | Oh]; beta = 1)
 //   backward: dh (residual) = dF;  dF -> dc = dF Oc, dZh = dF Oh, dO = [dF^T c | dF^T Zh], db_o = colsum dF;

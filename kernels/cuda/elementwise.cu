@@ -208,8 +208,11 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
 
 // ---------------------------------------------------------------- the enricher's element-wise end
 // p [rows, cols] = y U^T; its columns are three parts [w0 | w1 | cols - w0 - w1].
-//   bias_act_split:  p += bias (kept for backward);  z_k = act(p) for each part's columns
-//   act_grad_concat: gp = act'(p) (.) [g0 | g1 | g2]
+//   bias_act_split:  v = p + bias (written back to p only with keep_p);  z_k = act(v) per part
+//   act_grad_concat: gp = act'(p) (.) [g0 | g1 | g2], or act' from the output z when p is null
+//                    (relu, relu2: then the forward need not write p back, and p need not be
+//                    kept: 2 bytes a Z element less written, and one Z-sized tensor less saved
+//                    per block)
 // The activation is a template parameter (A = -1: none), so its switch is resolved at compile
 // time. Vectorised path (all widths multiples of V, pointers 16-byte aligned): thread j takes
 // vector j of p, at row j / (cols / V); a vector never straddles two parts.
@@ -222,15 +225,21 @@ template <int A> __device__ __forceinline__ float act_d(float x) {
   if constexpr (A < 0) return 1.f;
   else return unary_df(Unary(A), x);
 }
+// act' as a function of the output z = act(x): relu' = [z > 0], relu2' = 2 relu(x) = 2 sqrt(z)
+template <int A> __device__ __forceinline__ float act_d_out(float z) {
+  if constexpr (A == int(Unary::Relu)) return z > 0.f ? 1.f : 0.f;
+  else if constexpr (A == int(Unary::Relu2)) return 2.f * sqrtf(z);
+  else return 1.f;
+}
 
 template <class T, int A>
 __global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bias, int64_t w0, int64_t w1, T* z0,
-                                      T* z1, T* z2) {
+                                      T* z1, T* z2, bool keep_p) {
   const int64_t w2 = cols - w0 - w1;
   AVEY_GRID_STRIDE(i, n) {
     const int64_t r = i / cols, c = i - r * cols;
     const float v = load(p, i) + load(bias, c);
-    store(p, i, v);
+    if (keep_p) store(p, i, v);
     const float z = act<A>(v);
     if (c < w0) store(z0, r * w0 + c, z);
     else if (c < w0 + w1) store(z1, r * w1 + (c - w0), z);
@@ -240,7 +249,7 @@ __global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bi
 
 template <class T, int A>
 __global__ void bias_act_split_vec_kernel(uint32_t nvec, uint32_t cvec, T* p, const T* bias, uint32_t v0, uint32_t v1,
-                                          T* z0, T* z1, T* z2) {
+                                          T* z0, T* z1, T* z2, bool keep_p) {
   constexpr int V = kVec<T>;
   const uint32_t v2 = cvec - v0 - v1;
   for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
@@ -250,7 +259,7 @@ __global__ void bias_act_split_vec_kernel(uint32_t nvec, uint32_t cvec, T* p, co
     load_vec(bias, int64_t(c) * V, b);
 #pragma unroll
     for (int k = 0; k < V; ++k) x[k] += b[k];
-    store_vec(p, int64_t(j) * V, x);
+    if (keep_p) store_vec(p, int64_t(j) * V, x);
 #pragma unroll
     for (int k = 0; k < V; ++k) x[k] = act<A>(x[k]);
     if (c < v0) store_vec(z0, (int64_t(r) * v0 + c) * V, x);
@@ -260,32 +269,42 @@ __global__ void bias_act_split_vec_kernel(uint32_t nvec, uint32_t cvec, T* p, co
 }
 
 template <class T, int A>
-__global__ void act_grad_concat_kernel(int64_t n, int64_t cols, const T* p, int64_t w0, int64_t w1, const T* g0,
-                                       const T* g1, const T* g2, T* gp) {
+__global__ void act_grad_concat_kernel(int64_t n, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2,
+                                       int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
   const int64_t w2 = cols - w0 - w1;
   AVEY_GRID_STRIDE(i, n) {
     const int64_t r = i / cols, c = i - r * cols;
-    const float g = c < w0 ? load(g0, r * w0 + c)
-                           : (c < w0 + w1 ? load(g1, r * w1 + (c - w0)) : load(g2, r * w2 + (c - w0 - w1)));
-    store(gp, i, g * act_d<A>(load(p, i)));
+    const int part = c < w0 ? 0 : (c < w0 + w1 ? 1 : 2);
+    const int64_t j = part == 0 ? r * w0 + c : (part == 1 ? r * w1 + (c - w0) : r * w2 + (c - w0 - w1));
+    const float g = load(part == 0 ? g0 : (part == 1 ? g1 : g2), j);
+    const float d = p ? act_d<A>(load(p, i)) : act_d_out<A>(load(part == 0 ? z0 : (part == 1 ? z1 : z2), j));
+    store(gp, i, g * d);
   }
 }
 
 template <class T, int A>
-__global__ void act_grad_concat_vec_kernel(uint32_t nvec, uint32_t cvec, const T* p, uint32_t v0, uint32_t v1,
-                                           const T* g0, const T* g1, const T* g2, T* gp) {
+__global__ void act_grad_concat_vec_kernel(uint32_t nvec, uint32_t cvec, const T* p, const T* z0, const T* z1,
+                                           const T* z2, uint32_t v0, uint32_t v1, const T* g0, const T* g1,
+                                           const T* g2, T* gp) {
   constexpr int V = kVec<T>;
   const uint32_t v2 = cvec - v0 - v1;
   for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
     const uint32_t r = j / cvec, c = j - r * cvec;
+    const int part = c < v0 ? 0 : (c < v0 + v1 ? 1 : 2);
+    const int64_t at = part == 0 ? (int64_t(r) * v0 + c) * V
+                                 : (part == 1 ? (int64_t(r) * v1 + (c - v0)) * V : (int64_t(r) * v2 + (c - v0 - v1)) * V);
     float g[V], x[V];
-    if (c < v0) load_vec(g0, (int64_t(r) * v0 + c) * V, g);
-    else if (c < v0 + v1) load_vec(g1, (int64_t(r) * v1 + (c - v0)) * V, g);
-    else load_vec(g2, (int64_t(r) * v2 + (c - v0 - v1)) * V, g);
+    load_vec(part == 0 ? g0 : (part == 1 ? g1 : g2), at, g);
     if (A >= 0) {
-      load_vec(p, int64_t(j) * V, x);
+      if (p) {
+        load_vec(p, int64_t(j) * V, x);
 #pragma unroll
-      for (int k = 0; k < V; ++k) g[k] *= act_d<A>(x[k]);
+        for (int k = 0; k < V; ++k) g[k] *= act_d<A>(x[k]);
+      } else {
+        load_vec(part == 0 ? z0 : (part == 1 ? z1 : z2), at, x);
+#pragma unroll
+        for (int k = 0; k < V; ++k) g[k] *= act_d_out<A>(x[k]);
+      }
     }
     store_vec(gp, int64_t(j) * V, g);
   }
@@ -319,7 +338,7 @@ bool parts_vec_ok(int64_t rows, int64_t cols, int64_t w0, int64_t w1, std::initi
 
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2) {
+                    T* z0, T* z1, T* z2, bool keep_p) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
   constexpr int V = kVec<T>;
@@ -328,27 +347,31 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
     constexpr int A = decltype(a)::value;
     if (vec)
       bias_act_split_vec_kernel<T, A><<<blocks_for(n / V), kThreads, 0, stream()>>>(
-          uint32_t(n / V), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2);
+          uint32_t(n / V), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2, keep_p);
     else
-      bias_act_split_kernel<T, A><<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, w0, w1, z0, z1, z2);
+      bias_act_split_kernel<T, A>
+          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, w0, w1, z0, z1, z2, keep_p);
   });
   AVEY_LAUNCH_CHECK("bias_act_split");
 }
 
 template <class T>
-void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
-                     const T* g0, const T* g1, const T* g2, T* gp) {
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
+                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
+  if (!p && has_act && f != Unary::Relu && f != Unary::Relu2)
+    fail("act_grad_concat", "needs p for this activation", __FILE__, __LINE__);
   constexpr int V = kVec<T>;
-  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, g0, g1, g2, gp});
+  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, z0, z1, z2, g0, g1, g2, gp});
   with_act(has_act, f, [&](auto a) {
     constexpr int A = decltype(a)::value;
     if (vec)
       act_grad_concat_vec_kernel<T, A><<<blocks_for(n / V), kThreads, 0, stream()>>>(
-          uint32_t(n / V), uint32_t(cols / V), p, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2, gp);
+          uint32_t(n / V), uint32_t(cols / V), p, z0, z1, z2, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2, gp);
     else
-      act_grad_concat_kernel<T, A><<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, w0, w1, g0, g1, g2, gp);
+      act_grad_concat_kernel<T, A>
+          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, z0, z1, z2, w0, w1, g0, g1, g2, gp);
   });
   AVEY_LAUNCH_CHECK("act_grad_concat");
 }
@@ -362,9 +385,9 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary
   template void unary<T>(Unary, int64_t, const T*, T*);                                 \
   template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);              \
   template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                            \
-  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*); \
-  template void act_grad_concat<T>(int64_t, int64_t, const T*, bool, Unary, int64_t, int64_t, const T*, const T*, \
-                                   const T*, T*);
+  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool); \
+  template void act_grad_concat<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, bool, Unary, int64_t,   \
+                                   int64_t, const T*, const T*, const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE
