@@ -34,15 +34,20 @@ void matmul_acc_bt(const Tensor& a, const Tensor& b, Tensor& c) {
 
 }  // namespace
 
-Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tensor& spatial, const Tensor& O,
-                  const Tensor& bo, const Config& cfg, int64_t N) {
+Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Tensor& b, const Tensor& spatial,
+                  const Tensor& O, const Tensor& bo, const Config& cfg, int64_t N) {
   const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), m = U.size(0), d = y.size(1);
   const int64_t rows = y.size(0);
-  if (rows != N * C || 2 * h + mh != m) fail("block_body", "shapes do not match the config: y " + y.describe());
+  if (rows != N * C || 2 * h + mh != m || h_in.shape() != y.shape())
+    fail("block_body", "shapes do not match the config: h " + h_in.describe() + ", y " + y.describe());
   const bool has_act = cfg.enricher_activation != Activation::None;
   const kernels::Unary f = unary_or_relu(cfg.enricher_activation);
   const Activation cact = cfg.contextualizer_activation;
   const bool dynamic = cfg.dynamic;
+  const bool h_grad = h_in.requires_grad();  // (the lambda below must not keep h_in alive)
+  // relu and relu2 (and no activation) have act' as a function of act's output, so the backward
+  // needs only the saved z parts, not the pre-activation P (one Z-sized tensor a block).
+  const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;
   Tensor P, z0, z1, zh, yc, cos, c, out;
   {
     NoGrad no_grad;
@@ -51,7 +56,8 @@ Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tenso
     z1 = Tensor::empty({N, C, h}, y.dtype(), y.device());
     if (mh > 0) zh = Tensor::empty({rows, mh}, y.dtype(), y.device());
     AVEY_DISPATCH("bias_act_split", P, bias_act_split, rows, m, P.data<T>(), b.data<T>(), has_act, f, h, h,
-                  z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr);
+                  z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, keep_p);
+    if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
     Tensor w = tril(spatial);
     if (dynamic) {
       Tensor zn = l2norm_rows(z0, kCosineEps, NormEps::Inside);
@@ -61,15 +67,18 @@ Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tenso
       yc = matmul(w, z0);
     }
     c = reshape(mul(activate(cact, yc), z1), {rows, h});
+    // out = h + b_o, then the fuser's two products accumulate into it (beta = 1): the bias and
+    // the residual cost one pass over [rows, d] instead of two read-read-write passes.
     std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
-    out = matmul(c, o[0], false, true);
-    if (mh > 0) matmul_acc_bt(zh, o[1], out);
-    AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, out.data<T>(),
+    out = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
+    AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, h_in.data<T>(),
                   bo.data<T>(), out.data<T>());
+    matmul_acc_bt(c, o[0], out);
+    if (mh > 0) matmul_acc_bt(zh, o[1], out);
   }
-  record(out, "avey.block_body", {y, U, b, spatial, O, bo},
+  record(out, "avey.block_body", {h_in, y, U, b, spatial, O, bo},
          [=](const Tensor& gf) -> std::vector<Tensor> {
-           Tensor gy, gU, gb, gV, gO, gbo;
+           Tensor gy, gU, gb, gV, gO, gbo;  // the residual's gradient is gf itself
            // ---- fuser
            std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
            if (bo.requires_grad()) gbo = sum_rows(gf);
@@ -91,29 +100,31 @@ Tensor block_body(const Tensor& y, const Tensor& U, const Tensor& b, const Tenso
              Tensor denom = Tensor::empty({rows}, z0.dtype(), z0.device());
              AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps,
                            zn.data<T>(), denom.data<T>());
-             gz0 = matmul(mul_per_context(cos, w), gyc, true, false);
              Tensor gcos = mul_per_context(ga, w);
              ga = Tensor();
              Tensor gzn = matmul(gcos, zn);
              AVEY_DISPATCH("matmul", gcos, matmul, gcos.data<T>(), zn.data<T>(), gzn.data<T>(), N, C, h, C, true,
                            false, 1.0, 1.0, C * C, C * h, C * h);  // gzn += gcos^T zn
-             Tensor gzn0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+             gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
              AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
-                           kCosineEps, denom.data<T>(), gzn.data<T>(), gzn0.data<T>());
-             add_(gz0, gzn0);
+                           kCosineEps, denom.data<T>(), gzn.data<T>(), gz0.data<T>());
+             Tensor a = mul_per_context(cos, w);  // gz0 += A^T gyc (the direct path; beta = 1)
+             AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), gyc.data<T>(), gz0.data<T>(), N, C, h, C, true, false, 1.0,
+                           1.0, C * C, C * h, C * h);
            } else {
              if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(ga, {N, C * C})), {C, C}));
              gz0 = matmul(w, gyc, true, false);
            }
            // ---- enricher
-           Tensor gp = Tensor::empty(P.shape(), P.dtype(), P.device());
-           AVEY_DISPATCH("act_grad_concat", P, act_grad_concat, rows, m, P.data<T>(), has_act, f, h, h,
-                         gz0.data<T>(), gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>());
+           Tensor gp = Tensor::empty({rows, m}, y.dtype(), y.device());
+           AVEY_DISPATCH("act_grad_concat", gp, act_grad_concat, rows, m, P.defined() ? P.data<T>() : nullptr,
+                         z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, has_act, f, h, h, gz0.data<T>(),
+                         gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>());
            gz0 = gz1 = gzh = Tensor();
            if (y.requires_grad()) gy = matmul(gp, U);
            if (U.requires_grad()) gU = matmul(gp, y, true, false);
            if (b.requires_grad()) gb = sum_rows(gp);
-           return {gy, gU, gb, gV, gO, gbo};
+           return {h_grad ? gf : Tensor(), gy, gU, gb, gV, gO, gbo};
          });
   return out;
 }

@@ -16,13 +16,6 @@ namespace {
 
 DType loss_dtype(const Tensor& h) { return h.dtype() == DType::F64 ? DType::F64 : DType::F32; }
 
-// One chunk of logits in the loss dtype.
-Tensor chunk_logits(const Tensor& h, const Tensor& embedding, int64_t r0, int64_t r1) {
-  const int64_t d = h.size(1);
-  Tensor logits = matmul(h.view(r0 * d, {r1 - r0, d}), embedding, false, true);
-  return logits.dtype() == loss_dtype(h) ? logits : logits.to(loss_dtype(h));
-}
-
 }  // namespace
 
 Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& targets, int64_t chunk_elements) {
@@ -32,7 +25,11 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
   if (targets.dtype() != DType::I32 || targets.numel() != h.size(0))
     fail(op, "targets must be i32 with one per row of h, got " + targets.describe());
   const int64_t N = h.size(0), V = embedding.size(0);
-  const int64_t chunk = std::max<int64_t>(1, chunk_elements / std::max<int64_t>(V, 1));
+  // Mixed precision on the GPU: cross-entropy straight on the bf16 logits (fp32 inside), see below.
+  // That path keeps one 2-byte chunk alive where the other keeps ~10 bytes a logit (logits and
+  // their gradient in the loss dtype): it takes 4x the rows a chunk, for fewer, larger products.
+  const bool gpu_bf16 = h.is_cuda() && h.dtype() == DType::BF16 && embedding.dtype() == DType::BF16;
+  const int64_t chunk = std::max<int64_t>(1, (gpu_bf16 ? 4 : 1) * chunk_elements / std::max<int64_t>(V, 1));
   std::vector<int32_t> t_host = targets.to(Device::CPU).to_vector<int32_t>();
   int64_t counted = 0;
   for (int32_t t : t_host) {
@@ -49,11 +46,31 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
     NoGrad no_grad;
     Tensor one = Tensor::full({1}, 1.0, ld, h.device());
     if (grad && h.requires_grad()) gh = Tensor::empty(h.shape(), h.dtype(), h.device());
-    // d(loss)/dE sums over every chunk: in fp32 when E is bf16 (each chunk's product is rounded once).
+    // d(loss)/dE sums over every chunk: in fp32 when E is bf16.
     if (grad && embedding.requires_grad()) ge = Tensor::zeros(embedding.shape(), ld, embedding.device());
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t r1 = std::min(N, r0 + chunk), rows = r1 - r0, d = h.size(1);
-      Tensor logits = chunk_logits(h, embedding, r0, r1);
+#ifdef AVEY_HAVE_CUDA
+      if (gpu_bf16) {  // one kernel on the bf16 logits; the gradient overwrites them
+        Tensor logits = matmul(h.view(r0 * d, {rows, d}), embedding, false, true);
+        const bool g = grad && counted > 0;
+        {
+          profile::Scope prof(op, Device::CUDA);
+          kernels::cuda::cross_entropy_bf16(rows, V, logits.data<kernels::bf16>(),
+                                            targets.view(r0, {rows}).data<int32_t>(), -100,
+                                            rows_loss.view(r0, {rows}).data<float>(), g ? 1.0 / double(counted) : 0.0);
+        }
+        if (!g) continue;
+        if (gh.defined()) gh.view(r0 * d, {rows, d}).copy_(matmul(logits, embedding));
+        if (ge.defined()) {  // dE += dlogits^T h, accumulated by the product in fp32 (beta = 1)
+          profile::Scope prof("matmul", Device::CUDA);
+          kernels::cuda::matmul_bf16_f32(logits.data<kernels::bf16>(), h.view(r0 * d, {rows, d}).data<kernels::bf16>(),
+                                         ge.data<float>(), V, d, rows, true, false, 1.0);
+        }
+        continue;
+      }
+#endif
+      Tensor logits = matmul(h.view(r0 * d, {rows, d}), embedding, false, true);  // f32 or f64: the loss dtype
       Tensor lse = Tensor::empty({rows}, ld, h.device());
       Tensor loss_c = rows_loss.view(r0, {rows}), t_c = targets.view(r0, {rows});
       AVEY_DISPATCH(op, logits, cross_entropy, rows, V, logits.data<T>(), t_c.data<int32_t>(), -100,
@@ -64,7 +81,6 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
       AVEY_DISPATCH(op, logits, cross_entropy_backward, rows, V, logits.data<T>(), t_c.data<int32_t>(), -100,
                     lse.data<T>(), one.data<T>(), 1.0 / double(counted), glogits.data<T>());
       logits = Tensor();  // free the chunk's logits before the two products
-      if (glogits.dtype() != h.dtype()) glogits = glogits.to(h.dtype());
       if (gh.defined()) gh.view(r0 * d, {rows, d}).copy_(matmul(glogits, embedding));
       if (ge.defined()) add_(ge, matmul(glogits, h.view(r0 * d, {rows, d}), true, false));
     }

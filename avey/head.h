@@ -13,8 +13,10 @@
 // chunk of rows, for gL = 1 (as fused linear cross-entropy kernels do): each chunk's logits live
 // only while its loss and its contribution to dh [N, d] and dE [V, d] are computed. Backward
 // then only scales dh and dE by gL. So no [N, V] tensor is ever kept, and the logits are
-// computed once. (Without a gradient to record, only the loss is computed.) Logits and the
-// softmax are computed in fp32 when h is bf16.
+// computed once. (Without a gradient to record, only the loss is computed.) When h is bf16
+// (mixed precision, on the GPU) the softmax is computed in fp32 by one kernel that reads the
+// bf16 logits and writes their gradient over them (kernels/cuda/loss.cu), and dE is summed
+// over the chunks in fp32 by the products themselves (beta = 1).
 #pragma once
 #include "engine/ops.h"
 

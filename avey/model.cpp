@@ -181,7 +181,7 @@ Tensor Model::run_blocks(Tensor h, int64_t N) const {
   for (const Block& blk : blocks_) {
     Tensor y = norm(h, blk.norm_w, blk.norm_b);
     if (fused_body) {
-      h = add(h, block_body(y, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N));
+      h = block_body(h, y, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
       continue;
     }
     Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)

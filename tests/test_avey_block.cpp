@@ -1,6 +1,7 @@
-// avey::block_body (the GPU's one-op block body, avey/block.h) equals the separate fused layers
-// (enricher, column split, contextualizer, fuser) forward and backward, in f64 on the CPU, for
-// the configs that change its code paths; plus an f64 finite-difference check.
+// avey::block_body (the GPU's one-op block body with its residual, avey/block.h) equals the
+// residual plus the separate fused layers (enricher, column split, contextualizer, fuser),
+// forward and backward, in f64 on the CPU, for the configs that change its code paths; plus an
+// f64 finite-difference check.
 #include "avey/activation.h"
 #include "avey/block.h"
 #include "avey/contextualizer.h"
@@ -22,12 +23,12 @@ Tensor layers(const std::vector<Tensor>& x, const avey::Config& cfg, int64_t N) 
   std::vector<Tensor> parts = split_cols(z, widths);
   Tensor c = avey::contextualizer(reshape(parts[0], {N, C, h}), reshape(parts[1], {N, C, h}), x[3], cfg.dynamic,
                                   cfg.contextualizer_activation);
-  return avey::fuser(reshape(c, {N * C, h}), mh > 0 ? parts[2] : Tensor(), x[4], x[5]);
+  return add(x[6], avey::fuser(reshape(c, {N * C, h}), mh > 0 ? parts[2] : Tensor(), x[4], x[5]));
 }
 
 }  // namespace
 
-TEST_CASE("block_body equals enricher + split + contextualizer + fuser (f64), and passes a gradient check") {
+TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64), and passes a gradient check") {
   struct Variant {
     const char* name;
     void (*set)(avey::Config&);
@@ -51,8 +52,11 @@ TEST_CASE("block_body equals enricher + split + contextualizer + fuser (f64), an
     const int64_t N = 2, C = cfg.context_rows(), d = cfg.d_embed, m = cfg.expanded_width();
     Rng rng(3);
     std::vector<Tensor> x = {random_leaf({N * C, d}, rng, 0.05), random_leaf({m, d}, rng), random_leaf({m}, rng),
-                             random_leaf({C, C}, rng), random_leaf({d, cfg.fuser_in()}, rng), random_leaf({d}, rng)};
-    auto fused = [&](const std::vector<Tensor>& in) { return avey::block_body(in[0], in[1], in[2], in[3], in[4], in[5], cfg, N); };
+                             random_leaf({C, C}, rng), random_leaf({d, cfg.fuser_in()}, rng), random_leaf({d}, rng),
+                             random_leaf({N * C, d}, rng)};  // x[6]: the residual input h
+    auto fused = [&](const std::vector<Tensor>& in) {
+      return avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
+    };
     Tensor a = fused(x), b = layers(x, cfg, N);
     CHECK(rel_diff(a, b) < 1e-12);
     Tensor w = random_leaf(a.shape(), rng).detach();

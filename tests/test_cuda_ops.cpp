@@ -21,6 +21,8 @@ TEST_CASE("cuda: GPU op tests (no CUDA build)") { MESSAGE("no CUDA build: the GP
 #include <cstring>
 #include <functional>
 
+#include "avey/block.h"
+#include "avey/head.h"
 #include "kernels/cuda/kernels.h"
 
 using namespace engine;
@@ -51,8 +53,19 @@ Input F(Shape s, double margin = 0.0) { return {std::move(s), margin}; }
 Input Pos(Shape s) { return {std::move(s), 0.1, true}; }
 Input I(Shape s, int32_t range, bool with_ignore = false) { return {std::move(s), 0.0, false, range, with_ignore}; }
 
+// A small Avey config whose widths are multiples of 8 (the 16-byte vector paths of
+// bias_act_split and act_grad_concat): d 32, m 128, halves of the tail 32, head 64, C 32.
+avey::Config block_config() {
+  avey::Config cfg;
+  cfg.vocab_size = 11, cfg.d_embed = 32, cfg.n_layers = 1, cfg.split_size = 8, cfg.top_k = 3;
+  cfg.validate();
+  return cfg;
+}
+
 std::vector<GpuCase> cases() {
   using V = const std::vector<Tensor>&;
+  const avey::Config bc = block_config();
+  const int64_t bN = 2, bR = bN * bc.context_rows(), bd = bc.d_embed, bm = bc.expanded_width(), bC = bc.context_rows();
   return {
       {"matmul", {F({33, 65}), F({65, 17})}, [](V x) { return matmul(x[0], x[1]); }},
       {"matmul aT", {F({65, 33}), F({65, 17})}, [](V x) { return matmul(x[0], x[1], true, false); }},
@@ -66,6 +79,9 @@ std::vector<GpuCase> cases() {
       {"transpose", {F({3, 37, 45})}, [](V x) { return transpose(x[0]); }},
       {"add", {F({30, 41}), F({30, 41})}, [](V x) { return add(x[0], x[1]); }},
       {"add row bias (tall)", {F({700, 40}), F({40})}, [](V x) { return add(x[0], x[1]); }},
+      {"add (16-byte vectors)", {F({64, 48}), F({64, 48})}, [](V x) { return add(x[0], x[1]); }},
+      {"mul row (16-byte vectors)", {F({50, 24}), F({24})}, [](V x) { return mul(x[0], x[1]); }},
+      {"mul scalar (16-byte vectors)", {F({30, 40}), F({1})}, [](V x) { return mul(x[0], x[1]); }},
       {"sub column", {F({2, 30, 41}), F({2, 30, 1})}, [](V x) { return sub(x[0], x[1]); }},
       {"mul scalar", {F({30, 41}), F({1})}, [](V x) { return mul(x[0], x[1]); }},
       {"mul row", {F({50, 23}), F({23})}, [](V x) { return mul(x[0], x[1]); }},
@@ -91,11 +107,14 @@ std::vector<GpuCase> cases() {
       {"softmax short rows", {F({2, 40, 5})}, [](V x) { return softmax(x[0]); }},
       {"rmsnorm", {F({37, 2000}), F({2000})}, [](V x) { return rmsnorm(x[0], x[1], 1e-5); }},
       {"rmsnorm tall", {F({600, 24}), F({24})}, [](V x) { return rmsnorm(x[0], x[1], 1e-5); }},
+      {"rmsnorm odd width (block per row)", {F({37, 301}), F({301})}, [](V x) { return rmsnorm(x[0], x[1], 1e-5); }},
       {"layernorm", {F({37, 300}), F({300}), F({300})}, [](V x) { return layernorm(x[0], x[1], x[2], 1e-5); }},
       {"layernorm tall", {F({600, 24}), F({24}), F({24})}, [](V x) { return layernorm(x[0], x[1], x[2], 1e-5); }},
       {"l2norm outside", {F({37, 100})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Outside); }},
       {"l2norm inside", {F({37, 100})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Inside); }},
       {"l2norm max", {F({37, 100})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Max); }},
+      {"l2norm inside (warp per row)", {F({37, 256})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Inside); }},
+      {"l2norm outside odd width", {F({37, 99})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Outside); }},
       {"sum (many blocks)", {F({600, 500})}, [](V x) { return sum(x[0]); }},
       {"mean", {F({30, 41})}, [](V x) { return mean(x[0]); }},
       {"sum_cols", {F({3, 50, 1500})}, [](V x) { return sum_cols(x[0]); }},
@@ -111,6 +130,9 @@ std::vector<GpuCase> cases() {
       {"cross_entropy ignore", {F({4, 9, 300}), I({4, 9}, 300, true)}, [](V x) { return cross_entropy(x[0], x[1]); }},
       {"cross_entropy vocab 50257", {F({6, 50257}), I({6}, 50257)}, [](V x) { return cross_entropy(x[0], x[1]); }},
       {"gather_rows 16384 tokens", {F({1000, 64}), I({16384}, 1000)}, [](V x) { return gather_rows(x[0], x[1]); }},
+      {"avey block_body (16-byte vector widths)",
+       {F({bR, bd}), F({bR, bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
+       [bc, bN](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, bN); }},
       {"composite: mlp", {F({64, 48}), F({96, 48}), F({96}), F({48, 96})},
        [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},
   };
@@ -208,6 +230,37 @@ TEST_CASE("cuda: every op matches the CPU, forward and backward, in f32 and bf16
   }
   MESSAGE(cases().size() << " ops; largest normwise error f32 " << f32.err << " in " << f32.where << ", bf16 "
                          << bf16.err << " in " << bf16.where);
+}
+
+// The tied head in mixed precision takes its own path on the GPU (cross-entropy on the bf16
+// logits, dE summed in fp32 by the products): against the CPU's f32 on the same bf16-rounded
+// values, over several chunks and with ignored rows.
+TEST_CASE("cuda: the tied head's bf16 cross-entropy matches the CPU" * doctest::skip(kNoGpu)) {
+  Rng rng(7);
+  const int64_t N = 37, V = 1000, d = 64;
+  Tensor h = make_input(F({N, d}), rng).to(Device::CUDA).to(DType::BF16);
+  Tensor e = make_input(F({V, d}), rng).to(Device::CUDA).to(DType::BF16);
+  Tensor t = make_input(I({N}, int32_t(V), true), rng);
+  auto run_head = [&](Device dev) {
+    auto copy = [dev](const Tensor& x) {  // bf16 on the GPU, its exact f32 values on the CPU
+      return (dev == Device::CUDA ? x.to(Device::CPU).to(Device::CUDA) : x.to(Device::CPU).to(DType::F32)).requires_grad_();
+    };
+    Tensor hh = copy(h), ee = copy(e);
+    Tensor loss = avey::tied_head_loss(hh, ee, t.to(dev), 8 * V);  // 8 rows a chunk: 5 chunks
+    loss.backward();
+    return std::vector<Tensor>{loss, hh.grad(), ee.grad()};
+  };
+  std::vector<Tensor> want = run_head(Device::CPU), got;
+  {
+    Poison poison;
+    got = run_head(Device::CUDA);
+  }
+  for (size_t i = 0; i < want.size(); ++i) {
+    CAPTURE(i);
+    const double err = rel_diff(got[i].to(Device::CPU).to(DType::F32), want[i]);
+    CAPTURE(err);
+    CHECK(err < 1e-2);
+  }
 }
 
 TEST_CASE("cuda: poisoning fills new allocations with NaN" * doctest::skip(kNoGpu)) {

@@ -103,17 +103,20 @@ template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g
 template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
 
 // ---- the Avey enricher's element-wise end (fused) ----
-// p (rows x cols, a matrix product's output) += bias (one per column): p keeps the
-// pre-activation. Then z = f(p) (identity when !has_act) is written split by columns into three
-// contiguous matrices: z0 (rows x w0), z1 (rows x w1), z2 (rows x (cols - w0 - w1); may be null
-// when that is 0).
+// p (rows x cols, a matrix product's output) += bias (one per column). Then z = f(p) (identity
+// when !has_act) is written split by columns into three contiguous matrices: z0 (rows x w0), z1
+// (rows x w1), z2 (rows x (cols - w0 - w1); may be null when that is 0). With keep_p, p keeps the
+// pre-activation for the backward; without, p may or may not be overwritten (the GPU skips the
+// write: the backward then takes f' from z, see below).
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2);
-// Its backward: gp = f'(p) * [g0 | g1 | g2] (rows x cols).
+                    T* z0, T* z1, T* z2, bool keep_p);
+// Its backward: gp = f'(p) * [g0 | g1 | g2] (rows x cols). p may be null when f' is a function of
+// the output z = [z0 | z1 | z2] (laid out like the g parts): relu' = [z > 0], relu2' = 2 sqrt(z),
+// and when !has_act.
 template <class T>
-void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
-                     const T* g0, const T* g1, const T* g2, T* gp);
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
+                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp);
 
 // ---- loss ----
 // Per row: loss[r] = logsumexp(logits[r]) - logits[r, target[r]], or 0 when target == ignore;

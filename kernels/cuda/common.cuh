@@ -52,6 +52,36 @@ __device__ __forceinline__ float load(const bf16* p, int64_t i) { return __uint_
 __device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store(bf16* p, int64_t i, float v) { p[i].bits = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
 
+// ---- 16-byte vectors: kVec<T> elements (8 bf16 or 4 floats) move as one 128-bit load or store,
+// the widest a thread can issue; the memory-bound kernels use them where a row's length and the
+// pointers allow (vec_ok), and fall back to one element a thread otherwise. Element i of a vector
+// sits at the lower address (little-endian: bf16 element 2k is the low half of word k).
+template <class T> constexpr int kVec = int(16 / sizeof(T));
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+__device__ __forceinline__ void load_vec(const float* p, int64_t i, float (&v)[4]) {
+  const float4 u = *reinterpret_cast<const float4*>(p + i);
+  v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
+}
+__device__ __forceinline__ void load_vec(const bf16* p, int64_t i, float (&v)[8]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p + i);
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k) v[2 * k] = __uint_as_float(w[k] << 16), v[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+}
+__device__ __forceinline__ void store_vec(float* p, int64_t i, const float (&v)[4]) {
+  *reinterpret_cast<float4*>(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ __forceinline__ void store_vec(bf16* p, int64_t i, const float (&v)[8]) {
+  uint32_t w[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k)
+    w[k] = uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k]))) |
+           (uint32_t(__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k + 1]))) << 16);
+  *reinterpret_cast<uint4*>(p + i) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
 // ---- launch sizes
 constexpr int kThreads = 256;
 // Blocks for a grid-stride loop over n elements: enough to fill the GPU, never above the limit.

@@ -1,9 +1,17 @@
 // Element-wise kernels: binary ops with broadcasting, scale, add_scalar, axpy, the unary
-// functions and their derivatives, tril; and reduce_to, the sum that undoes a broadcast.
+// functions and their derivatives, tril; reduce_to, the sum that undoes a broadcast; and the
+// Avey enricher's fused element-wise end (bias_act_split, act_grad_concat).
 //
 // Mapping: one thread per element in a grid-stride loop (grid capped, each thread takes every
 // gridDim*blockDim-th element). Each element is independent, so the result does not depend on
 // the launch shape. Values are loaded to fp32, computed, and rounded once on store.
+// The kernels that move the large activations (binary, bias_act_split, act_grad_concat) take
+// one 16-byte vector a thread instead (kVec elements, common.cuh) when the row length, the
+// column parts and the pointers allow it: the scalar 2-byte version reached about 1.3 TB/s of
+// the H100's ~3 TB/s. Their indices are 32-bit (a host check routes larger tensors to the
+// scalar path): 64-bit division per element was a large part of the scalar kernels' time.
+#include <initializer_list>
+
 #include "kernels/cuda/columns.cuh"
 #include "kernels/cuda/kernels.h"
 
@@ -35,10 +43,43 @@ __global__ void binary_kernel(Binary op, Broadcast bc, int64_t rows, int64_t col
   }
 }
 
+// Vectorised: thread j takes elements [j V, j V + V) of one row (the row length is a multiple of
+// V), so b's vector for a Row broadcast is b[(j % (cols / V)) V ...].
+template <class T>
+__global__ void binary_vec_kernel(Binary op, Broadcast bc, uint32_t nvec, uint32_t cvec, const T* a, const T* b, T* y) {
+  constexpr int V = kVec<T>;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    float x[V], z[V];
+    load_vec(a, int64_t(j) * V, x);
+    if (bc == Broadcast::None) {
+      load_vec(b, int64_t(j) * V, z);
+    } else if (bc == Broadcast::Row) {
+      load_vec(b, int64_t(j % cvec) * V, z);
+    } else {
+      const float s = load(b, 0);
+#pragma unroll
+      for (int k = 0; k < V; ++k) z[k] = s;
+    }
+#pragma unroll
+    for (int k = 0; k < V; ++k) x[k] = apply(op, x[k], z[k]);
+    store_vec(y, int64_t(j) * V, x);
+  }
+}
+
 template <class T>
 void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y) {
-  if (rows * cols == 0) return;
-  binary_kernel<<<blocks_for(rows * cols), kThreads, 0, stream()>>>(op, bc, rows, cols, a, b, y);
+  const int64_t n = rows * cols;
+  if (n == 0) return;
+  constexpr int V = kVec<T>;
+  if (bc != Broadcast::Column && cols % V == 0 && n / V <= int64_t(UINT32_MAX) / 2 && aligned16(a) &&
+      aligned16(b) && aligned16(y)) {
+    const int64_t nvec = n / V;
+    binary_vec_kernel<<<blocks_for(nvec), kThreads, 0, stream()>>>(op, bc, uint32_t(nvec), uint32_t(cols / V), a, b,
+                                                                   y);
+    AVEY_LAUNCH_CHECK("binary");
+    return;
+  }
+  binary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(op, bc, rows, cols, a, b, y);
   AVEY_LAUNCH_CHECK("binary");
 }
 
@@ -91,7 +132,7 @@ template <class T> void axpy(int64_t n, double alpha, const T* x, T* y) {
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 
-__device__ float unary_f(Unary f, float x) {
+__device__ __forceinline__ float unary_f(Unary f, float x) {
   switch (f) {
     case Unary::Relu: return x > 0.f ? x : 0.f;
     case Unary::Relu2: return x > 0.f ? x * x : 0.f;
@@ -107,7 +148,7 @@ __device__ float unary_f(Unary f, float x) {
   return x;
 }
 
-__device__ float unary_df(Unary f, float x) {
+__device__ __forceinline__ float unary_df(Unary f, float x) {
   switch (f) {
     case Unary::Relu: return x > 0.f ? 1.f : 0.f;
     case Unary::Relu2: return x > 0.f ? 2.f * x : 0.f;
@@ -165,49 +206,173 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
   AVEY_LAUNCH_CHECK("tril");
 }
 
-// The enricher's element-wise end: one thread per element of p; its column picks the part.
-template <class T>
-__global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0,
-                                      int64_t w1, T* z0, T* z1, T* z2) {
+// ---------------------------------------------------------------- the enricher's element-wise end
+// p [rows, cols] = y U^T; its columns are three parts [w0 | w1 | cols - w0 - w1].
+//   bias_act_split:  v = p + bias (written back to p only with keep_p);  z_k = act(v) per part
+//   act_grad_concat: gp = act'(p) (.) [g0 | g1 | g2], or act' from the output z when p is null
+//                    (relu, relu2: then the forward need not write p back, and p need not be
+//                    kept: 2 bytes a Z element less written, and one Z-sized tensor less saved
+//                    per block)
+// The activation is a template parameter (A = -1: none), so its switch is resolved at compile
+// time. Vectorised path (all widths multiples of V, pointers 16-byte aligned): thread j takes
+// vector j of p, at row j / (cols / V); a vector never straddles two parts.
+
+template <int A> __device__ __forceinline__ float act(float x) {
+  if constexpr (A < 0) return x;
+  else return unary_f(Unary(A), x);
+}
+template <int A> __device__ __forceinline__ float act_d(float x) {
+  if constexpr (A < 0) return 1.f;
+  else return unary_df(Unary(A), x);
+}
+// act' as a function of the output z = act(x): relu' = [z > 0], relu2' = 2 relu(x) = 2 sqrt(z)
+template <int A> __device__ __forceinline__ float act_d_out(float z) {
+  if constexpr (A == int(Unary::Relu)) return z > 0.f ? 1.f : 0.f;
+  else if constexpr (A == int(Unary::Relu2)) return 2.f * sqrtf(z);
+  else return 1.f;
+}
+
+template <class T, int A>
+__global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bias, int64_t w0, int64_t w1, T* z0,
+                                      T* z1, T* z2, bool keep_p) {
   const int64_t w2 = cols - w0 - w1;
   AVEY_GRID_STRIDE(i, n) {
     const int64_t r = i / cols, c = i - r * cols;
     const float v = load(p, i) + load(bias, c);
-    store(p, i, v);
-    const float z = has_act ? unary_f(f, v) : v;
+    if (keep_p) store(p, i, v);
+    const float z = act<A>(v);
     if (c < w0) store(z0, r * w0 + c, z);
     else if (c < w0 + w1) store(z1, r * w1 + (c - w0), z);
     else store(z2, r * w2 + (c - w0 - w1), z);
   }
 }
 
-template <class T>
-__global__ void act_grad_concat_kernel(int64_t n, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0,
-                                       int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
-  const int64_t w2 = cols - w0 - w1;
-  AVEY_GRID_STRIDE(i, n) {
-    const int64_t r = i / cols, c = i - r * cols;
-    const float g = c < w0 ? load(g0, r * w0 + c)
-                           : (c < w0 + w1 ? load(g1, r * w1 + (c - w0)) : load(g2, r * w2 + (c - w0 - w1)));
-    store(gp, i, has_act ? g * unary_df(f, load(p, i)) : g);
+template <class T, int A>
+__global__ void bias_act_split_vec_kernel(uint32_t nvec, uint32_t cvec, T* p, const T* bias, uint32_t v0, uint32_t v1,
+                                          T* z0, T* z1, T* z2, bool keep_p) {
+  constexpr int V = kVec<T>;
+  const uint32_t v2 = cvec - v0 - v1;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    const uint32_t r = j / cvec, c = j - r * cvec;
+    float x[V], b[V];
+    load_vec(p, int64_t(j) * V, x);
+    load_vec(bias, int64_t(c) * V, b);
+#pragma unroll
+    for (int k = 0; k < V; ++k) x[k] += b[k];
+    if (keep_p) store_vec(p, int64_t(j) * V, x);
+#pragma unroll
+    for (int k = 0; k < V; ++k) x[k] = act<A>(x[k]);
+    if (c < v0) store_vec(z0, (int64_t(r) * v0 + c) * V, x);
+    else if (c < v0 + v1) store_vec(z1, (int64_t(r) * v1 + (c - v0)) * V, x);
+    else store_vec(z2, (int64_t(r) * v2 + (c - v0 - v1)) * V, x);
   }
 }
 
+template <class T, int A>
+__global__ void act_grad_concat_kernel(int64_t n, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2,
+                                       int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
+  const int64_t w2 = cols - w0 - w1;
+  AVEY_GRID_STRIDE(i, n) {
+    const int64_t r = i / cols, c = i - r * cols;
+    const int part = c < w0 ? 0 : (c < w0 + w1 ? 1 : 2);
+    const int64_t j = part == 0 ? r * w0 + c : (part == 1 ? r * w1 + (c - w0) : r * w2 + (c - w0 - w1));
+    const float g = load(part == 0 ? g0 : (part == 1 ? g1 : g2), j);
+    const float d = p ? act_d<A>(load(p, i)) : act_d_out<A>(load(part == 0 ? z0 : (part == 1 ? z1 : z2), j));
+    store(gp, i, g * d);
+  }
+}
+
+template <class T, int A>
+__global__ void act_grad_concat_vec_kernel(uint32_t nvec, uint32_t cvec, const T* p, const T* z0, const T* z1,
+                                           const T* z2, uint32_t v0, uint32_t v1, const T* g0, const T* g1,
+                                           const T* g2, T* gp) {
+  constexpr int V = kVec<T>;
+  const uint32_t v2 = cvec - v0 - v1;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    const uint32_t r = j / cvec, c = j - r * cvec;
+    const int part = c < v0 ? 0 : (c < v0 + v1 ? 1 : 2);
+    const int64_t at = part == 0 ? (int64_t(r) * v0 + c) * V
+                                 : (part == 1 ? (int64_t(r) * v1 + (c - v0)) * V : (int64_t(r) * v2 + (c - v0 - v1)) * V);
+    float g[V], x[V];
+    load_vec(part == 0 ? g0 : (part == 1 ? g1 : g2), at, g);
+    if (A >= 0) {
+      if (p) {
+        load_vec(p, int64_t(j) * V, x);
+#pragma unroll
+        for (int k = 0; k < V; ++k) g[k] *= act_d<A>(x[k]);
+      } else {
+        load_vec(part == 0 ? z0 : (part == 1 ? z1 : z2), at, x);
+#pragma unroll
+        for (int k = 0; k < V; ++k) g[k] *= act_d_out<A>(x[k]);
+      }
+    }
+    store_vec(gp, int64_t(j) * V, g);
+  }
+}
+
+namespace {
+
+// Calls launch(std::integral_constant<int, A>) for the activation (A = -1: none).
+template <class L> void with_act(bool has_act, Unary f, L&& launch) {
+  if (!has_act) return launch(std::integral_constant<int, -1>{});
+  switch (f) {
+    case Unary::Relu: return launch(std::integral_constant<int, int(Unary::Relu)>{});
+    case Unary::Relu2: return launch(std::integral_constant<int, int(Unary::Relu2)>{});
+    case Unary::Gelu: return launch(std::integral_constant<int, int(Unary::Gelu)>{});
+    case Unary::Silu: return launch(std::integral_constant<int, int(Unary::Silu)>{});
+    default: fail("bias_act_split", "unsupported enricher activation", __FILE__, __LINE__);
+  }
+}
+
+// The vectorised path applies: every part's width a multiple of V, the pointers aligned, 32-bit indices.
+template <class T>
+bool parts_vec_ok(int64_t rows, int64_t cols, int64_t w0, int64_t w1, std::initializer_list<const void*> ptrs) {
+  constexpr int V = kVec<T>;
+  if (cols % V || w0 % V || w1 % V || rows * cols / V > int64_t(UINT32_MAX) / 2) return false;
+  for (const void* q : ptrs)
+    if (q && !aligned16(q)) return false;
+  return true;
+}
+
+}  // namespace
+
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2) {
+                    T* z0, T* z1, T* z2, bool keep_p) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
-  bias_act_split_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, has_act, f, w0, w1, z0, z1, z2);
+  constexpr int V = kVec<T>;
+  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, bias, z0, z1, z2});
+  with_act(has_act, f, [&](auto a) {
+    constexpr int A = decltype(a)::value;
+    if (vec)
+      bias_act_split_vec_kernel<T, A><<<blocks_for(n / V), kThreads, 0, stream()>>>(
+          uint32_t(n / V), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2, keep_p);
+    else
+      bias_act_split_kernel<T, A>
+          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, w0, w1, z0, z1, z2, keep_p);
+  });
   AVEY_LAUNCH_CHECK("bias_act_split");
 }
 
 template <class T>
-void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
-                     const T* g0, const T* g1, const T* g2, T* gp) {
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
+                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
-  act_grad_concat_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, has_act, f, w0, w1, g0, g1, g2, gp);
+  if (!p && has_act && f != Unary::Relu && f != Unary::Relu2)
+    fail("act_grad_concat", "needs p for this activation", __FILE__, __LINE__);
+  constexpr int V = kVec<T>;
+  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, z0, z1, z2, g0, g1, g2, gp});
+  with_act(has_act, f, [&](auto a) {
+    constexpr int A = decltype(a)::value;
+    if (vec)
+      act_grad_concat_vec_kernel<T, A><<<blocks_for(n / V), kThreads, 0, stream()>>>(
+          uint32_t(n / V), uint32_t(cols / V), p, z0, z1, z2, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2, gp);
+    else
+      act_grad_concat_kernel<T, A>
+          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, z0, z1, z2, w0, w1, g0, g1, g2, gp);
+  });
   AVEY_LAUNCH_CHECK("act_grad_concat");
 }
 
@@ -220,9 +385,9 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary
   template void unary<T>(Unary, int64_t, const T*, T*);                                 \
   template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);              \
   template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                            \
-  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*); \
-  template void act_grad_concat<T>(int64_t, int64_t, const T*, bool, Unary, int64_t, int64_t, const T*, const T*, \
-                                   const T*, T*);
+  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool); \
+  template void act_grad_concat<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, bool, Unary, int64_t,   \
+                                   int64_t, const T*, const T*, const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE

@@ -27,6 +27,10 @@ template <class T>
 void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
             double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC);
 template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y);
+// bf16 operands, fp32 result: C = op(A) op(B) + beta C, one product (CUDA only: the tied head
+// sums its embedding gradient over chunks of rows this way, in fp32 and with no extra pass).
+void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+                     double beta);
 
 // ---- element-wise ----
 template <class T>
@@ -71,10 +75,10 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
 // ---- the Avey enricher's element-wise end (fused) ----
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2);
+                    T* z0, T* z1, T* z2, bool keep_p);
 template <class T>
-void act_grad_concat(int64_t rows, int64_t cols, const T* p, bool has_act, Unary f, int64_t w0, int64_t w1,
-                     const T* g0, const T* g1, const T* g2, T* gp);
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
+                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp);
 
 // ---- loss ----
 template <class T>
@@ -83,6 +87,11 @@ void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* 
 template <class T>
 void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore,
                             const T* lse, const T* gloss, double scale, T* glogits);
+
+// Cross-entropy of bf16 logits in one kernel (CUDA only; fp32 inside): loss [rows] in fp32, and
+// when grad_scale != 0 the gradient grad_scale (softmax - onehot) written over the logits.
+void cross_entropy_bf16(int64_t rows, int64_t vocab, bf16* logits, const int32_t* target, int32_t ignore, float* loss,
+                        double grad_scale);
 
 // ---- optimizer (instantiated for float only) ----
 template <class T>

@@ -6,6 +6,14 @@
 // All in fp32. For bf16 the saved lse (about 10, stored with 8 bits: steps of 1/16) would put
 // errors of several percent into exp(x - lse), so bf16 backward recomputes lse from the row.
 // A target outside [0, vocab) that is not `ignore` gives NaN and raises the device error word.
+//
+// cross_entropy_bf16 (the tied head's path in mixed precision) does forward and backward in one
+// kernel on bf16 logits, one block per row: one read of the row for its max and sum of exp
+// (each thread keeps a running max and rescales its sum when the max grows; the block then
+// combines them through two fixed trees), the loss in fp32, and a second read (from L2: the
+// rows in flight fit in it) to write the gradient over the logits in place. Against converting
+// the logits to fp32 first and running the two kernels above, that moves ~3 bytes per logit
+// instead of ~16. Rows whose length is a multiple of 8 are read as 16-byte vectors.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
 
@@ -71,6 +79,67 @@ void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const 
   cross_entropy_backward_kernel<<<unsigned(rows), threads_for_row(vocab), 0, stream()>>>(
       vocab, logits, target, ignore, lse, gloss, float(scale), glogits);
   AVEY_LAUNCH_CHECK("cross_entropy_backward");
+}
+
+// Each thread visits the elements c = tid, tid + blockDim, ... of its row, or with `vec` (the
+// row length a multiple of 8, the logits 16-byte aligned) the 8-element vectors tid, tid +
+// blockDim, ...; f(c, x) for each, in the same order for both passes.
+template <class F> __device__ __forceinline__ void for_row(const bf16* xr, int64_t vocab, bool vec, F&& f) {
+  if (vec) {
+    for (int64_t c = int64_t(threadIdx.x) * 8; c < vocab; c += int64_t(blockDim.x) * 8) {
+      float v[8];
+      load_vec(xr, c, v);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) f(c + k, v[k]);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < vocab; c += blockDim.x) f(c, load(xr, c));
+  }
+}
+
+__global__ void cross_entropy_bf16_kernel(int64_t vocab, bf16* logits, const int32_t* target, int32_t ignore,
+                                          float* loss, float scale, bool vec, unsigned* error) {
+  __shared__ float shared[32];
+  bf16* xr = logits + int64_t(blockIdx.x) * vocab;
+  const int32_t t = target[blockIdx.x];
+  const bool bad = t != ignore && (t < 0 || t >= vocab);
+  float m = -INFINITY, s = 0.f;
+  for_row(xr, vocab, vec, [&](int64_t, float x) {
+    if (x > m) s = s * expf(m - x) + 1.f, m = x;
+    else s += expf(x - m);
+  });
+  const float mx = block_reduce(m, Max{}, shared);
+  // the target's logit is read before the barrier inside the next reduction: after it, other
+  // threads overwrite the row with its gradient
+  const float xt = threadIdx.x == 0 && t != ignore && !bad ? load(xr, t) : 0.f;
+  const float lse = mx + logf(block_reduce(m == -INFINITY ? 0.f : s * expf(m - mx), Sum{}, shared));
+  if (threadIdx.x == 0) {
+    loss[blockIdx.x] = t == ignore ? 0.f : (bad ? NAN : lse - xt);
+    if (bad) atomicOr(error, unsigned(BadTarget));
+  }
+  if (scale == 0.f) return;
+  const float k = t == ignore ? 0.f : scale;
+  if (vec) {
+    for (int64_t c = int64_t(threadIdx.x) * 8; c < vocab; c += int64_t(blockDim.x) * 8) {
+      float v[8];
+      load_vec(xr, c, v);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[j] = k * (expf(v[j] - lse) - (c + j == t ? 1.f : 0.f));
+      store_vec(xr, c, v);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < vocab; c += blockDim.x)
+      store(xr, c, k * (expf(load(xr, c) - lse) - (c == t ? 1.f : 0.f)));
+  }
+}
+
+void cross_entropy_bf16(int64_t rows, int64_t vocab, bf16* logits, const int32_t* target, int32_t ignore, float* loss,
+                        double grad_scale) {
+  if (rows <= 0) return;
+  const bool vec = vocab % 8 == 0 && aligned16(logits);
+  cross_entropy_bf16_kernel<<<unsigned(rows), threads_for_row(vec ? vocab / 2 : vocab), 0, stream()>>>(
+      vocab, logits, target, ignore, loss, float(grad_scale), vec, device_error_word());
+  AVEY_LAUNCH_CHECK("cross_entropy_bf16");
 }
 
 #define INSTANTIATE(T)                                                                                            \

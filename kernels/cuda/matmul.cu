@@ -64,6 +64,20 @@ void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, i
                "cublasGemmStridedBatchedEx");
 }
 
+void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+                     double beta) {
+  if (M == 0 || N == 0) return;
+  check_int(M, "M");
+  check_int(N, "N");
+  check_int(K, "K");
+  const float a = 1.f, b = float(beta);
+  const int lda = int(ta ? M : K), ldb = int(tb ? K : N);
+  check_cublas(cublasGemmEx(handle(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M),
+                            int(K), &a, B, CUDA_R_16BF, ldb < 1 ? 1 : ldb, A, CUDA_R_16BF, lda < 1 ? 1 : lda, &b, C,
+                            CUDA_R_32F, int(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx");
+}
+
 // Transpose through a 32 x 33 shared tile (the +1 avoids bank conflicts): a block reads a tile
 // with coalesced rows of x and writes it with coalesced rows of y. blockIdx.z walks the batch.
 template <class T>
