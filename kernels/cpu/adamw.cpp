@@ -5,26 +5,17 @@
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
 
 template <class T>
 void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
            double b2, double eps, double wd, double bias1, double bias2, double grad_scale) {
-  // Scalars are formed in double (as PyTorch forms them in Python) and applied in T (its opmath).
-  const T decay_factor = T(1.0 - lr * wd), scale = T(grad_scale);
-  const T beta1 = T(b1), beta2 = T(b2), one_minus_b1 = T(1.0 - b1), one_minus_b2 = T(1.0 - b2);
-  const T step_size = T(lr / bias1), bias2_sqrt = T(std::sqrt(bias2)), epsilon = T(eps);
+  const AdamWStep<T> step(lr, b1, b2, eps, wd, bias1, bias2, grad_scale);
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i] * scale;
-    T pi = p[i];
-    if (decay == nullptr || decay[i]) pi *= decay_factor;
-    const T mi = beta1 * m[i] + one_minus_b1 * gi;
-    const T vi = beta2 * v[i] + one_minus_b2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    pi -= step_size * mi / (std::sqrt(vi) / bias2_sqrt + epsilon);
+    const T pi = step.update(p[i], g[i], m[i], v[i], decay == nullptr || decay[i]);
     p[i] = pi;
     if (p_bf16) {
       if constexpr (std::is_same_v<T, float>) p_bf16[i] = to_bf16(pi);

@@ -1,18 +1,9 @@
 // a (op) b with b broadcast as kernels::Broadcast says, and the reduction that undoes a
 // broadcast in backward (the gradient of a bias is the sum of its rows' gradients).
 #include "kernels/cpu/kernels.h"
+#include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
-
-template <class T> static inline T apply(Binary op, T x, T y) {
-  switch (op) {
-    case Binary::Add: return x + y;
-    case Binary::Sub: return x - y;
-    case Binary::Mul: return x * y;
-    case Binary::Div: return x / y;
-  }
-  return x;
-}
 
 template <class T>
 void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y) {

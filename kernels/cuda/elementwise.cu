@@ -14,20 +14,11 @@
 
 #include "kernels/cuda/columns.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/elementwise_math.h"
 
 namespace kernels::cuda {
 
 // ---------------------------------------------------------------- binary
-
-__device__ __forceinline__ float apply(Binary op, float x, float y) {
-  switch (op) {
-    case Binary::Add: return x + y;
-    case Binary::Sub: return x - y;
-    case Binary::Mul: return x * y;
-    case Binary::Div: return x / y;
-  }
-  return x;
-}
 
 template <class T>
 __global__ void binary_kernel(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y) {

@@ -10,22 +10,18 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/elementwise_math.h"
 
 namespace kernels::cuda {
 
 template <class T>
 __global__ void adamw_kernel(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16,
-                             T decay_factor, T scale, T beta1, T beta2, T one_minus_b1, T one_minus_b2, T step_size,
-                             T bias2_sqrt, T epsilon) {
+                             AdamWStep<T> step) {
   AVEY_GRID_STRIDE(i, n) {
-    const T gi = g[i] * scale;
-    T pi = p[i];
-    if (decay == nullptr || decay[i]) pi *= decay_factor;
-    const T mi = beta1 * m[i] + one_minus_b1 * gi;
-    const T vi = beta2 * v[i] + one_minus_b2 * gi * gi;
+    T mi = m[i], vi = v[i];
+    const T pi = step.update(p[i], g[i], mi, vi, decay == nullptr || decay[i]);
     m[i] = mi;
     v[i] = vi;
-    pi -= step_size * mi / (sqrt(vi) / bias2_sqrt + epsilon);
     p[i] = pi;
     if (p_bf16) store(p_bf16, i, float(pi));
   }
@@ -35,9 +31,8 @@ template <class T>
 void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
            double b2, double eps, double wd, double bias1, double bias2, double grad_scale) {
   if (n <= 0) return;
-  adamw_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, p, g, m, v, decay, p_bf16, T(1.0 - lr * wd), T(grad_scale),
-                                                         T(b1), T(b2), T(1.0 - b1), T(1.0 - b2), T(lr / bias1),
-                                                         T(std::sqrt(bias2)), T(eps));
+  adamw_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(
+      n, p, g, m, v, decay, p_bf16, AdamWStep<T>(lr, b1, b2, eps, wd, bias1, bias2, grad_scale));
   AVEY_LAUNCH_CHECK("adamw");
 }
 
