@@ -3,6 +3,7 @@
 // The kernels differ only in how they walk the elements (OpenMP loops, CUDA thread grids).
 #pragma once
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/kernels.h"
 
@@ -24,6 +25,93 @@ AVEY_HOST_DEVICE T apply(Binary op, T x, T y) {
     case Binary::Div: return x / y;
   }
   return x;
+}
+
+// The element-wise functions (kernels::Unary) and their derivatives:
+//   relu   y = max(x, 0)                  y' = [x > 0]
+//   relu2  y = max(x, 0)^2                y' = 2 max(x, 0)
+//   gelu   y = x Phi(x), Phi(x) = (1 + erf(x / sqrt2)) / 2
+//                                         y' = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
+//   silu   y = x s, s = sigmoid(x)        y' = s (1 + x (1 - s))
+//   tanh   y = tanh x                     y' = 1 - y^2
+//   sqrt   y = sqrt x                     y' = 1 / (2 sqrt x)
+//   rsqrt  y = 1 / sqrt x                 y' = -y^3 / 2
+//   exp    y = e^x                        y' = e^x
+//   log    y = ln x                       y' = 1 / x
+//   square y = x^2                        y' = 2x
+
+// sigmoid without overflow: exp of a non-positive number only.
+template <class T>
+AVEY_HOST_DEVICE T sigmoid(T x) {
+  using std::exp;
+  if (x >= T(0)) return T(1) / (T(1) + exp(-x));
+  const T e = exp(x);
+  return e / (T(1) + e);
+}
+
+template <class T>
+AVEY_HOST_DEVICE T unary_value(Unary f, T x) {
+  using std::erf, std::exp, std::log, std::sqrt, std::tanh;
+  switch (f) {
+    case Unary::Relu: return x > T(0) ? x : T(0);
+    case Unary::Relu2: return x > T(0) ? x * x : T(0);
+    case Unary::Gelu: return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752440)));
+    case Unary::Silu: return x * sigmoid(x);
+    case Unary::Tanh: return tanh(x);
+    case Unary::Sqrt: return sqrt(x);
+    case Unary::Rsqrt: return T(1) / sqrt(x);
+    case Unary::Exp: return exp(x);
+    case Unary::Log: return log(x);
+    case Unary::Square: return x * x;
+  }
+  return x;
+}
+
+template <class T>
+AVEY_HOST_DEVICE T unary_derivative(Unary f, T x) {
+  using std::erf, std::exp, std::sqrt, std::tanh;
+  switch (f) {
+    case Unary::Relu: return x > T(0) ? T(1) : T(0);
+    case Unary::Relu2: return x > T(0) ? T(2) * x : T(0);
+    case Unary::Gelu:
+      return T(0.5) * (T(1) + erf(x * T(0.70710678118654752440))) +
+             x * T(0.39894228040143267794) * exp(T(-0.5) * x * x);
+    case Unary::Silu: {
+      const T s = sigmoid(x);
+      return s * (T(1) + x * (T(1) - s));
+    }
+    case Unary::Tanh: {
+      const T t = tanh(x);
+      return T(1) - t * t;
+    }
+    case Unary::Sqrt: return T(0.5) / sqrt(x);
+    case Unary::Rsqrt: {
+      const T r = T(1) / sqrt(x);
+      return T(-0.5) * r * r * r;
+    }
+    case Unary::Exp: return exp(x);
+    case Unary::Log: return T(1) / x;
+    case Unary::Square: return T(2) * x;
+  }
+  return T(0);
+}
+
+// Calls fn(std::integral_constant<Unary, f>{}): inside, the function is a compile-time constant,
+// so a loop over unary_value(F::value, x) compiles to a plain map with no switch in it.
+template <class Fn>
+inline void with_unary(Unary f, Fn&& fn) {
+  switch (f) {
+    case Unary::Relu: fn(std::integral_constant<Unary, Unary::Relu>{}); break;
+    case Unary::Relu2: fn(std::integral_constant<Unary, Unary::Relu2>{}); break;
+    case Unary::Gelu: fn(std::integral_constant<Unary, Unary::Gelu>{}); break;
+    case Unary::Silu: fn(std::integral_constant<Unary, Unary::Silu>{}); break;
+    case Unary::Tanh: fn(std::integral_constant<Unary, Unary::Tanh>{}); break;
+    case Unary::Sqrt: fn(std::integral_constant<Unary, Unary::Sqrt>{}); break;
+    case Unary::Rsqrt: fn(std::integral_constant<Unary, Unary::Rsqrt>{}); break;
+    case Unary::Exp: fn(std::integral_constant<Unary, Unary::Exp>{}); break;
+    case Unary::Log: fn(std::integral_constant<Unary, Unary::Log>{}); break;
+    case Unary::Square: fn(std::integral_constant<Unary, Unary::Square>{}); break;
+  }
 }
 
 // One AdamW step's constants, formed in double (as PyTorch forms them in Python) and applied

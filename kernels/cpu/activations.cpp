@@ -1,37 +1,17 @@
-// Element-wise functions (kernels::Unary) and their derivatives, and the lower-triangular mask.
-//
-//   relu   y = max(x, 0)                  y' = [x > 0]
-//   relu2  y = max(x, 0)^2                y' = 2 max(x, 0)
-//   gelu   y = x Phi(x), Phi(x) = (1 + erf(x / sqrt2)) / 2
-//                                         y' = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
-//   silu   y = x s, s = sigmoid(x)        y' = s (1 + x (1 - s))
-//   tanh   y = tanh x                     y' = 1 - y^2
-//   sqrt   y = sqrt x                     y' = 1 / (2 sqrt x)
-//   rsqrt  y = 1 / sqrt x                 y' = -y^3 / 2
-//   exp    y = e^x                        y' = e^x
-//   log    y = ln x                       y' = 1 / x
-//   square y = x^2                        y' = 2x
-// The switch on the function sits outside the loop so each loop is a plain vectorisable map.
+// Element-wise functions (kernels::Unary) and their derivatives (the formulas, shared with the
+// CUDA kernels, are in kernels/elementwise_math.h), and the lower-triangular mask. The function
+// is made a compile-time constant (with_unary) so each loop is a plain vectorisable map.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
 
 namespace {
-
-constexpr double kInvSqrt2 = 0.70710678118654752440;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-
-// sigmoid without overflow: exp of a non-positive number only.
-template <class T> inline T sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
-}
 
 template <class F> inline void map(int64_t n, F f) {
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -41,57 +21,11 @@ template <class F> inline void map(int64_t n, F f) {
 }  // namespace
 
 template <class T> void unary(Unary f, int64_t n, const T* x, T* y) {
-  switch (f) {
-    case Unary::Relu: map(n, [=](int64_t i) { y[i] = x[i] > T(0) ? x[i] : T(0); }); break;
-    case Unary::Relu2: map(n, [=](int64_t i) { const T r = x[i] > T(0) ? x[i] : T(0); y[i] = r * r; }); break;
-    case Unary::Gelu:
-      map(n, [=](int64_t i) { y[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * T(kInvSqrt2))); });
-      break;
-    case Unary::Silu: map(n, [=](int64_t i) { y[i] = x[i] * sigmoid(x[i]); }); break;
-    case Unary::Tanh: map(n, [=](int64_t i) { y[i] = std::tanh(x[i]); }); break;
-    case Unary::Sqrt: map(n, [=](int64_t i) { y[i] = std::sqrt(x[i]); }); break;
-    case Unary::Rsqrt: map(n, [=](int64_t i) { y[i] = T(1) / std::sqrt(x[i]); }); break;
-    case Unary::Exp: map(n, [=](int64_t i) { y[i] = std::exp(x[i]); }); break;
-    case Unary::Log: map(n, [=](int64_t i) { y[i] = std::log(x[i]); }); break;
-    case Unary::Square: map(n, [=](int64_t i) { y[i] = x[i] * x[i]; }); break;
-  }
+  with_unary(f, [&](auto F) { map(n, [=](int64_t i) { y[i] = unary_value(F.value, x[i]); }); });
 }
 
 template <class T> void unary_backward(Unary f, int64_t n, const T* x, const T* gy, T* gx) {
-  switch (f) {
-    case Unary::Relu: map(n, [=](int64_t i) { gx[i] = x[i] > T(0) ? gy[i] : T(0); }); break;
-    case Unary::Relu2: map(n, [=](int64_t i) { gx[i] = x[i] > T(0) ? T(2) * x[i] * gy[i] : T(0); }); break;
-    case Unary::Gelu:
-      map(n, [=](int64_t i) {
-        const T v = x[i];
-        const T cdf = T(0.5) * (T(1) + std::erf(v * T(kInvSqrt2)));
-        const T pdf = T(kInvSqrt2Pi) * std::exp(T(-0.5) * v * v);
-        gx[i] = gy[i] * (cdf + v * pdf);
-      });
-      break;
-    case Unary::Silu:
-      map(n, [=](int64_t i) {
-        const T s = sigmoid(x[i]);
-        gx[i] = gy[i] * s * (T(1) + x[i] * (T(1) - s));
-      });
-      break;
-    case Unary::Tanh:
-      map(n, [=](int64_t i) {
-        const T t = std::tanh(x[i]);
-        gx[i] = gy[i] * (T(1) - t * t);
-      });
-      break;
-    case Unary::Sqrt: map(n, [=](int64_t i) { gx[i] = gy[i] * T(0.5) / std::sqrt(x[i]); }); break;
-    case Unary::Rsqrt:
-      map(n, [=](int64_t i) {
-        const T r = T(1) / std::sqrt(x[i]);
-        gx[i] = gy[i] * T(-0.5) * r * r * r;
-      });
-      break;
-    case Unary::Exp: map(n, [=](int64_t i) { gx[i] = gy[i] * std::exp(x[i]); }); break;
-    case Unary::Log: map(n, [=](int64_t i) { gx[i] = gy[i] / x[i]; }); break;
-    case Unary::Square: map(n, [=](int64_t i) { gx[i] = T(2) * x[i] * gy[i]; }); break;
-  }
+  with_unary(f, [&](auto F) { map(n, [=](int64_t i) { gx[i] = gy[i] * unary_derivative(F.value, x[i]); }); });
 }
 
 template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t diagonal, const T* x, T* y) {

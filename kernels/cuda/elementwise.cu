@@ -117,56 +117,13 @@ template <class T> void axpy(int64_t n, double alpha, const T* x, T* y) {
 }
 
 // ---------------------------------------------------------------- unary functions
-//   relu' = [x > 0]        relu2 = relu(x)^2, ' = 2 relu(x)     gelu = x Phi(x), ' = Phi(x) + x phi(x)
-//   silu = x s(x), ' = s(x) (1 + x (1 - s(x)))                  tanh' = 1 - tanh^2
-//   sqrt' = 1 / (2 sqrt x)   rsqrt' = -rsqrt(x) / (2x)   exp' = exp   log' = 1/x   square' = 2x
-
-__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-
-__device__ __forceinline__ float unary_f(Unary f, float x) {
-  switch (f) {
-    case Unary::Relu: return x > 0.f ? x : 0.f;
-    case Unary::Relu2: return x > 0.f ? x * x : 0.f;
-    case Unary::Gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case Unary::Silu: return x * sigmoid(x);
-    case Unary::Tanh: return tanhf(x);
-    case Unary::Sqrt: return sqrtf(x);
-    case Unary::Rsqrt: return 1.f / sqrtf(x);
-    case Unary::Exp: return expf(x);
-    case Unary::Log: return logf(x);
-    case Unary::Square: return x * x;
-  }
-  return x;
-}
-
-__device__ __forceinline__ float unary_df(Unary f, float x) {
-  switch (f) {
-    case Unary::Relu: return x > 0.f ? 1.f : 0.f;
-    case Unary::Relu2: return x > 0.f ? 2.f * x : 0.f;
-    case Unary::Gelu:
-      return 0.5f * (1.f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
-    case Unary::Silu: {
-      float s = sigmoid(x);
-      return s * (1.f + x * (1.f - s));
-    }
-    case Unary::Tanh: {
-      float t = tanhf(x);
-      return 1.f - t * t;
-    }
-    case Unary::Sqrt: return 0.5f / sqrtf(x);
-    case Unary::Rsqrt: return -0.5f / (x * sqrtf(x));
-    case Unary::Exp: return expf(x);
-    case Unary::Log: return 1.f / x;
-    case Unary::Square: return 2.f * x;
-  }
-  return 0.f;
-}
+// (the formulas are in kernels/elementwise_math.h, shared with the CPU kernels)
 
 template <class T> __global__ void unary_kernel(Unary f, int64_t n, const T* x, T* y) {
-  AVEY_GRID_STRIDE(i, n) store(y, i, unary_f(f, load(x, i)));
+  AVEY_GRID_STRIDE(i, n) store(y, i, unary_value(f, load(x, i)));
 }
 template <class T> __global__ void unary_backward_kernel(Unary f, int64_t n, const T* x, const T* gy, T* gx) {
-  AVEY_GRID_STRIDE(i, n) store(gx, i, unary_df(f, load(x, i)) * load(gy, i));
+  AVEY_GRID_STRIDE(i, n) store(gx, i, unary_derivative(f, load(x, i)) * load(gy, i));
 }
 
 template <class T> void unary(Unary f, int64_t n, const T* x, T* y) {
@@ -210,11 +167,11 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
 
 template <int A> __device__ __forceinline__ float act(float x) {
   if constexpr (A < 0) return x;
-  else return unary_f(Unary(A), x);
+  else return unary_value(Unary(A), x);
 }
 template <int A> __device__ __forceinline__ float act_d(float x) {
   if constexpr (A < 0) return 1.f;
-  else return unary_df(Unary(A), x);
+  else return unary_derivative(Unary(A), x);
 }
 // act' as a function of the output z = act(x): relu' = [z > 0], relu2' = 2 relu(x) = 2 sqrt(z)
 template <int A> __device__ __forceinline__ float act_d_out(float z) {
