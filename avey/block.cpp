@@ -48,7 +48,7 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
   // relu and relu2 (and no activation) have act' as a function of act's output, so the backward
   // needs only the saved z parts, not the pre-activation P (one Z-sized tensor a block).
   const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;
-  Tensor P, z0, z1, zh, yc, cos, c, out;
+  Tensor P, z0, z1, zh, zn, denom, yc, cos, a, c, out;  // a = tril(V) (.) cos, kept for the backward
   {
     NoGrad no_grad;
     P = matmul(y, U, false, true);  // [rows, m]
@@ -60,9 +60,13 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
     if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
     Tensor w = tril(spatial);
     if (dynamic) {
-      Tensor zn = l2norm_rows(z0, kCosineEps, NormEps::Inside);
+      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());  // kept (with denom) for the backward
+      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
+      AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps, zn.data<T>(),
+                    denom.data<T>());
       cos = matmul(zn, zn, false, true);
-      yc = matmul(mul_per_context(cos, w), z0);
+      a = mul_per_context(cos, w);
+      yc = matmul(a, z0);
     } else {
       yc = matmul(w, z0);
     }
@@ -89,17 +93,22 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
            Tensor gc = reshape(matmul(gf, o[0]), {N, C, h});
            Tensor gzh = mh > 0 ? matmul(gf, o[1]) : Tensor();
            // ---- contextualizer (as avey/contextualizer.cpp, GPU branch)
-           Tensor gz1 = mul(gc, activate(cact, yc));
-           Tensor gyc = activation_grad(cact, yc, mul(gc, z1));
+           Tensor gz1, gyc;
+           if (cact == Activation::None && gc.is_cuda()) {  // both products in one pass over gc
+             gz1 = Tensor::empty(gc.shape(), gc.dtype(), gc.device());
+             gyc = Tensor::empty(gc.shape(), gc.dtype(), gc.device());
+             ::engine::profile::Scope prof("binary", gc.device());
+             AVEY_DISPATCH_CUDA("mul_pair", gc, mul_pair, gc.numel(), gc.data<T>(), yc.data<T>(), z1.data<T>(),
+                                gz1.data<T>(), gyc.data<T>());
+           } else {
+             gz1 = mul(gc, activate(cact, yc));
+             gyc = activation_grad(cact, yc, mul(gc, z1));
+           }
            Tensor w = tril(spatial);
            Tensor ga = matmul(gyc, z0, false, true);  // dA [N, C, C]
            Tensor gz0;
            if (dynamic) {
              if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(mul(ga, cos), {N, C * C})), {C, C}));
-             Tensor zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
-             Tensor denom = Tensor::empty({rows}, z0.dtype(), z0.device());
-             AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps,
-                           zn.data<T>(), denom.data<T>());
              Tensor gcos = mul_per_context(ga, w);
              ga = Tensor();
              Tensor gzn = matmul(gcos, zn);
@@ -108,7 +117,7 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
              gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
              AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
                            kCosineEps, denom.data<T>(), gzn.data<T>(), gz0.data<T>());
-             Tensor a = mul_per_context(cos, w);  // gz0 += A^T gyc (the direct path; beta = 1)
+             // gz0 += A^T gyc (the direct path; beta = 1)
              AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), gyc.data<T>(), gz0.data<T>(), N, C, h, C, true, false, 1.0,
                            1.0, C * C, C * h, C * h);
            } else {

@@ -83,6 +83,43 @@ void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, con
   AVEY_LAUNCH_CHECK("binary");
 }
 
+// ---------------------------------------------------------------- mul_pair
+// ya = g (.) a and yb = g (.) b in one pass (g read once): the contextualizer's backward with no
+// activation (dZ1 = dC (.) Yc, dYc = dC (.) Z1). Thread j takes one 16-byte vector of each.
+template <class T>
+__global__ void mul_pair_vec_kernel(uint32_t nvec, const T* g, const T* a, const T* b, T* ya, T* yb) {
+  constexpr int V = kVec<T>;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    float x[V], u[V], w[V];
+    load_vec(g, int64_t(j) * V, x);
+    load_vec(a, int64_t(j) * V, u);
+    load_vec(b, int64_t(j) * V, w);
+#pragma unroll
+    for (int k = 0; k < V; ++k) u[k] *= x[k], w[k] *= x[k];
+    store_vec(ya, int64_t(j) * V, u);
+    store_vec(yb, int64_t(j) * V, w);
+  }
+}
+
+template <class T> __global__ void mul_pair_kernel(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float x = load(g, i);
+    store(ya, i, x * load(a, i));
+    store(yb, i, x * load(b, i));
+  }
+}
+
+template <class T> void mul_pair(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb) {
+  if (n == 0) return;
+  constexpr int V = kVec<T>;
+  if (n % V == 0 && n / V <= int64_t(UINT32_MAX) / 2 && aligned16(g) && aligned16(a) && aligned16(b) &&
+      aligned16(ya) && aligned16(yb))
+    mul_pair_vec_kernel<<<blocks_for(n / V), kThreads, 0, stream()>>>(uint32_t(n / V), g, a, b, ya, yb);
+  else
+    mul_pair_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, g, a, b, ya, yb);
+  AVEY_LAUNCH_CHECK("mul_pair");
+}
+
 // ---------------------------------------------------------------- reduce_to
 
 template <class T> struct LoadAt {  // f(r, c) = g[r, c] for column_sums
@@ -378,6 +415,7 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
 
 #define INSTANTIATE(T)                                                                   \
   template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
+  template void mul_pair<T>(int64_t, const T*, const T*, const T*, T*, T*);             \
   template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
   template void scale<T>(int64_t, double, const T*, T*);                                \
   template void add_scalar<T>(int64_t, double, const T*, T*);                           \

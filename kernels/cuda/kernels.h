@@ -35,6 +35,8 @@ void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t 
 // ---- element-wise ----
 template <class T>
 void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y);
+// ya = g (.) a, yb = g (.) b (n elements each; CUDA only: avey/block.cpp's backward)
+template <class T> void mul_pair(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb);
 template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb);
 template <class T> void scale(int64_t n, double s, const T* x, T* y);
 template <class T> void add_scalar(int64_t n, double s, const T* x, T* y);
