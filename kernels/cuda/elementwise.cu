@@ -120,6 +120,24 @@ template <class T> void mul_pair(int64_t n, const T* g, const T* a, const T* b, 
   AVEY_LAUNCH_CHECK("mul_pair");
 }
 
+// ---------------------------------------------------------------- tril_product_column_sums
+// out[i, j] = sum over n of a[n, i, j] b[n, i, j] for j <= i, 0 above the diagonal: the spatial
+// weights' gradient tril(sum_n dA (.) cos) in one pass that reads only the lower triangles
+// (column_sums over the batch, a column per element of the C x C matrix; deterministic).
+template <class T> struct TrilProduct {
+  const T *a, *b;
+  int64_t C;
+  __device__ float operator()(int64_t n, int64_t col) const {
+    if (col % C > col / C) return 0.f;
+    const int64_t i = n * C * C + col;
+    return load(a, i) * load(b, i);
+  }
+};
+
+template <class T> void tril_product_column_sums(int64_t batch, int64_t C, const T* a, const T* b, T* out) {
+  column_sums(batch, C * C, TrilProduct<T>{a, b, C}, out);
+}
+
 // ---------------------------------------------------------------- reduce_to
 
 template <class T> struct LoadAt {  // f(r, c) = g[r, c] for column_sums
@@ -416,6 +434,7 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
 #define INSTANTIATE(T)                                                                   \
   template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
   template void mul_pair<T>(int64_t, const T*, const T*, const T*, T*, T*);             \
+  template void tril_product_column_sums<T>(int64_t, int64_t, const T*, const T*, T*);  \
   template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
   template void scale<T>(int64_t, double, const T*, T*);                                \
   template void add_scalar<T>(int64_t, double, const T*, T*);                           \
