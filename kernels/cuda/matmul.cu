@@ -126,7 +126,8 @@ __global__ void sym_weighted_kernel(int64_t batch, int64_t C, const T* G, const 
     __syncthreads();
     for (int i = threadIdx.y; i < 32; i += blockDim.y) {
       const int64_t r = r0 + i, c = c0 + threadIdx.x;
-      if (r < C && c < C) store(S + b * C * C, r * C + c, load(g, r * C + c) * load(W, r * C + c) + tile[threadIdx.x][i]);
+      if (r < C && c < C)
+        store(S + b * C * C, r * C + c, load(g, r * C + c) * load(W, r * C + c) + tile[threadIdx.x][i]);
     }
     __syncthreads();
   }

@@ -98,7 +98,8 @@ __global__ void rmsnorm_backward_kernel(int64_t cols, const T* x, const T* g, co
   d = block_reduce(d, Sum{}, shared);
   const float k = r * r * r * d / float(cols);
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-    store(gx, base + c, r * load(g, c) * load(gy, base + c) - load(x, base + c) * k + (gres ? load(gres, base + c) : 0.f));
+    store(gx, base + c,
+          r * load(g, c) * load(gy, base + c) - load(x, base + c) * k + (gres ? load(gres, base + c) : 0.f));
 }
 
 // ---- warp-per-row versions (cols a multiple of kVec<T>, pointers aligned: rows_vec_ok)
