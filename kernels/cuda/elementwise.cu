@@ -1,6 +1,8 @@
 // Element-wise kernels: binary ops with broadcasting, scale, add_scalar, axpy, the unary
-// functions and their derivatives, tril; reduce_to, the sum that undoes a broadcast; and the
-// Avey enricher's fused element-wise end (bias_act_split, act_grad_concat).
+// functions and their derivatives, tril; reduce_to, the sum that undoes a broadcast; the Avey
+// enricher's fused element-wise end (bias_act_split, act_grad_concat); and two pieces of the
+// contextualizer's backward: mul_pair (two products sharing one operand, one vector a thread)
+// and tril_product_column_sums (the spatial weights' gradient, through columns.cuh).
 //
 // Mapping: one thread per element in a grid-stride loop (grid capped, each thread takes every
 // gridDim*blockDim-th element). Each element is independent, so the result does not depend on
