@@ -2,6 +2,7 @@
 
 #include "avey/activation.h"
 #include "avey/contextualizer.h"
+#include "avey/norm.h"
 #include "engine/dispatch.h"
 
 namespace avey {
@@ -34,23 +35,27 @@ void matmul_acc_bt(const Tensor& a, const Tensor& b, Tensor& c) {
 
 }  // namespace
 
-Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Tensor& b, const Tensor& spatial,
+Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
                   const Tensor& O, const Tensor& bo, const Config& cfg, int64_t N) {
-  const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), m = U.size(0), d = y.size(1);
-  const int64_t rows = y.size(0);
-  if (rows != N * C || 2 * h + mh != m || h_in.shape() != y.shape())
-    fail("block_body", "shapes do not match the config: h " + h_in.describe() + ", y " + y.describe());
+  const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), m = U.size(0);
+  const int64_t rows = h_in.size(0), d = h_in.size(1);
+  if (h_in.ndim() != 2 || rows != N * C || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
+    fail("block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
   const bool has_act = cfg.enricher_activation != Activation::None;
   const kernels::Unary f = unary_or_relu(cfg.enricher_activation);
   const Activation cact = cfg.contextualizer_activation;
   const bool dynamic = cfg.dynamic;
-  const bool h_grad = h_in.requires_grad();  // (the lambda below must not keep h_in alive)
+  const bool h_grad = h_in.requires_grad();
   // relu and relu2 (and no activation) have act' as a function of act's output, so the backward
   // needs only the saved z parts, not the pre-activation P (one Z-sized tensor a block).
   const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;
-  Tensor P, z0, z1, zh, yc, cos, c, out;
+  Tensor y, rstd, P, z0, z1, zh, zn, denom, yc, cos, a, c, out;  // a = tril(V) (.) cos, kept for the backward
   {
     NoGrad no_grad;
+    y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
+    rstd = Tensor::empty({rows}, h_in.dtype(), h_in.device());
+    AVEY_DISPATCH("rmsnorm", y, rmsnorm, rows, d, h_in.data<T>(), norm_g.data<T>(), kRmsEps, y.data<T>(),
+                  rstd.data<T>());
     P = matmul(y, U, false, true);  // [rows, m]
     z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
     z1 = Tensor::empty({N, C, h}, y.dtype(), y.device());
@@ -60,9 +65,13 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
     if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
     Tensor w = tril(spatial);
     if (dynamic) {
-      Tensor zn = l2norm_rows(z0, kCosineEps, NormEps::Inside);
+      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());  // kept (with denom) for the backward
+      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
+      AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps, zn.data<T>(),
+                    denom.data<T>());
       cos = matmul(zn, zn, false, true);
-      yc = matmul(mul_per_context(cos, w), z0);
+      a = mul_per_context(cos, w);
+      yc = matmul(a, z0);
     } else {
       yc = matmul(w, z0);
     }
@@ -76,9 +85,9 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
     matmul_acc_bt(c, o[0], out);
     if (mh > 0) matmul_acc_bt(zh, o[1], out);
   }
-  record(out, "avey.block_body", {h_in, y, U, b, spatial, O, bo},
+  record(out, "avey.block_body", {h_in, norm_g, U, b, spatial, O, bo},
          [=](const Tensor& gf) -> std::vector<Tensor> {
-           Tensor gy, gU, gb, gV, gO, gbo;  // the residual's gradient is gf itself
+           Tensor gh, gg, gU, gb, gV, gO, gbo;
            // ---- fuser
            std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
            if (bo.requires_grad()) gbo = sum_rows(gf);
@@ -89,26 +98,45 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
            Tensor gc = reshape(matmul(gf, o[0]), {N, C, h});
            Tensor gzh = mh > 0 ? matmul(gf, o[1]) : Tensor();
            // ---- contextualizer (as avey/contextualizer.cpp, GPU branch)
-           Tensor gz1 = mul(gc, activate(cact, yc));
-           Tensor gyc = activation_grad(cact, yc, mul(gc, z1));
+           Tensor gz1, gyc;
+           if (cact == Activation::None && gc.is_cuda()) {  // both products in one pass over gc
+             gz1 = Tensor::empty(gc.shape(), gc.dtype(), gc.device());
+             gyc = Tensor::empty(gc.shape(), gc.dtype(), gc.device());
+             ::engine::profile::Scope prof("binary", gc.device());
+             AVEY_DISPATCH_CUDA("mul_pair", gc, mul_pair, gc.numel(), gc.data<T>(), yc.data<T>(), z1.data<T>(),
+                                gz1.data<T>(), gyc.data<T>());
+           } else {
+             gz1 = mul(gc, activate(cact, yc));
+             gyc = activation_grad(cact, yc, mul(gc, z1));
+           }
            Tensor w = tril(spatial);
            Tensor ga = matmul(gyc, z0, false, true);  // dA [N, C, C]
            Tensor gz0;
            if (dynamic) {
-             if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(mul(ga, cos), {N, C * C})), {C, C}));
-             Tensor zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
-             Tensor denom = Tensor::empty({rows}, z0.dtype(), z0.device());
-             AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps,
-                           zn.data<T>(), denom.data<T>());
-             Tensor gcos = mul_per_context(ga, w);
+             if (spatial.requires_grad() && ga.is_cuda()) {  // one pass over the lower triangles
+               gV = Tensor::empty({C, C}, ga.dtype(), ga.device());
+               ::engine::profile::Scope prof("tril_product_column_sums", ga.device());
+               AVEY_DISPATCH_CUDA("tril_product_column_sums", ga, tril_product_column_sums, N, C, ga.data<T>(),
+                                  cos.data<T>(), gV.data<T>());
+             } else if (spatial.requires_grad()) {
+               gV = tril(reshape(sum_rows(reshape(mul(ga, cos), {N, C * C})), {C, C}));
+             }
+             // dZn = dCos Zn + dCos^T Zn = (dCos + dCos^T) Zn, dCos = dA (.) W: one product
+             Tensor gsym;
+             if (ga.is_cuda()) {
+               gsym = Tensor::empty(ga.shape(), ga.dtype(), ga.device());
+               ::engine::profile::Scope prof("sym_weighted", ga.device());
+               AVEY_DISPATCH_CUDA("sym_weighted", ga, sym_weighted, N, C, ga.data<T>(), w.data<T>(), gsym.data<T>());
+             } else {
+               Tensor gcos = mul_per_context(ga, w);
+               gsym = add(gcos, transpose(gcos));
+             }
              ga = Tensor();
-             Tensor gzn = matmul(gcos, zn);
-             AVEY_DISPATCH("matmul", gcos, matmul, gcos.data<T>(), zn.data<T>(), gzn.data<T>(), N, C, h, C, true,
-                           false, 1.0, 1.0, C * C, C * h, C * h);  // gzn += gcos^T zn
+             Tensor gzn = matmul(gsym, zn);
              gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
              AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
                            kCosineEps, denom.data<T>(), gzn.data<T>(), gz0.data<T>());
-             Tensor a = mul_per_context(cos, w);  // gz0 += A^T gyc (the direct path; beta = 1)
+             // gz0 += A^T gyc (the direct path; beta = 1)
              AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), gyc.data<T>(), gz0.data<T>(), N, C, h, C, true, false, 1.0,
                            1.0, C * C, C * h, C * h);
            } else {
@@ -121,10 +149,28 @@ Tensor block_body(const Tensor& h_in, const Tensor& y, const Tensor& U, const Te
                          z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, has_act, f, h, h, gz0.data<T>(),
                          gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>());
            gz0 = gz1 = gzh = Tensor();
-           if (y.requires_grad()) gy = matmul(gp, U);
            if (U.requires_grad()) gU = matmul(gp, y, true, false);
            if (b.requires_grad()) gb = sum_rows(gp);
-           return {h_grad ? gf : Tensor(), gy, gU, gb, gV, gO, gbo};
+           // ---- the norm: dh = rmsnorm'(dy) + gf (the residual), summed in the same pass on the GPU
+           if (h_grad || norm_g.requires_grad()) {
+             Tensor gy = matmul(gp, U);
+             gp = Tensor();
+             gh = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
+             gg = Tensor::empty(norm_g.shape(), norm_g.dtype(), norm_g.device());
+             if (gy.is_cuda()) {
+               ::engine::profile::Scope prof("rmsnorm", gy.device());
+               AVEY_DISPATCH_CUDA("rmsnorm_backward", gy, rmsnorm_backward_residual, rows, d, h_in.data<T>(),
+                                  norm_g.data<T>(), rstd.data<T>(), gy.data<T>(), gf.data<T>(), gh.data<T>(),
+                                  gg.data<T>());
+             } else {
+               AVEY_DISPATCH("rmsnorm_backward", gy, rmsnorm_backward, rows, d, h_in.data<T>(), norm_g.data<T>(),
+                             rstd.data<T>(), gy.data<T>(), gh.data<T>(), gg.data<T>());
+               gh = add(gh, gf);
+             }
+           } else if (h_grad) {
+             gh = gf;
+           }
+           return {h_grad ? gh : Tensor(), norm_g.requires_grad() ? gg : Tensor(), gU, gb, gV, gO, gbo};
          });
   return out;
 }

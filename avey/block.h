@@ -23,9 +23,10 @@
 
 namespace avey {
 
-// h [N*C, d] (the block input), y [N*C, d] (its norm) -> h + F(y) [N*C, d]. Not for the
-// attention contextualizer.
-engine::Tensor block_body(const engine::Tensor& h, const engine::Tensor& y, const engine::Tensor& enricher_w, const engine::Tensor& enricher_b,
+// h [N*C, d] (the block input), norm_gain [d] -> h + F(rmsnorm(h)) [N*C, d] (eps kRmsEps). Not
+// for the attention contextualizer or LayerNorm. The backward sums the residual's gradient into
+// the norm's (one pass on the GPU).
+engine::Tensor block_body(const engine::Tensor& h, const engine::Tensor& norm_gain, const engine::Tensor& enricher_w, const engine::Tensor& enricher_b,
                           const engine::Tensor& spatial, const engine::Tensor& fuser_w, const engine::Tensor& fuser_b,
                           const Config& cfg, int64_t contexts);
 

@@ -17,7 +17,6 @@ namespace avey {
 
 using namespace engine;
 
-constexpr double kRmsEps = 1e-10;
 constexpr double kLayerNormEps = 1e-5;
 
 namespace {
@@ -176,14 +175,14 @@ Tensor Model::run_blocks(Tensor h, int64_t N) const {
   const int64_t C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
   std::vector<int64_t> widths{half, half};
   if (mh > 0) widths.push_back(mh);
-  // The GPU's fast path: each block's body as one op (avey/block.h); same function.
-  const bool fused_body = h.is_cuda() && !composed_ && !cfg_.use_attention();
+  // The GPU's fast path: each block's body, its RMSNorm included, as one op (avey/block.h); same function.
+  const bool fused_body = h.is_cuda() && !composed_ && !cfg_.use_attention() && !cfg_.use_layernorm();
   for (const Block& blk : blocks_) {
-    Tensor y = norm(h, blk.norm_w, blk.norm_b);
     if (fused_body) {
-      h = block_body(h, y, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
+      h = block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
       continue;
     }
+    Tensor y = norm(h, blk.norm_w, blk.norm_b);
     Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
                          : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
     std::vector<Tensor> parts = split_cols(z, widths);

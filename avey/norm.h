@@ -13,7 +13,9 @@
 
 namespace avey {
 
-// x [..., d], gain [d]; eps 1e-10 in the model.
+constexpr double kRmsEps = 1e-10;  // the model's RMSNorm eps
+
+// x [..., d], gain [d]; eps kRmsEps in the model.
 engine::Tensor rms_norm(const engine::Tensor& x, const engine::Tensor& gain, double eps);
 
 // The same computation recorded op by op (square, mean_cols, add_scalar, rsqrt, mul): the test reference.

@@ -1,5 +1,6 @@
-// avey::block_body (the GPU's one-op block body with its residual, avey/block.h) equals the
-// residual plus the separate fused layers (enricher, column split, contextualizer, fuser),
+// avey::block_body (the GPU's one-op block body with its RMSNorm and residual, avey/block.h)
+// equals the residual plus the separate fused layers (rms_norm, enricher, column split,
+// contextualizer, fuser),
 // forward and backward, in f64 on the CPU, for the configs that change its code paths; plus an
 // f64 finite-difference check.
 #include "avey/activation.h"
@@ -7,6 +8,7 @@
 #include "avey/contextualizer.h"
 #include "avey/enricher.h"
 #include "avey/fuser.h"
+#include "avey/norm.h"
 #include "tests/testing.h"
 
 using namespace engine;
@@ -17,7 +19,8 @@ namespace {
 
 Tensor layers(const std::vector<Tensor>& x, const avey::Config& cfg, int64_t N) {
   const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width();
-  Tensor z = avey::enricher(x[0], x[1], x[2], cfg.enricher_activation);
+  Tensor y = avey::rms_norm(x[6], x[0], avey::kRmsEps);  // x[0]: the norm's gain
+  Tensor z = avey::enricher(y, x[1], x[2], cfg.enricher_activation);
   std::vector<int64_t> widths{h, h};
   if (mh > 0) widths.push_back(mh);
   std::vector<Tensor> parts = split_cols(z, widths);
@@ -51,9 +54,9 @@ TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64)
     cfg.validate();
     const int64_t N = 2, C = cfg.context_rows(), d = cfg.d_embed, m = cfg.expanded_width();
     Rng rng(3);
-    std::vector<Tensor> x = {random_leaf({N * C, d}, rng, 0.05), random_leaf({m, d}, rng), random_leaf({m}, rng),
+    std::vector<Tensor> x = {random_leaf({d}, rng), random_leaf({m, d}, rng), random_leaf({m}, rng),
                              random_leaf({C, C}, rng), random_leaf({d, cfg.fuser_in()}, rng), random_leaf({d}, rng),
-                             random_leaf({N * C, d}, rng)};  // x[6]: the residual input h
+                             random_leaf({N * C, d}, rng, 0.05)};  // x[6]: the residual input h
     auto fused = [&](const std::vector<Tensor>& in) {
       return avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
     };

@@ -131,7 +131,7 @@ std::vector<GpuCase> cases() {
       {"cross_entropy vocab 50257", {F({6, 50257}), I({6}, 50257)}, [](V x) { return cross_entropy(x[0], x[1]); }},
       {"gather_rows 16384 tokens", {F({1000, 64}), I({16384}, 1000)}, [](V x) { return gather_rows(x[0], x[1]); }},
       {"avey block_body (16-byte vector widths)",
-       {F({bR, bd}), F({bR, bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
+       {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
        [bc, bN](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, bN); }},
       {"composite: mlp", {F({64, 48}), F({96, 48}), F({96}), F({48, 96})},
        [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},

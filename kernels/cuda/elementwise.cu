@@ -1,6 +1,8 @@
 // Element-wise kernels: binary ops with broadcasting, scale, add_scalar, axpy, the unary
-// functions and their derivatives, tril; reduce_to, the sum that undoes a broadcast; and the
-// Avey enricher's fused element-wise end (bias_act_split, act_grad_concat).
+// functions and their derivatives, tril; reduce_to, the sum that undoes a broadcast; the Avey
+// enricher's fused element-wise end (bias_act_split, act_grad_concat); and two pieces of the
+// contextualizer's backward: mul_pair (two products sharing one operand, one vector a thread)
+// and tril_product_column_sums (the spatial weights' gradient, through columns.cuh).
 //
 // Mapping: one thread per element in a grid-stride loop (grid capped, each thread takes every
 // gridDim*blockDim-th element). Each element is independent, so the result does not depend on
@@ -72,6 +74,61 @@ void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, con
   }
   binary_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(op, bc, rows, cols, a, b, y);
   AVEY_LAUNCH_CHECK("binary");
+}
+
+// ---------------------------------------------------------------- mul_pair
+// ya = g (.) a and yb = g (.) b in one pass (g read once): the contextualizer's backward with no
+// activation (dZ1 = dC (.) Yc, dYc = dC (.) Z1). Thread j takes one 16-byte vector of each.
+template <class T>
+__global__ void mul_pair_vec_kernel(uint32_t nvec, const T* g, const T* a, const T* b, T* ya, T* yb) {
+  constexpr int V = kVec<T>;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    float x[V], u[V], w[V];
+    load_vec(g, int64_t(j) * V, x);
+    load_vec(a, int64_t(j) * V, u);
+    load_vec(b, int64_t(j) * V, w);
+#pragma unroll
+    for (int k = 0; k < V; ++k) u[k] *= x[k], w[k] *= x[k];
+    store_vec(ya, int64_t(j) * V, u);
+    store_vec(yb, int64_t(j) * V, w);
+  }
+}
+
+template <class T> __global__ void mul_pair_kernel(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float x = load(g, i);
+    store(ya, i, x * load(a, i));
+    store(yb, i, x * load(b, i));
+  }
+}
+
+template <class T> void mul_pair(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb) {
+  if (n == 0) return;
+  constexpr int V = kVec<T>;
+  if (n % V == 0 && n / V <= int64_t(UINT32_MAX) / 2 && aligned16(g) && aligned16(a) && aligned16(b) &&
+      aligned16(ya) && aligned16(yb))
+    mul_pair_vec_kernel<<<blocks_for(n / V), kThreads, 0, stream()>>>(uint32_t(n / V), g, a, b, ya, yb);
+  else
+    mul_pair_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, g, a, b, ya, yb);
+  AVEY_LAUNCH_CHECK("mul_pair");
+}
+
+// ---------------------------------------------------------------- tril_product_column_sums
+// out[i, j] = sum over n of a[n, i, j] b[n, i, j] for j <= i, 0 above the diagonal: the spatial
+// weights' gradient tril(sum_n dA (.) cos) in one pass that reads only the lower triangles
+// (column_sums over the batch, a column per element of the C x C matrix; deterministic).
+template <class T> struct TrilProduct {
+  const T *a, *b;
+  int64_t C;
+  __device__ float operator()(int64_t n, int64_t col) const {
+    if (col % C > col / C) return 0.f;
+    const int64_t i = n * C * C + col;
+    return load(a, i) * load(b, i);
+  }
+};
+
+template <class T> void tril_product_column_sums(int64_t batch, int64_t C, const T* a, const T* b, T* out) {
+  column_sums(batch, C * C, TrilProduct<T>{a, b, C}, out);
 }
 
 // ---------------------------------------------------------------- reduce_to
@@ -326,6 +383,8 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
 
 #define INSTANTIATE(T)                                                                   \
   template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
+  template void mul_pair<T>(int64_t, const T*, const T*, const T*, T*, T*);             \
+  template void tril_product_column_sums<T>(int64_t, int64_t, const T*, const T*, T*);  \
   template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
   template void scale<T>(int64_t, double, const T*, T*);                                \
   template void add_scalar<T>(int64_t, double, const T*, T*);                           \

@@ -27,6 +27,8 @@ template <class T>
 void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
             double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC);
 template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y);
+// S = G (.) W + (G (.) W)^T per [C, C] matrix G of the batch, W [C, C] (CUDA only: avey/block.cpp)
+template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const T* W, T* S);
 // bf16 operands, fp32 result: C = op(A) op(B) + beta C, one product (CUDA only: the tied head
 // sums its embedding gradient over chunks of rows this way, in fp32 and with no extra pass).
 void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
@@ -35,6 +37,10 @@ void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t 
 // ---- element-wise ----
 template <class T>
 void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y);
+// ya = g (.) a, yb = g (.) b (n elements each; CUDA only: avey/block.cpp's backward)
+template <class T> void mul_pair(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb);
+// out[i, j] = sum_n a[n, i, j] b[n, i, j] for j <= i, else 0 (a, b [batch, C, C]; CUDA only)
+template <class T> void tril_product_column_sums(int64_t batch, int64_t C, const T* a, const T* b, T* out);
 template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb);
 template <class T> void scale(int64_t n, double s, const T* x, T* y);
 template <class T> void add_scalar(int64_t n, double s, const T* x, T* y);
@@ -48,6 +54,11 @@ template <class T> void softmax_rows_backward(int64_t rows, int64_t cols, const 
 template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T* g, double eps, T* y, T* rstd);
 template <class T>
 void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg);
+// gx = the rmsnorm backward + gres (gres nullable): a residual's gradient summed in the same pass
+// (CUDA only: avey/block.cpp, whose block input feeds both the norm and the residual).
+template <class T>
+void rmsnorm_backward_residual(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy,
+                               const T* gres, T* gx, T* gg);
 template <class T>
 void layernorm(int64_t rows, int64_t cols, const T* x, const T* g, const T* b, double eps, T* y, T* mean, T* rstd);
 template <class T>

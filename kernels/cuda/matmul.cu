@@ -1,4 +1,4 @@
-// Matrix products through cuBLAS, and a tiled transpose.
+// Matrix products through cuBLAS, a tiled transpose, and the tiled symmetric sum sym_weighted.
 //
 // cuBLAS is column-major; our matrices are row-major. A row-major M x N matrix C has the same
 // bytes as the column-major N x M matrix C^T, and C = op(A) op(B) is C^T = op(B)^T op(A)^T. So
@@ -108,10 +108,45 @@ template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, con
   AVEY_LAUNCH_CHECK("transpose");
 }
 
+// S = G (.) W + (G (.) W)^T for each [C, C] matrix G of the batch, W one [C, C] matrix: the
+// cosine matrix's gradient made symmetric, so that dZn = dCos Zn + dCos^T Zn is one product
+// S Zn. One block a 32 x 32 output tile (blockIdx.x, .y) of one matrix (blockIdx.z, strided):
+// it stages the mirrored tile G[tile^T] (.) W[tile^T] through shared memory (coalesced reads)
+// and adds it, transposed, to the tile's own G (.) W.
+template <class T>
+__global__ void sym_weighted_kernel(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
+  __shared__ float tile[32][33];
+  const int64_t c0 = int64_t(blockIdx.x) * 32, r0 = int64_t(blockIdx.y) * 32;
+  for (int64_t b = blockIdx.z; b < batch; b += gridDim.z) {
+    const T* g = G + b * C * C;
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {  // the mirrored tile: rows c0.., columns r0..
+      const int64_t r = c0 + i, c = r0 + threadIdx.x;
+      if (r < C && c < C) tile[i][threadIdx.x] = load(g, r * C + c) * load(W, r * C + c);
+    }
+    __syncthreads();
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+      const int64_t r = r0 + i, c = c0 + threadIdx.x;
+      if (r < C && c < C)
+        store(S + b * C * C, r * C + c, load(g, r * C + c) * load(W, r * C + c) + tile[threadIdx.x][i]);
+    }
+    __syncthreads();
+  }
+}
+
+template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
+  if (batch == 0 || C == 0) return;
+  if ((C + 31) / 32 > 65535) fail("sym_weighted", "more than 2M rows", __FILE__, __LINE__);
+  const unsigned t = unsigned((C + 31) / 32);
+  sym_weighted_kernel<<<dim3(t, t, unsigned(batch < 65535 ? batch : 65535)), dim3(32, 8), 0, stream()>>>(batch, C, G,
+                                                                                                        W, S);
+  AVEY_LAUNCH_CHECK("sym_weighted");
+}
+
 #define INSTANTIATE(T)                                                                                           \
   template void matmul<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, bool, bool, double, double, \
                           int64_t, int64_t, int64_t);                                                            \
-  template void transpose<T>(int64_t, int64_t, int64_t, const T*, T*);
+  template void transpose<T>(int64_t, int64_t, int64_t, const T*, T*);                                          \
+  template void sym_weighted<T>(int64_t, int64_t, const T*, const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE

@@ -88,7 +88,8 @@ template <class T> __global__ void rmsnorm_kernel(int64_t cols, const T* x, cons
 }
 
 template <class T>
-__global__ void rmsnorm_backward_kernel(int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx) {
+__global__ void rmsnorm_backward_kernel(int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, const T* gres,
+                                        T* gx) {
   __shared__ float shared[32];
   const int64_t base = int64_t(blockIdx.x) * cols;
   const float r = load(rstd, blockIdx.x);
@@ -97,7 +98,8 @@ __global__ void rmsnorm_backward_kernel(int64_t cols, const T* x, const T* g, co
   d = block_reduce(d, Sum{}, shared);
   const float k = r * r * r * d / float(cols);
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-    store(gx, base + c, r * load(g, c) * load(gy, base + c) - load(x, base + c) * k);
+    store(gx, base + c,
+          r * load(g, c) * load(gy, base + c) - load(x, base + c) * k + (gres ? load(gres, base + c) : 0.f));
 }
 
 // ---- warp-per-row versions (cols a multiple of kVec<T>, pointers aligned: rows_vec_ok)
@@ -139,7 +141,7 @@ __global__ void rmsnorm_warp_kernel(int64_t rows, int64_t cols, const T* x, cons
 
 template <class T>
 __global__ void rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd,
-                                             const T* gy, T* gx) {
+                                             const T* gy, const T* gres, T* gx) {
   constexpr int V = kVec<T>;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;
@@ -157,12 +159,13 @@ __global__ void rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, const T
   }
   const float kk = r * r * r * warp_reduce(d, Sum{}) / float(cols);
   for (int64_t c = lane * V; c < cols; c += 32 * V) {
-    float xv[V], gv[V], w[V];
+    float xv[V], gv[V], w[V], res[V] = {};
     load_vec(x, base + c, xv);
     load_vec(gy, base + c, gv);
     load_vec(g, c, w);
+    if (gres) load_vec(gres, base + c, res);
 #pragma unroll
-    for (int k = 0; k < V; ++k) gv[k] = r * w[k] * gv[k] - xv[k] * kk;
+    for (int k = 0; k < V; ++k) gv[k] = r * w[k] * gv[k] - xv[k] * kk + res[k];
     store_vec(gx, base + c, gv);
   }
 }
@@ -188,17 +191,22 @@ template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T*
   AVEY_LAUNCH_CHECK("rmsnorm");
 }
 template <class T>
-void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg) {
+void rmsnorm_backward_residual(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy,
+                               const T* gres, T* gx, T* gg) {
   column_sums(rows, cols, RmsGainGrad<T>{x, gy, rstd, cols}, gg);
   if (rows <= 0) return;
-  if (rows_vec_ok<T>(cols, {x, g, gy, gx})) {
+  if (rows_vec_ok<T>(cols, {x, g, gy, gres, gx})) {
     rmsnorm_backward_warp_kernel<<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(rows, cols, x, g, rstd,
-                                                                                           gy, gx);
+                                                                                           gy, gres, gx);
     AVEY_LAUNCH_CHECK("rmsnorm_backward");
     return;
   }
-  rmsnorm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, rstd, gy, gx);
+  rmsnorm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, rstd, gy, gres, gx);
   AVEY_LAUNCH_CHECK("rmsnorm_backward");
+}
+template <class T>
+void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg) {
+  rmsnorm_backward_residual<T>(rows, cols, x, g, rstd, gy, nullptr, gx, gg);
 }
 
 // ---------------------------------------------------------------- layernorm
@@ -424,6 +432,8 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
   template void softmax_rows_backward<T>(int64_t, int64_t, const T*, const T*, T*);                              \
   template void rmsnorm<T>(int64_t, int64_t, const T*, const T*, double, T*, T*);                                \
   template void rmsnorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, T*);           \
+  template void rmsnorm_backward_residual<T>(int64_t, int64_t, const T*, const T*, const T*, const T*,       \
+                                             const T*, T*, T*);                                              \
   template void layernorm<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*);                \
   template void layernorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, T*, \
                                       T*);                                                                       \
