@@ -61,21 +61,32 @@ Tensor slice_cols(const Tensor& x, int64_t begin, int64_t end) {
   return y;
 }
 
-// y = [x0 | x1 | ...] along the last dim. Backward: each input gets its own block of columns.
-Tensor concat_cols(const std::vector<Tensor>& xs) {
-  const std::string op = "concat_cols";
+// Checks that xs can be joined along their first dim (along_rows) or last dim: one device, a
+// floating dtype, every other dim equal. Returns the joined size.
+static int64_t concat_size(const std::string& op, const std::vector<Tensor>& xs, bool along_rows) {
   if (xs.empty()) fail(op, "needs at least one tensor");
   const Tensor& x0 = xs[0];
   if (x0.ndim() < 1) fail(op, "needs at least 1 dim, got " + x0.describe());
+  const size_t joined = along_rows ? 0 : x0.shape().size() - 1;
   int64_t total = 0;
   for (const Tensor& x : xs) {
     check_same_device(op, x0, x);
     check_same_dtype(op, x0, x);
     check_floating(op, x);
-    if (x.ndim() != x0.ndim() || !std::equal(x0.shape().begin(), x0.shape().end() - 1, x.shape().begin()))
-      fail(op, "leading dims differ: " + x0.describe() + " and " + x.describe());
-    total += x.size(-1);
+    Shape others = x.shape();
+    if (others.size() == x0.shape().size()) others[joined] = x0.shape()[joined];
+    if (others != x0.shape())
+      fail(op, std::string(along_rows ? "trailing" : "leading") + " dims differ: " + x0.describe() + " and " + x.describe());
+    total += x.shape()[joined];
   }
+  return total;
+}
+
+// y = [x0 | x1 | ...] along the last dim. Backward: each input gets its own block of columns.
+Tensor concat_cols(const std::vector<Tensor>& xs) {
+  const std::string op = "concat_cols";
+  const int64_t total = concat_size(op, xs, false);
+  const Tensor& x0 = xs[0];
   const int64_t rows = leading_rows(x0);
   Tensor y = Tensor::empty(with_last(x0.shape(), total), x0.dtype(), x0.device());
   std::vector<int64_t> widths;
@@ -106,18 +117,8 @@ Tensor concat_cols(const std::vector<Tensor>& xs) {
 // y = [x0; x1; ...] along dim 0. Backward: each input gets its own block of rows.
 Tensor concat_rows(const std::vector<Tensor>& xs) {
   const std::string op = "concat_rows";
-  if (xs.empty()) fail(op, "needs at least one tensor");
+  const int64_t total = concat_size(op, xs, true);
   const Tensor& x0 = xs[0];
-  if (x0.ndim() < 1) fail(op, "needs at least 1 dim, got " + x0.describe());
-  int64_t total = 0;
-  for (const Tensor& x : xs) {
-    check_same_device(op, x0, x);
-    check_same_dtype(op, x0, x);
-    check_floating(op, x);
-    if (x.ndim() != x0.ndim() || !std::equal(x0.shape().begin() + 1, x0.shape().end(), x.shape().begin() + 1))
-      fail(op, "trailing dims differ: " + x0.describe() + " and " + x.describe());
-    total += x.size(0);
-  }
   Shape s = x0.shape();
   s[0] = total;
   Tensor y = Tensor::empty(s, x0.dtype(), x0.device());
