@@ -172,34 +172,40 @@ Tensor Model::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {
 }
 
 Tensor Model::run_blocks(Tensor h, int64_t N) const {
+  // The GPU's fast path: each block's body, its RMSNorm included, as one op (avey/block.h); same function.
+  const bool fused_body = h.is_cuda() && !composed_ && !cfg_.use_attention() && !cfg_.use_layernorm();
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    h = run_block(blocks_[i], h, N, fused_body);
+    if (block_hook_ && h.requires_grad())
+      h.register_hook("block", [hook = block_hook_, i](const Tensor& g) { hook(int64_t(i), g); });
+  }
+  return h;
+}
+
+// One block, h + F(norm(h)): the separate fused layers (or, composed_, their op-by-op twins);
+// on the GPU the whole body as one op.
+Tensor Model::run_block(const Block& blk, const Tensor& h, int64_t N, bool fused_body) const {
+  if (fused_body)
+    return block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
   const int64_t C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
   std::vector<int64_t> widths{half, half};
   if (mh > 0) widths.push_back(mh);
-  // The GPU's fast path: each block's body, its RMSNorm included, as one op (avey/block.h); same function.
-  const bool fused_body = h.is_cuda() && !composed_ && !cfg_.use_attention() && !cfg_.use_layernorm();
-  for (const Block& blk : blocks_) {
-    if (fused_body) {
-      h = block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
-      continue;
-    }
-    Tensor y = norm(h, blk.norm_w, blk.norm_b);
-    Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
-                         : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
-    std::vector<Tensor> parts = split_cols(z, widths);
-    Tensor z0 = reshape(parts[0], {N, C, half}), z1 = reshape(parts[1], {N, C, half});
-    Tensor zh = mh > 0 ? parts[2] : Tensor();
-    Tensor c;
-    if (cfg_.use_attention())
-      c = attention_contextualizer(z0, z1, cfg_.attention_head_size, cfg_.contextualizer_activation);
-    else if (composed_)
-      c = contextualizer_composed(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
-    else
-      c = contextualizer(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
-    c = reshape(c, {N * C, half});
-    Tensor f = composed_ ? fuser_composed(c, zh, blk.fuser_w, blk.fuser_b) : fuser(c, zh, blk.fuser_w, blk.fuser_b);
-    h = add(h, f);
-  }
-  return h;
+  Tensor y = norm(h, blk.norm_w, blk.norm_b);
+  Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
+                       : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
+  std::vector<Tensor> parts = split_cols(z, widths);
+  Tensor z0 = reshape(parts[0], {N, C, half}), z1 = reshape(parts[1], {N, C, half});
+  Tensor zh = mh > 0 ? parts[2] : Tensor();
+  Tensor c;
+  if (cfg_.use_attention())
+    c = attention_contextualizer(z0, z1, cfg_.attention_head_size, cfg_.contextualizer_activation);
+  else if (composed_)
+    c = contextualizer_composed(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
+  else
+    c = contextualizer(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
+  c = reshape(c, {N * C, half});
+  Tensor f = composed_ ? fuser_composed(c, zh, blk.fuser_w, blk.fuser_b) : fuser(c, zh, blk.fuser_w, blk.fuser_b);
+  return add(h, f);
 }
 
 Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {

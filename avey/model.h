@@ -17,6 +17,7 @@
 // given working_params() as bf16_copy; after anything else writes the master weights, call
 // refresh_working().
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -64,6 +65,12 @@ class Model {
   void load_state(const std::map<std::string, engine::Tensor>& tensors);
   std::map<std::string, engine::Tensor> state() const;  // views of the parameters
 
+  // Studying gradients layer by layer: during each backward after this, hook(i, g) is called with
+  // g = dL/d(output of block i), [contexts*C, d], for every block (the last block first). An
+  // empty function turns it off. Parameter gradients are read from params() after backward.
+  using BlockHook = std::function<void(int64_t layer, const engine::Tensor& grad)>;
+  void set_block_hook(BlockHook hook) { block_hook_ = std::move(hook); }
+
   // Tests: run every layer composed from recorded primitives instead of the fused layers.
   void set_composed(bool on) { composed_ = on; }
 
@@ -76,6 +83,7 @@ class Model {
   engine::Tensor embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B*Tp, d]
   engine::Tensor contexts(const engine::Tensor& x, int64_t B, int64_t n) const;        // [B*n*C, d]
   engine::Tensor run_blocks(engine::Tensor h, int64_t contexts) const;                 // [N*C, d]
+  engine::Tensor run_block(const Block& blk, const engine::Tensor& h, int64_t contexts, bool fused_body) const;
   engine::Tensor norm(const engine::Tensor& x, const engine::Tensor& w, const engine::Tensor& b) const;
 
   Config cfg_;
@@ -86,6 +94,7 @@ class Model {
   engine::Tensor wte_, lnf_w_, lnf_b_;
   std::vector<Block> blocks_;
   bool composed_ = false;
+  BlockHook block_hook_;
 };
 
 }  // namespace avey

@@ -22,7 +22,7 @@ int run_grads(int argc, char** argv) {
   args.option("batch", "FILE", "JSON {\"input_ids\": [[...]], \"labels\": [[...]]} (-100 = ignore)");
   args.option("device", "cpu|cuda", "where to run", "cpu");
   args.option("dtype", "f32|f64", "computation dtype (f64: CPU only, for parity checks)", "f32");
-  args.flag("json", "print {\"loss\": x, \"grad_norms\": {name: norm}}");
+  args.flag("json", "print {\"loss\": x, \"grad_norms\": {name: norm}, \"block_output_grad_norms\": [...]}");
   args.option("dump", "FILE", "also write every gradient to this safetensors file");
   if (!args.parse(argc, argv)) return 0;
   for (const char* k : {"config", "weights", "batch"})
@@ -40,16 +40,21 @@ int run_grads(int argc, char** argv) {
   const Tensor& ids = batch.input_ids;
   const Tensor& labels = batch.labels;
 
+  // ||g|| in fp64, whatever the gradient's device and dtype.
+  auto norm = [](const Tensor& g) {
+    double s = 0;
+    for (double x : g.to(engine::Device::CPU).to(engine::DType::F64).to_vector<double>()) s += x * x;
+    return std::sqrt(s);
+  };
+  std::vector<double> block_norms(size_t(model.config().n_layers));
+  model.set_block_hook([&](int64_t layer, const Tensor& g) { block_norms[size_t(layer)] = norm(g); });
   model.zero_grad();
   Tensor loss = model.loss(ids.to(device), labels.to(device));
   loss.backward();
   nlohmann::ordered_json norms = nlohmann::ordered_json::object();
   std::vector<std::pair<std::string, Tensor>> dump;
   for (const avey::Param& p : model.params()) {
-    Tensor g = p.value.grad().to(engine::Device::CPU).to(engine::DType::F64);
-    double s = 0;
-    for (double x : g.to_vector<double>()) s += x * x;
-    norms[p.name] = std::sqrt(s);
+    norms[p.name] = norm(p.value.grad());
     dump.push_back({p.name, p.value.grad()});
   }
   if (args.given("dump")) engine::save_safetensors(args.str("dump"), dump, {{"loss", fmt::format("{:.17g}", loss.item())}});
@@ -57,11 +62,14 @@ int run_grads(int argc, char** argv) {
     nlohmann::ordered_json j;
     j["loss"] = loss.item();
     j["grad_norms"] = norms;
+    j["block_output_grad_norms"] = block_norms;
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("loss {:.17g}\n", loss.item());
     for (auto it = norms.begin(); it != norms.end(); ++it)
       fmt::print("  {:48} {:.10e}\n", it.key(), it.value().get<double>());
+    for (size_t i = 0; i < block_norms.size(); ++i)
+      fmt::print("  {:48} {:.10e}\n", fmt::format("(output of block {})", i), block_norms[i]);
   }
   return 0;
 }
