@@ -21,8 +21,10 @@ constexpr double kLayerNormEps = 1e-5;
 
 namespace {
 
-// Every parameter's name and shape, in the reference's order (PyTorch named_parameters()).
-std::vector<std::pair<std::string, Shape>> layout(const Config& c) {
+
+}  // namespace
+
+std::vector<std::pair<std::string, Shape>> parameter_layout(const Config& c) {
   const int64_t d = c.d_embed, m = c.expanded_width(), C = c.context_rows();
   std::vector<std::pair<std::string, Shape>> out{{"wte.weight", {c.vocab_size, d}}};
   for (int64_t i = 0; i < c.n_layers; ++i) {
@@ -40,12 +42,10 @@ std::vector<std::pair<std::string, Shape>> layout(const Config& c) {
   return out;
 }
 
-}  // namespace
-
 Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_(device), dtype_(dtype) {
   cfg_.validate();
   if (!is_floating(dtype)) fail("Model", "parameters need a floating dtype");
-  auto shapes = layout(cfg_);
+  auto shapes = parameter_layout(cfg_);
   int64_t total = 0;
   for (auto& [name, shape] : shapes) total += numel(shape);
   const bool mixed = dtype == DType::BF16;

@@ -27,6 +27,10 @@
 
 namespace avey {
 
+// Every parameter's name and shape, in the reference's order (PyTorch named_parameters()),
+// computed from the config alone (no allocation).
+std::vector<std::pair<std::string, engine::Shape>> parameter_layout(const Config& cfg);
+
 struct Param {
   std::string name;
   engine::Tensor value;  // a view into flat_params(); its .grad() is a view into flat_grads()

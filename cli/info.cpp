@@ -3,14 +3,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "avey/config.h"
+#include "avey/model.h"
 #include "cli/args.h"
 #include "cli/command.h"
 #include "engine/tensor.h"
 
 namespace {
 
-// Names and shapes without allocating the model: the same layout Model uses.
 int run_info(int argc, char** argv) {
   Args args("info", "Print a config's parameter count, in total and per tensor.");
   args.option("config", "NAME|FILE", "preset (tiny, small, medium, large) or .json/.toml file");
@@ -19,19 +18,7 @@ int run_info(int argc, char** argv) {
   if (!args.given("config")) throw UsageError("avey info: --config is required");
   avey::Config cfg = avey::load_config(args.str("config"));
   const int64_t d = cfg.d_embed, m = cfg.expanded_width(), C = cfg.context_rows();
-  std::vector<std::pair<std::string, engine::Shape>> tensors{{"wte.weight", {cfg.vocab_size, d}}};
-  for (int64_t i = 0; i < cfg.n_layers; ++i) {
-    std::string p = fmt::format("blocks.{}.", i);
-    tensors.push_back({p + "rms_norm.weight", {d}});
-    if (cfg.use_layernorm()) tensors.push_back({p + "rms_norm.bias", {d}});
-    tensors.push_back({p + "ctxt.enricher.weight", {m, d}});
-    tensors.push_back({p + "ctxt.enricher.bias", {m}});
-    if (!cfg.use_attention()) tensors.push_back({p + "ctxt.contextualizer.spatial_proj", {C, C}});
-    tensors.push_back({p + "ctxt.fuser.weight", {d, cfg.fuser_in()}});
-    tensors.push_back({p + "ctxt.fuser.bias", {d}});
-  }
-  tensors.push_back({"ln_f.weight", {d}});
-  if (cfg.use_layernorm()) tensors.push_back({"ln_f.bias", {d}});
+  const auto tensors = avey::parameter_layout(cfg);
   int64_t total = 0;
   for (auto& [n, s] : tensors) total += engine::numel(s);
   if (total != cfg.param_count()) throw std::logic_error("parameter layout and count disagree");
