@@ -271,4 +271,38 @@ FOR_ALL(bf16)
 FOR_ALL(int32_t)
 #undef FOR_ALL
 
+// ---------------------------------------------------------------- timing marks
+
+namespace {
+struct Marks {
+  std::vector<cudaEvent_t> events;
+  size_t used = 0;
+};
+Marks& marks() {
+  static Marks* m = new Marks;
+  return *m;
+}
+}  // namespace
+
+int mark() {
+  Marks& m = marks();
+  if (m.used == m.events.size()) {
+    cudaEvent_t e;
+    AVEY_CUDA_CHECK(cudaEventCreate(&e));
+    m.events.push_back(e);
+  }
+  AVEY_CUDA_CHECK(cudaEventRecord(m.events[m.used], stream()));
+  return int(m.used++);
+}
+
+double marks_ms(int a, int b) {
+  Marks& m = marks();
+  AVEY_CUDA_CHECK(cudaEventSynchronize(m.events[size_t(b)]));
+  float ms = 0;
+  AVEY_CUDA_CHECK(cudaEventElapsedTime(&ms, m.events[size_t(a)], m.events[size_t(b)]));
+  return ms;
+}
+
+void clear_marks() { marks().used = 0; }
+
 }  // namespace kernels::cuda

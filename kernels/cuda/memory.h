@@ -24,5 +24,11 @@ void copy_to_host(void* dst, const void* src, size_t nbytes);
 void copy_on_device(void* dst, const void* src, size_t nbytes);
 void zero(void* dst, size_t nbytes);
 void synchronize();                // waits for all queued GPU work; throws on a kernel error
+// Timing marks on the stream (engine/profile.h's unsynchronised mode): mark() records an event
+// now and returns its number; marks_ms(a, b) waits for b and gives the GPU time between them;
+// clear_marks() lets the numbers start again (the events are reused).
+int mark();
+double marks_ms(int a, int b);
+void clear_marks();
 
 }  // namespace kernels::cuda
