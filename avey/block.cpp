@@ -26,11 +26,17 @@ Tensor mul_per_context(const Tensor& x, const Tensor& w) {
   return reshape(mul(reshape(x, {N, C * C}), reshape(w, {C * C})), {N, C, C});
 }
 
-// c += a b^T (a [rows, k], b [n, k], c [rows, n]) in place: cuBLAS's beta = 1.
-void matmul_acc_bt(const Tensor& a, const Tensor& b, Tensor& c) {
-  const int64_t rows = a.size(0), k = a.size(1), n = b.size(0);
-  AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), b.data<T>(), c.data<T>(), 1, rows, n, k, false, true, 1.0, 1.0, 0, 0,
-                0);
+// C = op(A) op(B) + beta C over column slices: each operand is `cols` columns of a wider
+// row-major matrix, starting at column col0 (the fuser weight's parts O0 = O[:, :h] and
+// O1 = O[:, h:], and the two halves of its gradient, are read and written in place).
+struct Cols {
+  Tensor t;
+  int64_t col0 = 0;
+  int64_t ld() const { return t.size(-1); }
+};
+void product(Cols a, Cols b, Cols c, int64_t M, int64_t N, int64_t K, bool ta, bool tb, double beta) {
+  AVEY_DISPATCH("matmul", c.t, matmul_ld, a.t.data<T>() + a.col0, a.ld(), b.t.data<T>() + b.col0, b.ld(),
+                c.t.data<T>() + c.col0, c.ld(), M, N, K, ta, tb, 1.0, beta);
 }
 
 }  // namespace
@@ -50,6 +56,7 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
   // needs only the saved z parts, not the pre-activation P (one Z-sized tensor a block).
   const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;
   Tensor y, rstd, P, z0, z1, zh, zn, denom, yc, cos, a, c, out;  // a = tril(V) (.) cos, kept for the backward
+  Tensor w;                                                          // tril(V), for both passes
   {
     NoGrad no_grad;
     y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
@@ -63,7 +70,7 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
     AVEY_DISPATCH("bias_act_split", P, bias_act_split, rows, m, P.data<T>(), b.data<T>(), has_act, f, h, h,
                   z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, keep_p);
     if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
-    Tensor w = tril(spatial);
+    w = tril(spatial);
     if (dynamic) {
       zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());  // kept (with denom) for the backward
       denom = Tensor::empty({rows}, z0.dtype(), z0.device());
@@ -76,27 +83,33 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
       yc = matmul(w, z0);
     }
     c = reshape(mul(activate(cact, yc), z1), {rows, h});
-    // out = h + b_o, then the fuser's two products accumulate into it (beta = 1): the bias and
-    // the residual cost one pass over [rows, d] instead of two read-read-write passes.
-    std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
+    // out = h + b_o, then the fuser's two products c O0^T and Zh O1^T accumulate into it
+    // (beta = 1): the bias and the residual cost one pass over [rows, d] instead of two.
     out = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
     AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, h_in.data<T>(),
                   bo.data<T>(), out.data<T>());
-    matmul_acc_bt(c, o[0], out);
-    if (mh > 0) matmul_acc_bt(zh, o[1], out);
+    product({c}, {O}, {out}, rows, d, h, false, true, 1.0);
+    if (mh > 0) product({zh}, {O, h}, {out}, rows, d, mh, false, true, 1.0);
   }
   record(out, "avey.block_body", {h_in, norm_g, U, b, spatial, O, bo},
          [=](const Tensor& gf) -> std::vector<Tensor> {
            Tensor gh, gg, gU, gb, gV, gO, gbo;
-           // ---- fuser
-           std::vector<Tensor> o = mh > 0 ? split_cols(O, {h, mh}) : std::vector<Tensor>{O};
-           if (bo.requires_grad()) gbo = sum_rows(gf);
+           // ---- fuser: dO = [dF^T c | dF^T Zh], dc = dF O0, dZh = dF O1
+           const bool norm_pass = h_grad || norm_g.requires_grad();
+           // on the GPU the norm's backward pass, which reads gf anyway, sums its columns: db_o
+           if (bo.requires_grad() && !(norm_pass && gf.is_cuda())) gbo = sum_rows(gf);
            if (O.requires_grad()) {
-             gO = matmul(gf, c, true, false);
-             if (mh > 0) gO = concat_cols({gO, matmul(gf, zh, true, false)});
+             gO = Tensor::empty(O.shape(), O.dtype(), O.device());
+             product({gf}, {c}, {gO}, d, h, rows, true, false, 0.0);
+             if (mh > 0) product({gf}, {zh}, {gO, h}, d, mh, rows, true, false, 0.0);
            }
-           Tensor gc = reshape(matmul(gf, o[0]), {N, C, h});
-           Tensor gzh = mh > 0 ? matmul(gf, o[1]) : Tensor();
+           Tensor gc = Tensor::empty({N, C, h}, gf.dtype(), gf.device());
+           product({gf}, {O}, {gc}, rows, h, d, false, false, 0.0);
+           Tensor gzh;
+           if (mh > 0) {
+             gzh = Tensor::empty({rows, mh}, gf.dtype(), gf.device());
+             product({gf}, {O, h}, {gzh}, rows, mh, d, false, false, 0.0);
+           }
            // ---- contextualizer (as avey/contextualizer.cpp, GPU branch)
            Tensor gz1, gyc;
            if (cact == Activation::None && gc.is_cuda()) {  // both products in one pass over gc
@@ -109,7 +122,6 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              gz1 = mul(gc, activate(cact, yc));
              gyc = activation_grad(cact, yc, mul(gc, z1));
            }
-           Tensor w = tril(spatial);
            Tensor ga = matmul(gyc, z0, false, true);  // dA [N, C, C]
            Tensor gz0;
            if (dynamic) {
@@ -144,24 +156,27 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              gz0 = matmul(w, gyc, true, false);
            }
            // ---- enricher
+           // gp = act'(.) [dZ0 | dZ1 | dZh], and the bias's gradient (gp's column sums) in the same pass
            Tensor gp = Tensor::empty({rows, m}, y.dtype(), y.device());
+           if (b.requires_grad()) gb = Tensor::empty({m}, y.dtype(), y.device());
            AVEY_DISPATCH("act_grad_concat", gp, act_grad_concat, rows, m, P.defined() ? P.data<T>() : nullptr,
                          z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, has_act, f, h, h, gz0.data<T>(),
-                         gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>());
+                         gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>(),
+                         gb.defined() ? gb.data<T>() : nullptr);
            gz0 = gz1 = gzh = Tensor();
            if (U.requires_grad()) gU = matmul(gp, y, true, false);
-           if (b.requires_grad()) gb = sum_rows(gp);
            // ---- the norm: dh = rmsnorm'(dy) + gf (the residual), summed in the same pass on the GPU
-           if (h_grad || norm_g.requires_grad()) {
+           if (norm_pass) {
              Tensor gy = matmul(gp, U);
              gp = Tensor();
              gh = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
              gg = Tensor::empty(norm_g.shape(), norm_g.dtype(), norm_g.device());
              if (gy.is_cuda()) {
                ::engine::profile::Scope prof("rmsnorm", gy.device());
+               if (bo.requires_grad()) gbo = Tensor::empty(bo.shape(), gf.dtype(), gf.device());
                AVEY_DISPATCH_CUDA("rmsnorm_backward", gy, rmsnorm_backward_residual, rows, d, h_in.data<T>(),
                                   norm_g.data<T>(), rstd.data<T>(), gy.data<T>(), gf.data<T>(), gh.data<T>(),
-                                  gg.data<T>());
+                                  gg.data<T>(), gbo.defined() ? gbo.data<T>() : nullptr);
              } else {
                AVEY_DISPATCH("rmsnorm_backward", gy, rmsnorm_backward, rows, d, h_in.data<T>(), norm_g.data<T>(),
                              rstd.data<T>(), gy.data<T>(), gh.data<T>(), gg.data<T>());

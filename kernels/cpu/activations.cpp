@@ -58,7 +58,7 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
 
 template <class T>
 void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
-                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
+                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp, T* gbias) {
   const int64_t n = rows * cols, w2 = cols - w0 - w1;
   // [a0 | a1 | a2] as one rows x cols matrix
   auto concat = [&](const T* a0, const T* a1, const T* a2) {
@@ -82,6 +82,11 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
     std::vector<T> z = concat(z0, z1, z2);
     map(n, [&](int64_t i) { gp[i] = g[i] * (f == Unary::Relu ? T(z[i] > 0) : T(2) * std::sqrt(z[i])); });
   }
+  if (gbias) {  // rows in order: the same sum every run
+    std::fill(gbias, gbias + cols, T(0));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) gbias[c] += gp[r * cols + c];
+  }
 }
 
 #define INSTANTIATE(T)                                                            \
@@ -90,7 +95,7 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
   template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                 \
   template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool); \
   template void act_grad_concat<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, bool, Unary, int64_t,   \
-                                   int64_t, const T*, const T*, const T*, T*);
+                                   int64_t, const T*, const T*, const T*, T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(double)
 #undef INSTANTIATE

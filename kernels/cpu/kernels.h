@@ -49,6 +49,11 @@ template <class S, class D> void accumulate(int64_t n, const S* x, D* y);
 template <class T>
 void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
             double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC);
+// One product whose operands and output may be column slices of wider row-major matrices: lda,
+// ldb, ldc are the buffers' row lengths (C = alpha op(A) op(B) + beta C, shapes as above).
+template <class T>
+void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
+               bool ta, bool tb, double alpha, double beta);
 // y[b] = x[b]^T for a batch of rows x cols matrices.
 template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y);
 
@@ -113,10 +118,10 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
                     T* z0, T* z1, T* z2, bool keep_p);
 // Its backward: gp = f'(p) * [g0 | g1 | g2] (rows x cols). p may be null when f' is a function of
 // the output z = [z0 | z1 | z2] (laid out like the g parts): relu' = [z > 0], relu2' = 2 sqrt(z),
-// and when !has_act.
+// and when !has_act. gbias (may be null): the column sums of gp, the enricher bias's gradient.
 template <class T>
 void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
-                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp);
+                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp, T* gbias);
 
 // ---- loss ----
 // Per row: loss[r] = logsumexp(logits[r]) - logits[r, target[r]], or 0 when target == ignore;

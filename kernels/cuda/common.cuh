@@ -52,6 +52,12 @@ __device__ __forceinline__ float load(const bf16* p, int64_t i) { return __uint_
 __device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
 __device__ __forceinline__ void store(bf16* p, int64_t i, float v) { p[i].bits = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
 
+// v as T stores it, read back (bf16: rounded to nearest even; float: v itself).
+template <class T> __device__ __forceinline__ float rounded(float v) {
+  if constexpr (std::is_same_v<T, bf16>) return __bfloat162float(__float2bfloat16_rn(v));
+  else return v;
+}
+
 // ---- 16-byte vectors: kVec<T> elements (8 bf16 or 4 floats) move as one 128-bit load or store,
 // the widest a thread can issue; the memory-bound kernels use them where a row's length and the
 // pointers allow (vec_ok), and fall back to one element a thread otherwise. Element i of a vector

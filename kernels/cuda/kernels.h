@@ -26,8 +26,14 @@ template <class S, class D> void accumulate(int64_t n, const S* x, D* y);  // (b
 template <class T>
 void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
             double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC);
+// One product whose operands and output may be column slices of wider row-major matrices: lda,
+// ldb, ldc are the buffers' row lengths (C = alpha op(A) op(B) + beta C, shapes as above).
+template <class T>
+void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
+               bool ta, bool tb, double alpha, double beta);
 template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y);
-// S = G (.) W + (G (.) W)^T per [C, C] matrix G of the batch, W [C, C] (CUDA only: avey/block.cpp)
+// S = X + X^T, X = G (.) W per [C, C] matrix G of the batch, W [C, C] lower triangular (only G's
+// lower triangle is read; CUDA only: avey/block.cpp)
 template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const T* W, T* S);
 // bf16 operands, fp32 result: C = op(A) op(B) + beta C, one product (CUDA only: the tied head
 // sums its embedding gradient over chunks of rows this way, in fp32 and with no extra pass).
@@ -55,10 +61,11 @@ template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T*
 template <class T>
 void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg);
 // gx = the rmsnorm backward + gres (gres nullable): a residual's gradient summed in the same pass
-// (CUDA only: avey/block.cpp, whose block input feeds both the norm and the residual).
+// (CUDA only: avey/block.cpp, whose block input feeds both the norm and the residual); gres_sum
+// (nullable): gres's column sums, the gradient of a bias added after the residual.
 template <class T>
 void rmsnorm_backward_residual(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy,
-                               const T* gres, T* gx, T* gg);
+                               const T* gres, T* gx, T* gg, T* gres_sum);
 template <class T>
 void layernorm(int64_t rows, int64_t cols, const T* x, const T* g, const T* b, double eps, T* y, T* mean, T* rstd);
 template <class T>
@@ -89,7 +96,7 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
                     T* z0, T* z1, T* z2, bool keep_p);
 template <class T>
 void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
-                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp);
+                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp, T* gbias);
 
 // ---- loss ----
 template <class T>

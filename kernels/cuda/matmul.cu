@@ -1,4 +1,4 @@
-// Matrix products through cuBLAS, a tiled transpose, and the tiled symmetric sum sym_weighted.
+// Matrix products through cuBLASLt, a tiled transpose, and the tiled symmetric sum sym_weighted.
 //
 // cuBLAS is column-major; our matrices are row-major. A row-major M x N matrix C has the same
 // bytes as the column-major N x M matrix C^T, and C = op(A) op(B) is C^T = op(B)^T op(A)^T. So
@@ -6,13 +6,32 @@
 // is passed first, each transpose flag stays as given (a row-major buffer read column-major
 // is already transposed), and the leading dimensions are the row-major row lengths.
 //
-// One strided-batched call covers the whole batch (a stride of 0 shares an operand). Both
-// types accumulate in fp32 (CUBLAS_COMPUTE_32F); for f32 that is true fp32, not TF32, so the
-// result matches the CPU to rounding. bf16 inputs and output, fp32 inside.
+// One strided-batched call covers the whole batch (a stride of 0 shares an operand). Every type
+// accumulates in fp32 (CUBLAS_COMPUTE_32F); for f32 that is true fp32, not TF32, so the result
+// matches the CPU to rounding. bf16 inputs and output, fp32 inside.
+//
+// Which kernel: cuBLASLt lists candidate algorithms for a product's shape, best guess first. The
+// guess is often not the fastest (measured on the H100 for the products of an Avey step: up to
+// 17% slower, benchmarks/bench_gemm.cu), so the first time a shape is seen its candidates are
+// each timed on the real operands (into a scratch output) and the fastest is kept, unless it
+// beats the first guess by less than 3%. The choice is remembered for the process and written to
+// a tuning file (one line a shape, under $AVEY_CACHE_DIR or ~/.cache/avey, named for the GPU and
+// the cuBLASLt version), which later runs read: so every run on a machine uses the same kernels
+// and a training run repeats bit for bit. AVEY_GEMM_TUNING=0 takes the first guess everywhere.
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
@@ -25,18 +44,6 @@ void check_cublas(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) fail(what, cublasGetStatusString(s), __FILE__, __LINE__);
 }
 
-cublasHandle_t handle() {
-  static cublasHandle_t h = [] {
-    cublasHandle_t created;
-    check_cublas(cublasCreate(&created), "cublasCreate");
-    check_cublas(cublasSetStream(created, stream()), "cublasSetStream");
-    // Default math with CUBLAS_COMPUTE_32F: f32 stays fp32 (TF32 would need CUBLAS_TF32_TENSOR_OP_MATH).
-    check_cublas(cublasSetMathMode(created, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
-    return created;
-  }();
-  return h;
-}
-
 template <class T> constexpr cudaDataType_t cuda_type() {
   return std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
 }
@@ -45,37 +52,241 @@ void check_int(int64_t v, const char* name) {
   if (v < 0 || v > INT_MAX) fail("matmul", (std::string(name) + " does not fit cuBLAS's int").c_str(), __FILE__, __LINE__);
 }
 
-}  // namespace
+// One product as cuBLASLt sees it (column-major, operands swapped as above).
+struct Gemm {
+  cudaDataType_t in, out;
+  int64_t batch, M, N, K;
+  bool ta, tb, accumulate;  // accumulate: beta != 0
+  int64_t lda, ldb, ldc;    // row lengths of the row-major buffers
+  int64_t strideA, strideB, strideC;
+  int alignA, alignB, alignC;  // the pointers' alignment in bytes (a power of two, at most 256)
 
-template <class T>
-void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
-            double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC) {
+  std::string key() const {
+    std::ostringstream k;
+    k << int(in) << ' ' << int(out) << ' ' << batch << ' ' << M << ' ' << N << ' ' << K << ' ' << ta << tb
+      << accumulate << ' ' << lda << ' ' << ldb << ' ' << ldc << ' ' << strideA << ' ' << strideB << ' ' << strideC << ' ' << alignA << ' ' << alignB << ' '
+      << alignC;
+    return k.str();
+  }
+};
+
+int alignment(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  int bytes = 1;
+  while (bytes < 256 && a % uintptr_t(bytes * 2) == 0) bytes *= 2;
+  return bytes;
+}
+
+// The descriptors of one shape and the algorithm chosen for it.
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool usable = false;  // false: cuBLASLt offered nothing; use cublasGemmStridedBatchedEx
+};
+
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+struct Tuner {
+  std::mutex mutex;
+  cublasLtHandle_t lt = nullptr;
+  cublasHandle_t blas = nullptr;
+  void* workspace = nullptr;
+  std::unordered_map<std::string, Plan> plans;
+  std::unordered_map<std::string, int> saved;  // key -> candidate rank, from the tuning file
+  std::string path;
+  bool tune = true;
+
+  Tuner() {
+    check_cublas(cublasLtCreate(&lt), "cublasLtCreate");
+    check_cublas(cublasCreate(&blas), "cublasCreate");
+    check_cublas(cublasSetStream(blas, stream()), "cublasSetStream");
+    // Default math with CUBLAS_COMPUTE_32F: f32 stays fp32 (TF32 would need CUBLAS_TF32_TENSOR_OP_MATH).
+    check_cublas(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    AVEY_CUDA_CHECK(cudaMalloc(&workspace, kWorkspaceBytes));
+    const char* t = std::getenv("AVEY_GEMM_TUNING");
+    tune = !(t && std::string(t) == "0");
+    std::string name = device_name();
+    for (char& c : name)
+      if (!isalnum(static_cast<unsigned char>(c))) c = '-';
+    const char* dir = std::getenv("AVEY_CACHE_DIR");
+    const char* home = std::getenv("HOME");
+    std::filesystem::path base = dir ? dir : home ? std::filesystem::path(home) / ".cache" / "avey" : "";
+    if (!base.empty())
+      path = (base / ("gemm-" + name + "-cublasLt" + std::to_string(cublasLtGetVersion()) + ".tsv")).string();
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {  // "key<TAB>rank"; anything malformed is ignored (re-tuned)
+      const size_t tab = line.find('\t');
+      if (tab == std::string::npos) continue;
+      try {
+        saved[line.substr(0, tab)] = std::stoi(line.substr(tab + 1));
+      } catch (const std::exception&) {
+      }
+    }
+  }
+
+  void remember(const std::string& key, int rank) {
+    if (path.empty()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    std::ofstream(path, std::ios::app) << key << '\t' << rank << '\n';  // a failed write only costs a re-tune
+  }
+
+  Plan make(const Gemm& g) {
+    Plan p;
+    const cudaDataType_t scale = CUDA_R_32F;
+    check_cublas(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, scale), "cublasLtMatmulDescCreate");
+    const cublasOperation_t opB = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opA = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB), "transa");
+    check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA), "transb");
+    // column-major: the first operand is op(B)^T, N x K, stored (tb ? K x N : N x K); the second op(A)^T.
+    check_cublas(cublasLtMatrixLayoutCreate(&p.la, g.in, g.tb ? g.K : g.N, g.tb ? g.N : g.K, g.ldb), "layout");
+    check_cublas(cublasLtMatrixLayoutCreate(&p.lb, g.in, g.ta ? g.M : g.K, g.ta ? g.K : g.M, g.lda), "layout");
+    check_cublas(cublasLtMatrixLayoutCreate(&p.lc, g.out, g.N, g.M, g.ldc), "layout");
+    if (g.batch > 1) {
+      const int32_t count = int32_t(g.batch);
+      for (auto [l, stride] : {std::pair{p.la, g.strideB}, std::pair{p.lb, g.strideA}, std::pair{p.lc, g.strideC}}) {
+        check_cublas(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), "batch");
+        check_cublas(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                      sizeof stride),
+                     "batch stride");
+      }
+    }
+    cublasLtMatmulPreference_t pref;
+    check_cublas(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    const uint64_t ws = kWorkspaceBytes;
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "ws");
+    const uint32_t al[3] = {uint32_t(g.alignB), uint32_t(g.alignA), uint32_t(g.alignC)};  // cuBLASLt's A, B, C
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], 4), "al");
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], 4), "al");
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], 4), "al");
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], 4), "al");
+    candidates.assign(8, {});
+    int found = 0;
+    if (cublasLtMatmulAlgoGetHeuristic(lt, p.desc, p.la, p.lb, p.lc, p.lc, pref, int(candidates.size()),
+                                       candidates.data(), &found) != CUBLAS_STATUS_SUCCESS)
+      found = 0;
+    cublasLtMatmulPreferenceDestroy(pref);
+    candidates.resize(size_t(found));
+    p.usable = found > 0;
+    if (p.usable) p.algo = candidates[0].algo;
+    return p;
+  }
+
+  // Times every candidate on the real operands into a scratch output; returns the rank to use.
+  int time_candidates(const Plan& p, const Gemm& g, const void* A, const void* B) {
+    const size_t out_bytes = size_t(g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.ldc : g.M * g.ldc) *
+                             (g.out == CUDA_R_32F ? 4 : 2);
+    Scratch c(out_bytes);
+    AVEY_CUDA_CHECK(cudaMemsetAsync(c.ptr, 0, out_bytes, stream()));
+    cudaEvent_t e0, e1;
+    AVEY_CUDA_CHECK(cudaEventCreate(&e0));
+    AVEY_CUDA_CHECK(cudaEventCreate(&e1));
+    const float alpha = 1.f, beta = g.accumulate ? 1.f : 0.f;
+    std::vector<float> best(candidates.size(), 1e30f);
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      std::vector<float> t;
+      for (int r = 0; r < 7; ++r) {
+        AVEY_CUDA_CHECK(cudaEventRecord(e0, stream()));
+        if (cublasLtMatmul(lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, c.ptr, p.lc, c.ptr, p.lc, &candidates[i].algo,
+                           workspace, kWorkspaceBytes, stream()) != CUBLAS_STATUS_SUCCESS)
+          break;
+        AVEY_CUDA_CHECK(cudaEventRecord(e1, stream()));
+        AVEY_CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0;
+        AVEY_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        if (r > 0) t.push_back(ms);  // the first run warms up
+      }
+      if (t.size() < 6) continue;
+      std::sort(t.begin(), t.end());
+      best[i] = t[t.size() / 2];
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    int rank = 0;
+    for (size_t i = 1; i < best.size(); ++i)
+      if (best[i] < best[size_t(rank)]) rank = int(i);
+    return best[size_t(rank)] < 0.97f * best[0] ? rank : 0;
+  }
+
+  const Plan& plan(const Gemm& g, const void* A, const void* B) {
+    const std::string key = g.key();
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+    Plan p = make(g);
+    if (p.usable && tune && candidates.size() > 1) {
+      auto s = saved.find(key);
+      int rank = 0;
+      if (s != saved.end() && s->second >= 0 && s->second < int(candidates.size())) {
+        rank = s->second;
+      } else {
+        rank = time_candidates(p, g, A, B);
+        remember(key, rank);
+      }
+      p.algo = candidates[size_t(rank)].algo;
+    }
+    return plans.emplace(key, p).first->second;
+  }
+
+  std::vector<cublasLtMatmulHeuristicResult_t> candidates;
+};
+
+Tuner& tuner() {
+  static Tuner* t = new Tuner;  // never destroyed: products may run during static destruction
+  return *t;
+}
+
+// C = alpha op(A) op(B) + beta C, row-major with row lengths lda, ldb, ldc, batched with the
+// given strides.
+void gemm(cudaDataType_t in, cudaDataType_t out, const void* A, int64_t lda, const void* B, int64_t ldb, void* C,
+          int64_t ldc, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb, float alpha, float beta,
+          int64_t strideA, int64_t strideB, int64_t strideC) {
   if (batch == 0 || M == 0 || N == 0) return;
   check_int(M, "M");
   check_int(N, "N");
   check_int(K, "K");
   check_int(batch, "batch");
-  const float a = float(alpha), b = float(beta);
-  const int lda = int(ta ? M : K), ldb = int(tb ? K : N);  // row lengths of the row-major buffers
-  check_cublas(cublasGemmStridedBatchedEx(handle(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                          int(N), int(M), int(K), &a, B, cuda_type<T>(), ldb < 1 ? 1 : ldb, strideB,
-                                          A, cuda_type<T>(), lda < 1 ? 1 : lda, strideA, &b, C, cuda_type<T>(),
-                                          int(N), strideC, int(batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+  lda = std::max<int64_t>(1, lda), ldb = std::max<int64_t>(1, ldb);
+  check_int(lda, "lda");
+  check_int(ldb, "ldb");
+  check_int(ldc, "ldc");
+  Tuner& t = tuner();
+  std::lock_guard<std::mutex> lock(t.mutex);
+  const Gemm g{in,      out,     batch,   M,       N,       K,           ta,          tb,          beta != 0.f,
+               lda,     ldb,     ldc,     strideA, strideB, strideC,     alignment(A), alignment(B), alignment(C)};
+  const Plan& p = K > 0 ? t.plan(g, A, B) : Plan{};
+  if (p.usable) {
+    check_cublas(cublasLtMatmul(t.lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, C, p.lc, C, p.lc, &p.algo, t.workspace,
+                                kWorkspaceBytes, stream()),
+                 "cublasLtMatmul");
+    return;
+  }
+  check_cublas(cublasGemmStridedBatchedEx(t.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                          int(N), int(M), int(K), &alpha, B, in, int(ldb), strideB, A, in, int(lda),
+                                          strideA, &beta, C, out, int(ldc), strideC, int(batch), CUBLAS_COMPUTE_32F,
+                                          CUBLAS_GEMM_DEFAULT),
                "cublasGemmStridedBatchedEx");
+}
+
+}  // namespace
+
+template <class T>
+void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+            double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC) {
+  gemm(cuda_type<T>(), cuda_type<T>(), A, ta ? M : K, B, tb ? K : N, C, N, batch, M, N, K, ta, tb, float(alpha),
+       float(beta), strideA, strideB, strideC);
+}
+
+template <class T>
+void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
+               bool ta, bool tb, double alpha, double beta) {
+  gemm(cuda_type<T>(), cuda_type<T>(), A, lda, B, ldb, C, ldc, 1, M, N, K, ta, tb, float(alpha), float(beta), 0, 0, 0);
 }
 
 void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
                      double beta) {
-  if (M == 0 || N == 0) return;
-  check_int(M, "M");
-  check_int(N, "N");
-  check_int(K, "K");
-  const float a = 1.f, b = float(beta);
-  const int lda = int(ta ? M : K), ldb = int(tb ? K : N);
-  check_cublas(cublasGemmEx(handle(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M),
-                            int(K), &a, B, CUDA_R_16BF, ldb < 1 ? 1 : ldb, A, CUDA_R_16BF, lda < 1 ? 1 : lda, &b, C,
-                            CUDA_R_32F, int(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-               "cublasGemmEx");
+  gemm(CUDA_R_16BF, CUDA_R_32F, A, ta ? M : K, B, tb ? K : N, C, N, 1, M, N, K, ta, tb, 1.f, float(beta), 0, 0, 0);
 }
 
 // Transpose through a 32 x 33 shared tile (the +1 avoids bank conflicts): a block reads a tile
@@ -108,26 +319,42 @@ template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, con
   AVEY_LAUNCH_CHECK("transpose");
 }
 
-// S = G (.) W + (G (.) W)^T for each [C, C] matrix G of the batch, W one [C, C] matrix: the
-// cosine matrix's gradient made symmetric, so that dZn = dCos Zn + dCos^T Zn is one product
-// S Zn. One block a 32 x 32 output tile (blockIdx.x, .y) of one matrix (blockIdx.z, strided):
-// it stages the mirrored tile G[tile^T] (.) W[tile^T] through shared memory (coalesced reads)
-// and adds it, transposed, to the tile's own G (.) W.
+// S = X + X^T for each [C, C] matrix G of the batch, X = G (.) W with W one lower-triangular
+// [C, C] matrix: the cosine matrix's gradient made symmetric, so that dZn = dCos Zn + dCos^T Zn
+// is one product S Zn. X is zero above the diagonal, so only G's lower triangle is read (what is
+// above may hold anything: the product that makes G may skip those tiles). One block per pair
+// of mirrored 32 x 32 tiles (ti >= tj, numbered along the lower triangle by blockIdx.x) of one
+// matrix (blockIdx.y, strided): it reads the tile (ti, tj) of G and W once, coalesced, writes
+// S's tile (ti, tj) = X there and S's tile (tj, ti) = X^T through shared memory; on the diagonal
+// the two are one tile, X + X^T.
 template <class T>
 __global__ void sym_weighted_kernel(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
   __shared__ float tile[32][33];
-  const int64_t c0 = int64_t(blockIdx.x) * 32, r0 = int64_t(blockIdx.y) * 32;
-  for (int64_t b = blockIdx.z; b < batch; b += gridDim.z) {
+  const int64_t p = blockIdx.x;
+  int64_t ti = int64_t((sqrt(8.0 * double(p) + 1.0) - 1.0) / 2.0);
+  while (ti * (ti + 1) / 2 > p) --ti;
+  while ((ti + 1) * (ti + 2) / 2 <= p) ++ti;
+  const int64_t tj = p - ti * (ti + 1) / 2, r0 = ti * 32, c0 = tj * 32;
+  for (int64_t b = blockIdx.y; b < batch; b += gridDim.y) {
     const T* g = G + b * C * C;
-    for (int i = threadIdx.y; i < 32; i += blockDim.y) {  // the mirrored tile: rows c0.., columns r0..
-      const int64_t r = c0 + i, c = r0 + threadIdx.x;
-      if (r < C && c < C) tile[i][threadIdx.x] = load(g, r * C + c) * load(W, r * C + c);
+    T* s = S + b * C * C;
+    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+      const int64_t r = r0 + i, c = c0 + threadIdx.x;
+      float x = 0.f;
+      if (r < C && c <= r) x = load(g, r * C + c) * load(W, r * C + c);
+      tile[i][threadIdx.x] = x;
     }
     __syncthreads();
     for (int i = threadIdx.y; i < 32; i += blockDim.y) {
-      const int64_t r = r0 + i, c = c0 + threadIdx.x;
-      if (r < C && c < C)
-        store(S + b * C * C, r * C + c, load(g, r * C + c) * load(W, r * C + c) + tile[threadIdx.x][i]);
+      if (ti == tj) {  // X + X^T within the diagonal tile
+        const int64_t r = r0 + i, c = c0 + threadIdx.x;
+        if (r < C && c < C) store(s, r * C + c, tile[i][threadIdx.x] + tile[threadIdx.x][i]);
+      } else {
+        const int64_t r = r0 + i, c = c0 + threadIdx.x;  // X itself, below the diagonal
+        if (r < C && c < C) store(s, r * C + c, tile[i][threadIdx.x]);
+        const int64_t rt = c0 + i, ct = r0 + threadIdx.x;  // X^T, above it
+        if (rt < C && ct < C) store(s, rt * C + ct, tile[threadIdx.x][i]);
+      }
     }
     __syncthreads();
   }
@@ -135,16 +362,18 @@ __global__ void sym_weighted_kernel(int64_t batch, int64_t C, const T* G, const 
 
 template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
   if (batch == 0 || C == 0) return;
-  if ((C + 31) / 32 > 65535) fail("sym_weighted", "more than 2M rows", __FILE__, __LINE__);
-  const unsigned t = unsigned((C + 31) / 32);
-  sym_weighted_kernel<<<dim3(t, t, unsigned(batch < 65535 ? batch : 65535)), dim3(32, 8), 0, stream()>>>(batch, C, G,
-                                                                                                        W, S);
+  const int64_t t = (C + 31) / 32, pairs = t * (t + 1) / 2;
+  if (pairs > INT_MAX) fail("sym_weighted", "matrix too large", __FILE__, __LINE__);
+  sym_weighted_kernel<<<dim3(unsigned(pairs), unsigned(batch < 65535 ? batch : 65535)), dim3(32, 8), 0, stream()>>>(
+      batch, C, G, W, S);
   AVEY_LAUNCH_CHECK("sym_weighted");
 }
 
 #define INSTANTIATE(T)                                                                                           \
   template void matmul<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, bool, bool, double, double, \
                           int64_t, int64_t, int64_t);                                                            \
+  template void matmul_ld<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, int64_t, bool,    \
+                             bool, double, double);                                                              \
   template void transpose<T>(int64_t, int64_t, int64_t, const T*, T*);                                          \
   template void sym_weighted<T>(int64_t, int64_t, const T*, const T*, T*);
 INSTANTIATE(float)

@@ -139,34 +139,65 @@ __global__ void rmsnorm_warp_kernel(int64_t rows, int64_t cols, const T* x, cons
   if (lane == 0) store(rstd, row, r);
 }
 
-template <class T>
-__global__ void rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd,
-                                             const T* gy, const T* gres, T* gx) {
+// Backward, warp per row, NV vectors a lane (rows up to 32 NV V long, held in registers between
+// the row's dot product and its output). A block's warps take the rows of one chunk in turn and
+// also add up, per column, the gain gradient gy x r and (ResSum) the residual gradient gres (the
+// block's output bias gradient, when the caller wants it); the 8 warps' sums meet in shared
+// memory in a fixed order and leave as one partial row per block for finish_columns.
+template <class T, int NV, bool ResSum>
+__global__ void rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, int64_t chunk, const T* x, const T* g,
+                                             const T* rstd, const T* gy, const T* gres, T* gx, float* part_gain,
+                                             float* part_res) {
   constexpr int V = kVec<T>;
-  const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
-  if (row >= rows) return;
-  const int lane = threadIdx.x & 31;
-  const int64_t base = row * cols;
-  const float r = load(rstd, row);
-  float d = 0.f;
-  for (int64_t c = lane * V; c < cols; c += 32 * V) {
-    float xv[V], gv[V], w[V];
-    load_vec(x, base + c, xv);
-    load_vec(gy, base + c, gv);
-    load_vec(g, c, w);
+  __shared__ float buf[kRowsPerBlock][32 * NV * V];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  float sg[NV][V] = {}, sr[NV][V] = {};
+  const int64_t r0 = int64_t(blockIdx.x) * chunk, r1 = min(rows, r0 + chunk);
+  for (int64_t row = r0 + warp; row < r1; row += kRowsPerBlock) {
+    const int64_t base = row * cols;
+    const float r = load(rstd, row);
+    float xv[NV][V], gv[NV][V], d = 0.f;
 #pragma unroll
-    for (int k = 0; k < V; ++k) d += w[k] * gv[k] * xv[k];
+    for (int j = 0; j < NV; ++j) {
+      const int64_t c = int64_t(lane + 32 * j) * V;
+      if (c >= cols) continue;
+      float w[V];
+      load_vec(x, base + c, xv[j]);
+      load_vec(gy, base + c, gv[j]);
+      load_vec(g, c, w);
+#pragma unroll
+      for (int k = 0; k < V; ++k) d += w[k] * gv[j][k] * xv[j][k];
+    }
+    const float kk = r * r * r * warp_reduce(d, Sum{}) / float(cols);
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      const int64_t c = int64_t(lane + 32 * j) * V;
+      if (c >= cols) continue;
+      float w[V], res[V] = {}, out[V];
+      load_vec(g, c, w);
+      if (gres) load_vec(gres, base + c, res);
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        out[k] = r * w[k] * gv[j][k] - xv[j][k] * kk + res[k];
+        sg[j][k] += gv[j][k] * xv[j][k] * r;
+        if (ResSum) sr[j][k] += res[k];
+      }
+      store_vec(gx, base + c, out);
+    }
   }
-  const float kk = r * r * r * warp_reduce(d, Sum{}) / float(cols);
-  for (int64_t c = lane * V; c < cols; c += 32 * V) {
-    float xv[V], gv[V], w[V], res[V] = {};
-    load_vec(x, base + c, xv);
-    load_vec(gy, base + c, gv);
-    load_vec(g, c, w);
-    if (gres) load_vec(gres, base + c, res);
+  for (int pass = 0; pass < (ResSum ? 2 : 1); ++pass) {
 #pragma unroll
-    for (int k = 0; k < V; ++k) gv[k] = r * w[k] * gv[k] - xv[k] * kk + res[k];
-    store_vec(gx, base + c, gv);
+    for (int j = 0; j < NV; ++j)
+#pragma unroll
+      for (int k = 0; k < V; ++k) buf[warp][(lane + 32 * j) * V + k] = pass == 0 ? sg[j][k] : sr[j][k];
+    __syncthreads();
+    float* part = pass == 0 ? part_gain : part_res;
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      float t = 0.f;
+      for (int w = 0; w < kRowsPerBlock; ++w) t += buf[w][c];
+      part[int64_t(blockIdx.x) * cols + c] = t;
+    }
+    __syncthreads();
   }
 }
 
@@ -192,21 +223,43 @@ template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T*
 }
 template <class T>
 void rmsnorm_backward_residual(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy,
-                               const T* gres, T* gx, T* gg) {
-  column_sums(rows, cols, RmsGainGrad<T>{x, gy, rstd, cols}, gg);
-  if (rows <= 0) return;
-  if (rows_vec_ok<T>(cols, {x, g, gy, gres, gx})) {
-    rmsnorm_backward_warp_kernel<<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(rows, cols, x, g, rstd,
-                                                                                           gy, gres, gx);
+                               const T* gres, T* gx, T* gg, T* gres_sum) {
+  const int64_t nv = (cols / kVec<T> + 31) / 32;
+  if (rows > 0 && rows_vec_ok<T>(cols, {x, g, gy, gres, gx}) && nv <= 4) {
+    const int64_t chunk = 8 * kRowsPerBlock, blocks = (rows + chunk - 1) / chunk;
+    if (blocks > INT32_MAX) fail("rmsnorm_backward", "too many rows", __FILE__, __LINE__);
+    Scratch part(size_t(blocks * cols) * sizeof(float) * (gres_sum ? 2 : 1));
+    float* part_gain = part.as<float>();
+    float* part_res = gres_sum ? part_gain + blocks * cols : nullptr;
+    auto launch = [&](auto nv_c, auto res_c) {
+      rmsnorm_backward_warp_kernel<T, decltype(nv_c)::value, decltype(res_c)::value>
+          <<<unsigned(blocks), 32 * kRowsPerBlock, 0, stream()>>>(rows, cols, chunk, x, g, rstd, gy, gres, gx,
+                                                                  part_gain, part_res);
+    };
+    auto with_res = [&](auto nv_c) {
+      if (gres_sum) launch(nv_c, std::true_type{});
+      else launch(nv_c, std::false_type{});
+    };
+    switch (nv) {
+      case 1: with_res(std::integral_constant<int, 1>{}); break;
+      case 2: with_res(std::integral_constant<int, 2>{}); break;
+      case 3: with_res(std::integral_constant<int, 3>{}); break;
+      default: with_res(std::integral_constant<int, 4>{}); break;
+    }
     AVEY_LAUNCH_CHECK("rmsnorm_backward");
+    finish_columns(blocks, cols, part_gain, gg);
+    if (gres_sum) finish_columns(blocks, cols, part_res, gres_sum);
     return;
   }
+  column_sums(rows, cols, RmsGainGrad<T>{x, gy, rstd, cols}, gg);
+  if (gres_sum) column_sums(rows, cols, LoadAt<T>{gres, cols}, gres_sum);
+  if (rows <= 0) return;
   rmsnorm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, rstd, gy, gres, gx);
   AVEY_LAUNCH_CHECK("rmsnorm_backward");
 }
 template <class T>
 void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg) {
-  rmsnorm_backward_residual<T>(rows, cols, x, g, rstd, gy, nullptr, gx, gg);
+  rmsnorm_backward_residual<T>(rows, cols, x, g, rstd, gy, nullptr, gx, gg, nullptr);
 }
 
 // ---------------------------------------------------------------- layernorm
@@ -433,7 +486,7 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
   template void rmsnorm<T>(int64_t, int64_t, const T*, const T*, double, T*, T*);                                \
   template void rmsnorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, T*);           \
   template void rmsnorm_backward_residual<T>(int64_t, int64_t, const T*, const T*, const T*, const T*,       \
-                                             const T*, T*, T*);                                              \
+                                             const T*, T*, T*, T*);                                            \
   template void layernorm<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*);                \
   template void layernorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, T*, \
                                       T*);                                                                       \
