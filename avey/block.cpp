@@ -83,12 +83,18 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
       yc = matmul(w, z0);
     }
     c = reshape(mul(activate(cact, yc), z1), {rows, h});
-    // out = h + b_o, then the fuser's two products c O0^T and Zh O1^T accumulate into it
-    // (beta = 1): the bias and the residual cost one pass over [rows, d] instead of two.
+    // out = h + b_o + c O0^T + Zh O1^T. On the GPU the residual and the bias are the first
+    // product's epilogue; the second accumulates (beta = 1). Elsewhere out = h + b_o first.
     out = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
-    AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, h_in.data<T>(),
-                  bo.data<T>(), out.data<T>());
-    product({c}, {O}, {out}, rows, d, h, false, true, 1.0);
+    if (out.is_cuda()) {
+      ::engine::profile::Scope prof("matmul", out.device());
+      AVEY_DISPATCH_CUDA("matmul", out, matmul_residual_bias, c.data<T>(), h, O.data<T>(), h + mh, h_in.data<T>(),
+                         bo.data<T>(), out.data<T>(), rows, d, h, false, true);
+    } else {
+      AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, h_in.data<T>(),
+                    bo.data<T>(), out.data<T>());
+      product({c}, {O}, {out}, rows, d, h, false, true, 1.0);
+    }
     if (mh > 0) product({zh}, {O, h}, {out}, rows, d, mh, false, true, 1.0);
   }
   record(out, "avey.block_body", {h_in, norm_g, U, b, spatial, O, bo},

@@ -57,6 +57,7 @@ struct Gemm {
   cudaDataType_t in, out;
   int64_t batch, M, N, K;
   bool ta, tb, accumulate;  // accumulate: beta != 0
+  bool bias, addend;        // a bias epilogue; the added C read from another buffer than the output
   int64_t lda, ldb, ldc;    // row lengths of the row-major buffers
   int64_t strideA, strideB, strideC;
   int alignA, alignB, alignC;  // the pointers' alignment in bytes (a power of two, at most 256)
@@ -64,7 +65,7 @@ struct Gemm {
   std::string key() const {
     std::ostringstream k;
     k << int(in) << ' ' << int(out) << ' ' << batch << ' ' << M << ' ' << N << ' ' << K << ' ' << ta << tb
-      << accumulate << ' ' << lda << ' ' << ldb << ' ' << ldc << ' ' << strideA << ' ' << strideB << ' ' << strideC << ' ' << alignA << ' ' << alignB << ' '
+      << accumulate << bias << addend << ' ' << lda << ' ' << ldb << ' ' << ldc << ' ' << strideA << ' ' << strideB << ' ' << strideC << ' ' << alignA << ' ' << alignB << ' '
       << alignC;
     return k.str();
   }
@@ -140,6 +141,13 @@ struct Tuner {
     const cublasOperation_t opB = g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opA = g.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof opB), "transa");
     check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof opA), "transb");
+    if (g.bias) {  // the bias is per row of the column-major output: per column of ours
+      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue),
+                   "epilogue");
+      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &g.out, sizeof g.out),
+                   "bias type");
+    }
     // column-major: the first operand is op(B)^T, N x K, stored (tb ? K x N : N x K); the second op(A)^T.
     check_cublas(cublasLtMatrixLayoutCreate(&p.la, g.in, g.tb ? g.K : g.N, g.tb ? g.N : g.K, g.ldb), "layout");
     check_cublas(cublasLtMatrixLayoutCreate(&p.lb, g.in, g.ta ? g.M : g.K, g.ta ? g.K : g.M, g.lda), "layout");
@@ -175,7 +183,7 @@ struct Tuner {
   }
 
   // Times every candidate on the real operands into a scratch output; returns the rank to use.
-  int time_candidates(const Plan& p, const Gemm& g, const void* A, const void* B) {
+  int time_candidates(const Plan& p, const Gemm& g, const void* A, const void* B, const void* bias) {
     const size_t out_bytes = size_t(g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.ldc : g.M * g.ldc) *
                              (g.out == CUDA_R_32F ? 4 : 2);
     Scratch c(out_bytes);
@@ -183,6 +191,7 @@ struct Tuner {
     cudaEvent_t e0, e1;
     AVEY_CUDA_CHECK(cudaEventCreate(&e0));
     AVEY_CUDA_CHECK(cudaEventCreate(&e1));
+    if (g.bias) set_bias(p, bias);
     const float alpha = 1.f, beta = g.accumulate ? 1.f : 0.f;
     std::vector<float> best(candidates.size(), 1e30f);
     for (size_t i = 0; i < candidates.size(); ++i) {
@@ -210,7 +219,12 @@ struct Tuner {
     return best[size_t(rank)] < 0.97f * best[0] ? rank : 0;
   }
 
-  const Plan& plan(const Gemm& g, const void* A, const void* B) {
+  void set_bias(const Plan& p, const void* bias) {
+    check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+                 "bias pointer");
+  }
+
+  const Plan& plan(const Gemm& g, const void* A, const void* B, const void* bias) {
     const std::string key = g.key();
     auto it = plans.find(key);
     if (it != plans.end()) return it->second;
@@ -221,7 +235,7 @@ struct Tuner {
       if (s != saved.end() && s->second >= 0 && s->second < int(candidates.size())) {
         rank = s->second;
       } else {
-        rank = time_candidates(p, g, A, B);
+        rank = time_candidates(p, g, A, B, bias);
         remember(key, rank);
       }
       p.algo = candidates[size_t(rank)].algo;
@@ -238,11 +252,14 @@ Tuner& tuner() {
 }
 
 // C = alpha op(A) op(B) + beta C, row-major with row lengths lda, ldb, ldc, batched with the
-// given strides.
-void gemm(cudaDataType_t in, cudaDataType_t out, const void* A, int64_t lda, const void* B, int64_t ldb, void* C,
+// given strides. With addend, the C added is read from there (same layout) instead of from the
+// output; with bias, bias[n] is added to every row (both need cuBLASLt: returns false, having
+// done nothing, where it offers no kernel for them).
+bool gemm(cudaDataType_t in, cudaDataType_t out, const void* A, int64_t lda, const void* B, int64_t ldb, void* C,
           int64_t ldc, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb, float alpha, float beta,
-          int64_t strideA, int64_t strideB, int64_t strideC) {
-  if (batch == 0 || M == 0 || N == 0) return;
+          int64_t strideA, int64_t strideB, int64_t strideC, const void* addend = nullptr,
+          const void* bias = nullptr) {
+  if (batch == 0 || M == 0 || N == 0) return true;
   check_int(M, "M");
   check_int(N, "N");
   check_int(K, "K");
@@ -251,22 +268,27 @@ void gemm(cudaDataType_t in, cudaDataType_t out, const void* A, int64_t lda, con
   check_int(lda, "lda");
   check_int(ldb, "ldb");
   check_int(ldc, "ldc");
+  const void* Cin = addend ? addend : C;
   Tuner& t = tuner();
   std::lock_guard<std::mutex> lock(t.mutex);
-  const Gemm g{in,      out,     batch,   M,       N,       K,           ta,          tb,          beta != 0.f,
-               lda,     ldb,     ldc,     strideA, strideB, strideC,     alignment(A), alignment(B), alignment(C)};
-  const Plan& p = K > 0 ? t.plan(g, A, B) : Plan{};
+  const Gemm g{in,  out,  batch, M,   N,   K,       ta,      tb,      beta != 0.f,  bias != nullptr, addend != nullptr,
+               lda, ldb,  ldc,   strideA, strideB, strideC, alignment(A), alignment(B),
+               std::min(alignment(C), alignment(Cin))};
+  const Plan& p = K > 0 ? t.plan(g, A, B, bias) : Plan{};
   if (p.usable) {
-    check_cublas(cublasLtMatmul(t.lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, C, p.lc, C, p.lc, &p.algo, t.workspace,
-                                kWorkspaceBytes, stream()),
+    if (bias) t.set_bias(p, bias);
+    check_cublas(cublasLtMatmul(t.lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, Cin, p.lc, C, p.lc, &p.algo,
+                                t.workspace, kWorkspaceBytes, stream()),
                  "cublasLtMatmul");
-    return;
+    return true;
   }
+  if (addend || bias) return false;
   check_cublas(cublasGemmStridedBatchedEx(t.blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                                           int(N), int(M), int(K), &alpha, B, in, int(ldb), strideB, A, in, int(lda),
                                           strideA, &beta, C, out, int(ldc), strideC, int(batch), CUBLAS_COMPUTE_32F,
                                           CUBLAS_GEMM_DEFAULT),
                "cublasGemmStridedBatchedEx");
+  return true;
 }
 
 }  // namespace
@@ -282,6 +304,14 @@ template <class T>
 void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
                bool ta, bool tb, double alpha, double beta) {
   gemm(cuda_type<T>(), cuda_type<T>(), A, lda, B, ldb, C, ldc, 1, M, N, K, ta, tb, float(alpha), float(beta), 0, 0, 0);
+}
+
+template <class T>
+void matmul_residual_bias(const T* A, int64_t lda, const T* B, int64_t ldb, const T* R, const T* bias, T* D, int64_t M,
+                          int64_t N, int64_t K, bool ta, bool tb) {
+  if (gemm(cuda_type<T>(), cuda_type<T>(), A, lda, B, ldb, D, N, 1, M, N, K, ta, tb, 1.f, 1.f, 0, 0, 0, R, bias)) return;
+  binary(Binary::Add, Broadcast::Row, M, N, R, bias, D);  // no fused kernel offered: two passes
+  gemm(cuda_type<T>(), cuda_type<T>(), A, lda, B, ldb, D, N, 1, M, N, K, ta, tb, 1.f, 1.f, 0, 0, 0);
 }
 
 void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
@@ -374,6 +404,8 @@ template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const
                           int64_t, int64_t, int64_t);                                                            \
   template void matmul_ld<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, int64_t, bool,    \
                              bool, double, double);                                                              \
+  template void matmul_residual_bias<T>(const T*, int64_t, const T*, int64_t, const T*, const T*, T*, int64_t,      \
+                                        int64_t, int64_t, bool, bool);                                           \
   template void transpose<T>(int64_t, int64_t, int64_t, const T*, T*);                                          \
   template void sym_weighted<T>(int64_t, int64_t, const T*, const T*, T*);
 INSTANTIATE(float)
