@@ -44,6 +44,19 @@ template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const
 // sums its embedding gradient over chunks of rows this way, in fp32 and with no extra pass).
 void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
                      double beta);
+// The contextualizer's triangular products (CUDA only, bf16, fp32 accumulation; cuda/tril_matmul.cu):
+// only the lower 128 x 128 tiles of a [C, C] result, or only the triangle's K range. C and N
+// multiples of 128, K a positive multiple of 64, pointers 16-byte aligned. Their fast path
+// (wgmma) needs an sm_90a build (CMAKE_CUDA_ARCHITECTURES=90a); sm_90 gets a slower mma.sync one.
+// cos = A A^T, a = cos (.) W (W [C, C] lower triangular, shared), tiles j <= i only; A [batch, C, K]
+void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, const bf16* W, bf16* cos, bf16* a);
+// G = X Y^T, tiles j <= i only; X, Y [batch, C, K]
+void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, const bf16* Y, bf16* G);
+// Y = L B (L [batch, C, C] lower triangular, B [batch, C, N]); P = Y (.) M when M, P are given
+void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y, const bf16* M,
+                   bf16* P);
+// Y += L^T B (L lower triangular; Y, B [batch, C, N])
+void tril_upper_t_mm_acc(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y);
 
 // ---- element-wise ----
 template <class T>
