@@ -39,6 +39,25 @@ void product(Cols a, Cols b, Cols c, int64_t M, int64_t N, int64_t K, bool ta, b
                 c.t.data<T>() + c.col0, c.ld(), M, N, K, ta, tb, 1.0, beta);
 }
 
+// The GPU's bf16 path computes the contextualizer's four triangular products with the kernels
+// of kernels/cuda/tril_matmul.cu: only the tiles on and below the diagonal (cos, a, dA), or K up
+// to the diagonal (Yc = A Z0, dZ0 += A^T dYc), with a = cos (.) W and c = Yc (.) Z1 as the
+// products' epilogues. Tiles above the diagonal of cos, a and dA are never written; what reads
+// them (tril_product_column_sums, sym_weighted) reads only the lower triangle.
+bool use_triangle_kernels(const Tensor& t, const Config& cfg) {
+#ifdef AVEY_HAVE_CUDA
+  return t.is_cuda() && t.dtype() == DType::BF16 && cfg.dynamic && cfg.context_rows() % 128 == 0 &&
+         cfg.half_tail() % 128 == 0;
+#else
+  (void)t, (void)cfg;
+  return false;
+#endif
+}
+
+#ifdef AVEY_HAVE_CUDA
+kernels::bf16* bf(Tensor t) { return t.data<kernels::bf16>(); }
+#endif
+
 }  // namespace
 
 Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
@@ -52,6 +71,7 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
   const Activation cact = cfg.contextualizer_activation;
   const bool dynamic = cfg.dynamic;
   const bool h_grad = h_in.requires_grad();
+  const bool tri = use_triangle_kernels(h_in, cfg);
   // relu and relu2 (and no activation) have act' as a function of act's output, so the backward
   // needs only the saved z parts, not the pre-activation P (one Z-sized tensor a block).
   const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;
@@ -76,13 +96,27 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
       denom = Tensor::empty({rows}, z0.dtype(), z0.device());
       AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps, zn.data<T>(),
                     denom.data<T>());
-      cos = matmul(zn, zn, false, true);
-      a = mul_per_context(cos, w);
-      yc = matmul(a, z0);
+      if (tri) {
+#ifdef AVEY_HAVE_CUDA
+        ::engine::profile::Scope prof("tril_matmul", y.device());
+        cos = Tensor::empty({N, C, C}, y.dtype(), y.device());
+        a = Tensor::empty({N, C, C}, y.dtype(), y.device());
+        yc = Tensor::empty({N, C, h}, y.dtype(), y.device());
+        kernels::cuda::tril_gram(N, C, h, bf(zn), bf(w), bf(cos), bf(a));
+        if (cact == Activation::None) c = Tensor::empty({N, C, h}, y.dtype(), y.device());
+        kernels::cuda::tril_lower_mm(N, C, h, bf(a), bf(z0), bf(yc), c.defined() ? bf(z1) : nullptr,
+                                     c.defined() ? bf(c) : nullptr);
+#endif
+      } else {
+        cos = matmul(zn, zn, false, true);
+        a = mul_per_context(cos, w);
+        yc = matmul(a, z0);
+      }
     } else {
       yc = matmul(w, z0);
     }
-    c = reshape(mul(activate(cact, yc), z1), {rows, h});
+    if (!c.defined()) c = mul(activate(cact, yc), z1);
+    c = reshape(c, {rows, h});
     // out = h + b_o + c O0^T + Zh O1^T. On the GPU the residual and the bias are the first
     // product's epilogue; the second accumulates (beta = 1). Elsewhere out = h + b_o first.
     out = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
@@ -128,7 +162,16 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              gz1 = mul(gc, activate(cact, yc));
              gyc = activation_grad(cact, yc, mul(gc, z1));
            }
-           Tensor ga = matmul(gyc, z0, false, true);  // dA [N, C, C]
+           Tensor ga;  // dA [N, C, C]
+           if (tri) {
+#ifdef AVEY_HAVE_CUDA
+             ::engine::profile::Scope prof("tril_matmul", gyc.device());
+             ga = Tensor::empty({N, C, C}, gyc.dtype(), gyc.device());
+             kernels::cuda::tril_nt(N, C, h, bf(gyc), bf(z0), bf(ga));
+#endif
+           } else {
+             ga = matmul(gyc, z0, false, true);
+           }
            Tensor gz0;
            if (dynamic) {
              if (spatial.requires_grad() && ga.is_cuda()) {  // one pass over the lower triangles
@@ -155,8 +198,15 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
                            kCosineEps, denom.data<T>(), gzn.data<T>(), gz0.data<T>());
              // gz0 += A^T gyc (the direct path; beta = 1)
-             AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), gyc.data<T>(), gz0.data<T>(), N, C, h, C, true, false, 1.0,
-                           1.0, C * C, C * h, C * h);
+             if (tri) {
+#ifdef AVEY_HAVE_CUDA
+               ::engine::profile::Scope prof("tril_matmul", gyc.device());
+               kernels::cuda::tril_upper_t_mm_acc(N, C, h, bf(a), bf(gyc), bf(gz0));
+#endif
+             } else {
+               AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), gyc.data<T>(), gz0.data<T>(), N, C, h, C, true, false,
+                             1.0, 1.0, C * C, C * h, C * h);
+             }
            } else {
              if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(ga, {N, C * C})), {C, C}));
              gz0 = matmul(w, gyc, true, false);
@@ -169,8 +219,8 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
                          z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, has_act, f, h, h, gz0.data<T>(),
                          gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>(),
                          gb.defined() ? gb.data<T>() : nullptr);
-           gz0 = gz1 = gzh = Tensor();
            if (U.requires_grad()) gU = matmul(gp, y, true, false);
+           gz0 = gz1 = gzh = Tensor();
            // ---- the norm: dh = rmsnorm'(dy) + gf (the residual), summed in the same pass on the GPU
            if (norm_pass) {
              Tensor gy = matmul(gp, U);

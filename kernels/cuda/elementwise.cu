@@ -13,7 +13,6 @@
 // the H100's ~3 TB/s. Their indices are 32-bit (a host check routes larger tensors to the
 // scalar path): 64-bit division per element was a large part of the scalar kernels' time.
 #include <initializer_list>
-#include <tuple>
 
 #include "kernels/cuda/columns.cuh"
 #include "kernels/cuda/kernels.h"
@@ -282,22 +281,60 @@ __global__ void act_grad_concat_kernel(int64_t n, int64_t cols, const T* p, cons
   }
 }
 
-// Vectorised, by columns: thread (x, y) of a block takes vector column c = blockIdx.x * 128 + x
-// (its part, hence its source pointers, is fixed) on the rows y, y + 4, ... of a chunk of 64
-// rows (blockIdx.y). With Sum it also adds up its 8 columns over those rows: the enricher bias's
-// gradient, sum over rows of gp, without reading gp again. The block's 4 row sets meet in shared
-// memory in y order and leave as one partial row per chunk, which finish_columns adds up in a
-// fixed order: deterministic. The sums take the stored (rounded) gp, as a product with a ones
-// vector over gp would.
+// One 16-byte vector of gp: g (loaded from its part at `at`) times act' from p (at j, gp's own
+// index) or from the part's z.
+template <class T, int A>
+__device__ __forceinline__ void act_grad_vector(const T* __restrict__ p, const T* __restrict__ z_src,
+                                                const T* __restrict__ g_src, int64_t at, int64_t j, float (&g)[kVec<T>]) {
+  constexpr int V = kVec<T>;
+  float x[V];
+  load_vec(g_src, at, g);
+  if (A < 0) return;
+  if (p) {
+    load_vec(p, j * V, x);
+#pragma unroll
+    for (int k = 0; k < V; ++k) g[k] *= act_d<A>(x[k]);
+  } else {
+    load_vec(z_src, at, x);
+#pragma unroll
+    for (int k = 0; k < V; ++k) g[k] *= act_d_out<A>(x[k]);
+  }
+}
+
+// Vectorised: thread j takes vector j of gp, at row j / (cols / V); a vector never straddles
+// two parts.
+template <class T, int A>
+__global__ void act_grad_concat_vec_kernel(uint32_t nvec, uint32_t cvec, const T* p, const T* z0, const T* z1,
+                                           const T* z2, uint32_t v0, uint32_t v1, const T* g0, const T* g1,
+                                           const T* g2, T* gp) {
+  constexpr int V = kVec<T>;
+  const uint32_t v2 = cvec - v0 - v1;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    const uint32_t r = j / cvec, c = j - r * cvec;
+    const int part = c < v0 ? 0 : (c < v0 + v1 ? 1 : 2);
+    const int64_t at = part == 0 ? (int64_t(r) * v0 + c) * V
+                                 : (part == 1 ? (int64_t(r) * v1 + (c - v0)) * V : (int64_t(r) * v2 + (c - v0 - v1)) * V);
+    float g[V];
+    act_grad_vector<T, A>(p, part == 0 ? z0 : (part == 1 ? z1 : z2), part == 0 ? g0 : (part == 1 ? g1 : g2), at, j, g);
+    store_vec(gp, int64_t(j) * V, g);
+  }
+}
+
+// The same with the column sums of gp (the enricher bias's gradient) in the same pass: thread
+// (x, y) of a block takes vector column c = blockIdx.x * 128 + x (its part, hence its source
+// pointers, is fixed) on the rows y, y + 4, ... of a chunk of 64 rows (blockIdx.y), adding up its
+// 8 columns. The block's 4 row sets meet in shared memory in y order and leave as one partial
+// row per chunk, which finish_columns adds up in a fixed order: deterministic. The sums take the
+// stored (rounded) gp, as a product with a ones vector over gp would.
 constexpr int kAgcColumns = 128, kAgcRowSets = 4, kAgcChunk = 64;
-template <class T, int A, bool Sum>
-__global__ void act_grad_concat_vec_kernel(uint32_t rows, uint32_t cvec, const T* __restrict__ p,
+template <class T, int A>
+__global__ void act_grad_concat_sum_kernel(uint32_t rows, uint32_t cvec, const T* __restrict__ p,
                                            const T* __restrict__ z0, const T* __restrict__ z1,
                                            const T* __restrict__ z2, uint32_t v0, uint32_t v1,
                                            const T* __restrict__ g0, const T* __restrict__ g1,
                                            const T* __restrict__ g2, T* __restrict__ gp, float* __restrict__ partial) {
   constexpr int V = kVec<T>;
-  __shared__ float buf[Sum ? kAgcRowSets : 1][Sum ? kAgcColumns * V : 1];
+  __shared__ float buf[kAgcRowSets][kAgcColumns * V];
   const uint32_t c = blockIdx.x * kAgcColumns + threadIdx.x;
   const bool live = c < cvec;
   const uint32_t v2 = cvec - v0 - v1;
@@ -307,39 +344,23 @@ __global__ void act_grad_concat_vec_kernel(uint32_t rows, uint32_t cvec, const T
   const T* z_src = part == 0 ? z0 : (part == 1 ? z1 : z2);
   float sum[V] = {};
   const uint32_t r0 = blockIdx.y * kAgcChunk, r1 = min(rows, r0 + kAgcChunk);
-#pragma unroll 4
   for (uint32_t r = r0 + threadIdx.y; live && r < r1; r += kAgcRowSets) {
-    const int64_t at = (int64_t(r) * width + col) * V, j = int64_t(r) * cvec + c;
-    float g[V], x[V];
-    load_vec(g_src, at, g);
-    if (A >= 0) {
-      if (p) {
-        load_vec(p, j * V, x);
-#pragma unroll
-        for (int k = 0; k < V; ++k) g[k] *= act_d<A>(x[k]);
-      } else {
-        load_vec(z_src, at, x);
-#pragma unroll
-        for (int k = 0; k < V; ++k) g[k] *= act_d_out<A>(x[k]);
-      }
-    }
+    const int64_t j = int64_t(r) * cvec + c;
+    float g[V];
+    act_grad_vector<T, A>(p, z_src, g_src, (int64_t(r) * width + col) * V, j, g);
     store_vec(gp, j * V, g);
-    if constexpr (Sum) {
 #pragma unroll
-      for (int k = 0; k < V; ++k) sum[k] += rounded<T>(g[k]);
-    }
+    for (int k = 0; k < V; ++k) sum[k] += rounded<T>(g[k]);
   }
-  if constexpr (Sum) {
 #pragma unroll
-    for (int k = 0; k < V; ++k) buf[threadIdx.y][threadIdx.x * V + k] = sum[k];
-    __syncthreads();
-    for (int i = threadIdx.y * kAgcColumns + threadIdx.x; i < kAgcColumns * V; i += kAgcRowSets * kAgcColumns) {
-      const int64_t col_el = int64_t(blockIdx.x) * kAgcColumns * V + i;
-      if (col_el >= int64_t(cvec) * V) continue;
-      float t = 0.f;
-      for (int y = 0; y < kAgcRowSets; ++y) t += buf[y][i];
-      partial[int64_t(blockIdx.y) * cvec * V + col_el] = t;
-    }
+  for (int k = 0; k < V; ++k) buf[threadIdx.y][threadIdx.x * V + k] = sum[k];
+  __syncthreads();
+  for (int i = threadIdx.y * kAgcColumns + threadIdx.x; i < kAgcColumns * V; i += kAgcRowSets * kAgcColumns) {
+    const int64_t col_el = int64_t(blockIdx.x) * kAgcColumns * V + i;
+    if (col_el >= int64_t(cvec) * V) continue;
+    float t = 0.f;
+    for (int y = 0; y < kAgcRowSets; ++y) t += buf[y][i];
+    partial[int64_t(blockIdx.y) * cvec * V + col_el] = t;
   }
 }
 
@@ -406,21 +427,26 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
     if (gbias) column_sums(rows, cols, LoadAt<T>{gp, cols}, gbias);
     return;
   }
-  const uint32_t cvec = uint32_t(cols / V), chunks = uint32_t((rows + kAgcChunk - 1) / kAgcChunk);
+  const uint32_t cvec = uint32_t(cols / V);
+  if (!gbias) {
+    with_act(has_act, f, [&](auto a) {
+      act_grad_concat_vec_kernel<T, decltype(a)::value><<<blocks_for(n / V), kThreads, 0, stream()>>>(
+          uint32_t(n / V), cvec, p, z0, z1, z2, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2, gp);
+    });
+    AVEY_LAUNCH_CHECK("act_grad_concat");
+    return;
+  }
+  const uint32_t chunks = uint32_t((rows + kAgcChunk - 1) / kAgcChunk);
   if (chunks > 65535) fail("act_grad_concat", "too many rows for the column grid", __FILE__, __LINE__);
-  const dim3 grid((cvec + kAgcColumns - 1) / kAgcColumns, chunks), block(kAgcColumns, kAgcRowSets);
-  Scratch partial(gbias ? size_t(chunks) * size_t(cols) * sizeof(float) : 0);
+  Scratch partial(size_t(chunks) * size_t(cols) * sizeof(float));
   with_act(has_act, f, [&](auto a) {
-    constexpr int A = decltype(a)::value;
-    const auto args = std::make_tuple(uint32_t(rows), cvec, p, z0, z1, z2, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1,
-                                      g2, gp, partial.as<float>());
-    if (gbias)
-      std::apply([&](auto... x) { act_grad_concat_vec_kernel<T, A, true><<<grid, block, 0, stream()>>>(x...); }, args);
-    else
-      std::apply([&](auto... x) { act_grad_concat_vec_kernel<T, A, false><<<grid, block, 0, stream()>>>(x...); }, args);
+    act_grad_concat_sum_kernel<T, decltype(a)::value>
+        <<<dim3((cvec + kAgcColumns - 1) / kAgcColumns, chunks), dim3(kAgcColumns, kAgcRowSets), 0, stream()>>>(
+            uint32_t(rows), cvec, p, z0, z1, z2, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2, gp,
+            partial.as<float>());
   });
   AVEY_LAUNCH_CHECK("act_grad_concat");
-  if (gbias) finish_columns(int64_t(chunks), cols, partial.as<float>(), gbias);
+  finish_columns(int64_t(chunks), cols, partial.as<float>(), gbias);
 }
 
 #define INSTANTIATE(T)                                                                   \
