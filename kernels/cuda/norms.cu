@@ -139,16 +139,15 @@ __global__ void rmsnorm_warp_kernel(int64_t rows, int64_t cols, const T* x, cons
   if (lane == 0) store(rstd, row, r);
 }
 
-// Backward, warp per row, NV vectors a lane (rows up to 32 NV V long; the second pass over the
-// row reads it again from L1, which leaves registers for three blocks a multiprocessor). A
-// block's warps take the rows of one chunk in turn and also add up, per column, the gain
-// gradient gy x r and (ResSum) the residual gradient gres (the block's output bias gradient,
-// when the caller wants it); the 8 warps' sums meet in shared memory in a fixed order and leave
-// as one partial row per block for finish_columns.
+// Backward, warp per row, NV vectors a lane (rows up to 32 NV V long, held in registers between
+// the row's dot product and its output). A block's warps take the rows of one chunk in turn and
+// also add up, per column, the gain gradient gy x r and (ResSum) the residual gradient gres (the
+// block's output bias gradient, when the caller wants it); the 8 warps' sums meet in shared
+// memory in a fixed order and leave as one partial row per block for finish_columns.
 template <class T, int NV, bool ResSum>
-__global__ void __launch_bounds__(32 * kRowsPerBlock, 3)
-    rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, int64_t chunk, const T* x, const T* g, const T* rstd,
-                                 const T* gy, const T* gres, T* gx, float* part_gain, float* part_res) {
+__global__ void rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, int64_t chunk, const T* x, const T* g,
+                                             const T* rstd, const T* gy, const T* gres, T* gx, float* part_gain,
+                                             float* part_res) {
   constexpr int V = kVec<T>;
   __shared__ float buf[kRowsPerBlock][32 * NV * V];
   const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -157,32 +156,30 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock, 3)
   for (int64_t row = r0 + warp; row < r1; row += kRowsPerBlock) {
     const int64_t base = row * cols;
     const float r = load(rstd, row);
-    float d = 0.f;
+    float xv[NV][V], gv[NV][V], d = 0.f;
 #pragma unroll
     for (int j = 0; j < NV; ++j) {
       const int64_t c = int64_t(lane + 32 * j) * V;
       if (c >= cols) continue;
-      float xv[V], gv[V], w[V];
-      load_vec(x, base + c, xv);
-      load_vec(gy, base + c, gv);
+      float w[V];
+      load_vec(x, base + c, xv[j]);
+      load_vec(gy, base + c, gv[j]);
       load_vec(g, c, w);
 #pragma unroll
-      for (int k = 0; k < V; ++k) d += w[k] * gv[k] * xv[k];
+      for (int k = 0; k < V; ++k) d += w[k] * gv[j][k] * xv[j][k];
     }
     const float kk = r * r * r * warp_reduce(d, Sum{}) / float(cols);
 #pragma unroll
-    for (int j = 0; j < NV; ++j) {  // the row again, from L1
+    for (int j = 0; j < NV; ++j) {
       const int64_t c = int64_t(lane + 32 * j) * V;
       if (c >= cols) continue;
-      float xv[V], gv[V], w[V], res[V] = {}, out[V];
-      load_vec(x, base + c, xv);
-      load_vec(gy, base + c, gv);
+      float w[V], res[V] = {}, out[V];
       load_vec(g, c, w);
       if (gres) load_vec(gres, base + c, res);
 #pragma unroll
       for (int k = 0; k < V; ++k) {
-        out[k] = r * w[k] * gv[k] - xv[k] * kk + res[k];
-        sg[j][k] += gv[k] * xv[k] * r;
+        out[k] = r * w[k] * gv[j][k] - xv[j][k] * kk + res[k];
+        sg[j][k] += gv[j][k] * xv[j][k] * r;
         if (ResSum) sr[j][k] += res[k];
       }
       store_vec(gx, base + c, out);
