@@ -47,7 +47,7 @@ void product(Cols a, Cols b, Cols c, int64_t M, int64_t N, int64_t K, bool ta, b
 bool use_triangle_kernels(const Tensor& t, const Config& cfg) {
 #ifdef AVEY_HAVE_CUDA
   return t.is_cuda() && t.dtype() == DType::BF16 && cfg.dynamic && cfg.context_rows() % 128 == 0 &&
-         cfg.half_tail() % 128 == 0;
+         cfg.half_tail() % 128 == 0 && kernels::cuda::tril_matmul_available();
 #else
   (void)t, (void)cfg;
   return false;

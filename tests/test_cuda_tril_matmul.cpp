@@ -35,7 +35,7 @@ using kernels::to_float;
 
 namespace {
 
-const bool kNoGpu = !kernels::cuda::available();
+const bool kNoGpu = !kernels::cuda::available() || !kernels::cuda::tril_matmul_available();
 constexpr int64_t kTile = 128;
 
 // A device copy of a host vector (or an allocation of n elements filled with `fill` bits).

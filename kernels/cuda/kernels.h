@@ -47,7 +47,9 @@ void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t 
 // The contextualizer's triangular products (CUDA only, bf16, fp32 accumulation; cuda/tril_matmul.cu):
 // only the lower 128 x 128 tiles of a [C, C] result, or only the triangle's K range. C and N
 // multiples of 128, K a positive multiple of 64, pointers 16-byte aligned. Their fast path
-// (wgmma) needs an sm_90a build (CMAKE_CUDA_ARCHITECTURES=90a); sm_90 gets a slower mma.sync one.
+// (wgmma) needs an sm_90a build (CMAKE_CUDA_ARCHITECTURES=90a); sm_80 to sm_90 get a slower
+// mma.sync one. tril_matmul_available(): the running code has one of them (built for sm_80 or later).
+bool tril_matmul_available();
 // cos = A A^T, a = cos (.) W (W [C, C] lower triangular, shared), tiles j <= i only; A [batch, C, K]
 void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, const bf16* W, bf16* cos, bf16* a);
 // G = X Y^T, tiles j <= i only; X, Y [batch, C, K]

@@ -60,6 +60,10 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#pragma nv_diag_suppress 177  // the helpers below go unused where the kernel's body is left out
+#endif
+
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define AVEY_TRIL_WGMMA 1
 #else
@@ -309,6 +313,9 @@ __device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(_
 template <bool AK, bool BK, Span S, Epi E>
 __global__ void __launch_bounds__(kBlockThreads, 1)
     tril_mm_kernel(Sizes z, Operand A, Operand B, bf16* Y, const bf16* M, int64_t mul_stride, bf16* P) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  __trap();  // cp.async and bf16 mma need sm_80: tril_matmul_available() keeps callers away
+#else
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = uint32_t(__cvta_generic_to_shared(smem_raw));
   const uint32_t smem = (raw + 1023) & ~1023u;  // atoms 1024-aligned
@@ -423,6 +430,14 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     }
   }
   asm volatile("cp.async.wait_group 0;\n" ::);
+#endif
+}
+
+// The architecture the running code was compiled for (PTX for an older one runs JIT-compiled).
+__global__ void arch_probe(int* out) {
+#ifdef __CUDA_ARCH__
+  *out = __CUDA_ARCH__;
+#endif
 }
 
 void require(bool ok, const char* fn, const char* what) {
@@ -459,6 +474,20 @@ void launch(const char* fn, int64_t batch, int64_t C, int64_t N, int64_t K, Oper
 }
 
 }  // namespace
+
+bool tril_matmul_available() {
+  static const bool available = [] {
+    int* d = static_cast<int*>(allocate(sizeof(int)));
+    AVEY_CUDA_CHECK(cudaMemsetAsync(d, 0, sizeof(int), stream()));
+    arch_probe<<<1, 1, 0, stream()>>>(d);
+    AVEY_LAUNCH_CHECK("arch_probe");
+    int arch = 0;
+    copy_to_host(&arch, d, sizeof(int));
+    release(d, sizeof(int));
+    return arch >= 800;
+  }();
+  return available;
+}
 
 // cos[b] = A[b] A[b]^T and a[b] = cos[b] (.) W on the tiles (i, j), j <= i (128 x 128): the cosine
 // matrix of the normalised rows, cos[i, j] = sum_k A[i, k] A[j, k], weighted by the spatial
