@@ -26,9 +26,9 @@ Tensor mul_per_context(const Tensor& x, const Tensor& w) {
   return reshape(mul(reshape(x, {N, C * C}), reshape(w, {C * C})), {N, C, C});
 }
 
-// C = op(A) op(B) + beta C over column slices: each operand is `cols` columns of a wider
-// row-major matrix, starting at column col0 (the fuser weight's parts O0 = O[:, :h] and
-// O1 = O[:, h:], and the two halves of its gradient, are read and written in place).
+// C = op(A) op(B) + beta C where each operand may be a column slice of a wider row-major matrix
+// t, starting at column col0 (the fuser weight's parts O0 = O[:, :h] and O1 = O[:, h:], and the
+// two halves of its gradient, are read and written in place).
 struct Cols {
   Tensor t;
   int64_t col0 = 0;
@@ -117,18 +117,11 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
     }
     if (!c.defined()) c = mul(activate(cact, yc), z1);
     c = reshape(c, {rows, h});
-    // out = h + b_o + c O0^T + Zh O1^T. On the GPU the residual and the bias are the first
-    // product's epilogue; the second accumulates (beta = 1). Elsewhere out = h + b_o first.
+    // out = h + b_o + c O0^T + Zh O1^T: the residual and the bias enter with the first product
+    // (on the GPU as its epilogue: no separate pass), the second accumulates (beta = 1).
     out = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
-    if (out.is_cuda()) {
-      ::engine::profile::Scope prof("matmul", out.device());
-      AVEY_DISPATCH_CUDA("matmul", out, matmul_residual_bias, c.data<T>(), h, O.data<T>(), h + mh, h_in.data<T>(),
-                         bo.data<T>(), out.data<T>(), rows, d, h, false, true);
-    } else {
-      AVEY_DISPATCH("binary", out, binary, kernels::Binary::Add, kernels::Broadcast::Row, rows, d, h_in.data<T>(),
-                    bo.data<T>(), out.data<T>());
-      product({c}, {O}, {out}, rows, d, h, false, true, 1.0);
-    }
+    AVEY_DISPATCH("matmul", out, matmul_residual_bias, c.data<T>(), h, O.data<T>(), h + mh, h_in.data<T>(),
+                  bo.data<T>(), out.data<T>(), rows, d, h, false, true);
     if (mh > 0) product({zh}, {O, h}, {out}, rows, d, mh, false, true, 1.0);
   }
   record(out, "avey.block_body", {h_in, norm_g, U, b, spatial, O, bo},

@@ -9,32 +9,14 @@
 // (as in matmul.cu). Times are medians of 20 launches between CUDA events, after a warm-up, on
 // random (not zero) inputs.
 #include <cublasLt.h>
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
 
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "avey/config.h"
+#include "benchmarks/cuda_bench.cuh"
 
 namespace {
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "bench_gemm: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-void check(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) {
-    std::fprintf(stderr, "bench_gemm: %s: %s\n", what, cublasGetStatusString(s));
-    std::exit(1);
-  }
-}
 
 struct Shape {
   std::string name;
@@ -42,35 +24,6 @@ struct Shape {
   bool ta, tb;
   float beta;
 };
-
-__global__ void fill_random(__nv_bfloat16* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t x = uint32_t(i) * 2654435761u ^ seed;
-    x ^= x >> 13, x *= 0x5bd1e995u, x ^= x >> 15;
-    p[i] = __float2bfloat16((float(x & 0xFFFF) / 65535.f - 0.5f) * 0.5f);
-  }
-}
-
-template <class F> float median_ms(F launch, cudaStream_t s) {
-  cudaEvent_t e0, e1;
-  check(cudaEventCreate(&e0), "event");
-  check(cudaEventCreate(&e1), "event");
-  for (int i = 0; i < 3; ++i) launch();
-  std::vector<float> t;
-  for (int i = 0; i < 20; ++i) {
-    check(cudaEventRecord(e0, s), "record");
-    launch();
-    check(cudaEventRecord(e1, s), "record");
-    check(cudaEventSynchronize(e1), "sync");
-    float ms;
-    check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
-    t.push_back(ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 }  // namespace
 
@@ -138,25 +91,13 @@ int main(int argc, char** argv) {
     for (const Shape& sh : shapes) {
       const size_t a_n = size_t(sh.batch) * sh.M * sh.K, b_n = size_t(sh.batch) * sh.K * sh.N,
                    c_n = size_t(sh.batch) * sh.M * sh.N;
-      __nv_bfloat16 *A, *Bm, *Cm;
-      check(cudaMalloc(&A, a_n * 2), "A");
-      check(cudaMalloc(&Bm, b_n * 2), "B");
-      check(cudaMalloc(&Cm, c_n * 2), "C");
-      fill_random<<<1024, 256, 0, s>>>(A, a_n, 1);
-      fill_random<<<1024, 256, 0, s>>>(Bm, b_n, 2);
-      fill_random<<<1024, 256, 0, s>>>(Cm, c_n, 3);
+      __nv_bfloat16 *A = random_bf16(a_n, 1, s), *Bm = random_bf16(b_n, 2, s), *Cm = random_bf16(c_n, 3, s);
       const float alpha = 1.f, beta = sh.beta;
       const int lda = sh.ta ? sh.M : sh.K, ldb = sh.tb ? sh.K : sh.N;
       const long long sA = (long long)sh.M * sh.K, sB = (long long)sh.K * sh.N, sC = (long long)sh.M * sh.N;
       const cublasOperation_t opB = sh.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opA = sh.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-      float t_default = median_ms(
-          [&] {
-            check(cublasGemmStridedBatchedEx(cb, opB, opA, sh.N, sh.M, sh.K, &alpha, Bm, CUDA_R_16BF, ldb, sB, A,
-                                             CUDA_R_16BF, lda, sA, &beta, Cm, CUDA_R_16BF, sh.N, sC, sh.batch,
-                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                  "gemm");
-          },
-          s);
+      float t_default =
+          median_ms([&] { cublas_gemm(cb, sh.batch, sh.M, sh.N, sh.K, sh.ta, sh.tb, A, Bm, Cm, sh.beta); }, s);
       // cuBLASLt: column-major "A" = our B (rows of B^T...), as above.
       cublasLtMatmulDesc_t desc;
       check(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "desc");

@@ -8,16 +8,9 @@
 // Shapes: Avey's small config (64 contexts of C = 512 rows, half width 768) and tiny (128
 // contexts, 256). Times are medians of 20 launches between CUDA events on the engine's stream,
 // after 3 warm-up launches, on random (not zero) inputs; L and W lower triangular.
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
-
-#include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <functional>
-#include <vector>
 
+#include "benchmarks/cuda_bench.cuh"
 #include "kernels/cuda/common.cuh"  // stream()
 #include "kernels/cuda/kernels.h"
 
@@ -26,67 +19,13 @@ namespace {
 using kernels::bf16;
 namespace kc = kernels::cuda;
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::fprintf(stderr, "bench_tril_matmul: %s: %s\n", what, cudaGetErrorString(e));
-    std::exit(1);
-  }
-}
-void check(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) {
-    std::fprintf(stderr, "bench_tril_matmul: %s: %s\n", what, cublasGetStatusString(s));
-    std::exit(1);
-  }
-}
-
-__global__ void fill_random(__nv_bfloat16* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t x = uint32_t(i) * 2654435761u ^ seed;
-    x ^= x >> 13, x *= 0x5bd1e995u, x ^= x >> 15;
-    p[i] = __float2bfloat16((float(x & 0xFFFF) / 65535.f - 0.5f) * 0.5f);
-  }
-}
-
-bf16* random_buffer(size_t n, uint32_t seed) {
-  void* p;
-  check(cudaMalloc(&p, n * 2), "cudaMalloc");
-  fill_random<<<1024, 256, 0, kc::stream()>>>(static_cast<__nv_bfloat16*>(p), n, seed);
-  check(cudaGetLastError(), "fill_random");
-  return static_cast<bf16*>(p);
-}
-
-float median_ms(const std::function<void()>& launch) {
-  cudaEvent_t e0, e1;
-  check(cudaEventCreate(&e0), "event");
-  check(cudaEventCreate(&e1), "event");
-  for (int i = 0; i < 3; ++i) launch();
-  std::vector<float> t;
-  for (int i = 0; i < 20; ++i) {
-    check(cudaEventRecord(e0, kc::stream()), "record");
-    launch();
-    check(cudaEventRecord(e1, kc::stream()), "record");
-    check(cudaEventSynchronize(e1), "sync");
-    float ms;
-    check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
-    t.push_back(ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+bf16* random_buffer(size_t n, uint32_t seed) { return random_bf16<bf16>(n, seed, kc::stream()); }
+float median_ms(const std::function<void()>& launch) { return median_ms(launch, kc::stream()); }
 
 cublasHandle_t g_cublas;
 
-// Row-major C[b] = op(A[b]) op(B[b]) + beta C[b] as cuBLAS's column-major C^T = op(B)^T op(A)^T.
 void gemm(int batch, int M, int N, int K, bool ta, bool tb, const bf16* A, const bf16* B, bf16* C, float beta) {
-  const float alpha = 1.f;
-  const int lda = ta ? M : K, ldb = tb ? K : N;
-  check(cublasGemmStridedBatchedEx(g_cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                                   &alpha, B, CUDA_R_16BF, ldb, (long long)K * N, A, CUDA_R_16BF, lda, (long long)M * K,
-                                   &beta, C, CUDA_R_16BF, N, (long long)M * N, batch, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT),
-        "cublasGemmStridedBatchedEx");
+  cublas_gemm(g_cublas, batch, M, N, K, ta, tb, A, B, C, beta);
 }
 
 void print_row(const char* fn, const char* shape, float full, float unfused, float ours) {

@@ -54,6 +54,12 @@ void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, i
 template <class T>
 void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
                bool ta, bool tb, double alpha, double beta);
+// D = op(A) op(B) + R + bias (bias [N] added to every row; R, D [M, N] contiguous; A, B with row
+// lengths lda, ldb): a residual and a bias entering with a product (the GPU does them in the
+// product's epilogue: avey/block.cpp's fuser).
+template <class T>
+void matmul_residual_bias(const T* A, int64_t lda, const T* B, int64_t ldb, const T* R, const T* bias, T* D, int64_t M,
+                          int64_t N, int64_t K, bool ta, bool tb);
 // y[b] = x[b]^T for a batch of rows x cols matrices.
 template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y);
 

@@ -50,6 +50,15 @@ void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t l
   one_product(A, lda, B, ldb, C, ldc, M, N, K, ta, tb, T(alpha), T(beta));
 }
 
+template <class T>
+void matmul_residual_bias(const T* A, int64_t lda, const T* B, int64_t ldb, const T* R, const T* bias, T* D, int64_t M,
+                          int64_t N, int64_t K, bool ta, bool tb) {
+#pragma omp parallel for schedule(static) if (M * N > 65536)
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t c = 0; c < N; ++c) D[r * N + c] = R[r * N + c] + bias[c];
+  one_product(A, lda, B, ldb, D, N, M, N, K, ta, tb, T(1), T(1));
+}
+
 template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y) {
 #pragma omp parallel for schedule(static) if (batch * rows * cols > 65536)
   for (int64_t b = 0; b < batch; ++b) {
@@ -66,6 +75,10 @@ template void matmul_ld<float>(const float*, int64_t, const float*, int64_t, flo
                                bool, bool, double, double);
 template void matmul_ld<double>(const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t, int64_t,
                                 int64_t, bool, bool, double, double);
+template void matmul_residual_bias<float>(const float*, int64_t, const float*, int64_t, const float*, const float*,
+                                          float*, int64_t, int64_t, int64_t, bool, bool);
+template void matmul_residual_bias<double>(const double*, int64_t, const double*, int64_t, const double*,
+                                           const double*, double*, int64_t, int64_t, int64_t, bool, bool);
 template void transpose<float>(int64_t, int64_t, int64_t, const float*, float*);
 template void transpose<double>(int64_t, int64_t, int64_t, const double*, double*);
 

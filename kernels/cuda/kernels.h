@@ -31,8 +31,7 @@ void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, i
 template <class T>
 void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
                bool ta, bool tb, double alpha, double beta);
-// D = op(A) op(B) + R + bias (bias [N] added to every row; R, D [M, N] contiguous; A, B with row
-// lengths lda, ldb): the residual and the bias as the product's epilogue (CUDA only: avey/block.cpp's fuser).
+// D = op(A) op(B) + R + bias: the residual and the bias as cuBLASLt's epilogue of the product.
 template <class T>
 void matmul_residual_bias(const T* A, int64_t lda, const T* B, int64_t ldb, const T* R, const T* bias, T* D, int64_t M,
                           int64_t N, int64_t K, bool ta, bool tb);

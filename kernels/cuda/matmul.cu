@@ -22,13 +22,13 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -62,12 +62,17 @@ struct Gemm {
   int64_t strideA, strideB, strideC;
   int alignA, alignB, alignC;  // the pointers' alignment in bytes (a power of two, at most 256)
 
-  std::string key() const {
-    std::ostringstream k;
-    k << int(in) << ' ' << int(out) << ' ' << batch << ' ' << M << ' ' << N << ' ' << K << ' ' << ta << tb
-      << accumulate << bias << addend << ' ' << lda << ' ' << ldb << ' ' << ldc << ' ' << strideA << ' ' << strideB << ' ' << strideC << ' ' << alignA << ' ' << alignB << ' '
-      << alignC;
-    return k.str();
+  // Everything that picks the kernel, as numbers: the plan cache's key (no allocation per product).
+  using Key = std::array<int64_t, 20>;
+  Key key() const {
+    return {int64_t(in), int64_t(out), batch,   M,       N,       K,      ta,     tb,     accumulate, bias,
+            addend,      lda,          ldb,     ldc,     strideA, strideB, strideC, alignA, alignB, alignC};
+  }
+  // The same as text, for the tuning file (read and written once per shape).
+  std::string text() const {
+    std::string t;
+    for (int64_t v : key()) t += (t.empty() ? "" : " ") + std::to_string(v);
+    return t;
   }
 };
 
@@ -93,7 +98,7 @@ struct Tuner {
   cublasLtHandle_t lt = nullptr;
   cublasHandle_t blas = nullptr;
   void* workspace = nullptr;
-  std::unordered_map<std::string, Plan> plans;
+  std::map<Gemm::Key, Plan> plans;
   std::unordered_map<std::string, int> saved;  // key -> candidate rank, from the tuning file
   std::string path;
   bool tune = true;
@@ -225,9 +230,9 @@ struct Tuner {
   }
 
   const Plan& plan(const Gemm& g, const void* A, const void* B, const void* bias) {
-    const std::string key = g.key();
-    auto it = plans.find(key);
+    auto it = plans.find(g.key());
     if (it != plans.end()) return it->second;
+    const std::string key = g.text();
     Plan p = make(g);
     if (p.usable && tune && candidates.size() > 1) {
       auto s = saved.find(key);
@@ -240,7 +245,7 @@ struct Tuner {
       }
       p.algo = candidates[size_t(rank)].algo;
     }
-    return plans.emplace(key, p).first->second;
+    return plans.emplace(g.key(), p).first->second;
   }
 
   std::vector<cublasLtMatmulHeuristicResult_t> candidates;
@@ -274,7 +279,8 @@ bool gemm(cudaDataType_t in, cudaDataType_t out, const void* A, int64_t lda, con
   const Gemm g{in,  out,  batch, M,   N,   K,       ta,      tb,      beta != 0.f,  bias != nullptr, addend != nullptr,
                lda, ldb,  ldc,   strideA, strideB, strideC, alignment(A), alignment(B),
                std::min(alignment(C), alignment(Cin))};
-  const Plan& p = K > 0 ? t.plan(g, A, B, bias) : Plan{};
+  static const Plan none;  // K = 0: cuBLAS's plain call scales C
+  const Plan& p = K > 0 ? t.plan(g, A, B, bias) : none;
   if (p.usable) {
     if (bias) t.set_bias(p, bias);
     check_cublas(cublasLtMatmul(t.lt, p.desc, &alpha, B, p.la, A, p.lb, &beta, Cin, p.lc, C, p.lc, &p.algo,
