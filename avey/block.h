@@ -30,4 +30,21 @@ engine::Tensor block_body(const engine::Tensor& h, const engine::Tensor& norm_ga
                           const engine::Tensor& spatial, const engine::Tensor& fuser_w, const engine::Tensor& fuser_b,
                           const Config& cfg, int64_t contexts);
 
+// The last block, computed only for what the head reads: each context's current split, its last S
+// rows. Returns those rows of h + F(rmsnorm(h)), [N*S, d], equal to block_body's rows
+// C-S..C-1 of every context (tests/test_avey_block.cpp), at about a quarter of the cost:
+//   every row:        y = rmsnorm(h), Z0 = act(y U0^T + b0)     (the contextualizer mixes all of
+//                     a context's rows into the current ones, through Z0 only)
+//   current rows k:   [Z1 | Zh]_k = act(y_k Ur^T + br);  A_k = W_k (.) (Zn_k Zn^T)  [S, C], W_k the
+//                     last S rows of tril(V) (or A_k = W_k when not dynamic);  c_k = act_c(A_k Z0) (.) Z1_k;
+//                     out = h_k + b_o + [c_k | Zh_k] O^T
+//   backward:         dA_k = dYc_k Z0^T;  dV = tril(sum_n dA_k (.) cos_k) in rows C-S..C-1 only;
+//                     dZn = dCos_k^T Zn_k (every row) + dCos_k Zn (current rows), dCos_k = dA_k (.) W_k;
+//                     dZ0 = l2norm'(dZn) + A_k^T dYc_k;  dY = dP0 U0 + (dP_k Ur on the current rows);
+//                     dh = rmsnorm'(dY) + (dF on the current rows, zero elsewhere)
+engine::Tensor final_block_body(const engine::Tensor& h, const engine::Tensor& norm_gain,
+                                const engine::Tensor& enricher_w, const engine::Tensor& enricher_b,
+                                const engine::Tensor& spatial, const engine::Tensor& fuser_w,
+                                const engine::Tensor& fuser_b, const Config& cfg, int64_t contexts);
+
 }  // namespace avey

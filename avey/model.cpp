@@ -172,14 +172,32 @@ Tensor Model::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {
 }
 
 Tensor Model::run_blocks(Tensor h, int64_t N) const {
-  // The GPU's fast path: each block's body, its RMSNorm included, as one op (avey/block.h); same function.
-  const bool fused_body = h.is_cuda() && !composed_ && !cfg_.use_attention() && !cfg_.use_layernorm();
+  // The block body as one op (avey/block.h): the GPU's fast path for every block; on both devices
+  // the last block computes only the rows the head reads (final_block_body). Same function.
+  const bool body_op = !composed_ && !cfg_.use_attention() && !cfg_.use_layernorm();
+  const bool fused_body = h.is_cuda() && body_op;
+  if (blocks_.empty()) return current_split(h, N);
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    h = run_block(blocks_[i], h, N, fused_body);
+    const Block& blk = blocks_[i];
+    const bool last = i + 1 == blocks_.size();
+    if (last && body_op)
+      h = final_block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
+    else
+      h = run_block(blk, h, N, fused_body);
+    if (last && !body_op) h = current_split(h, N);
     if (block_hook_ && h.requires_grad())
       h.register_hook("block", [hook = block_hook_, i](const Tensor& g) { hook(int64_t(i), g); });
   }
   return h;
+}
+
+// Each context's current split, its last S rows: [N*C, d] -> [N*S, d].
+Tensor Model::current_split(const Tensor& h, int64_t N) const {
+  const int64_t C = cfg_.context_rows(), S = cfg_.split_size;
+  std::vector<int32_t> rows;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t s = 0; s < S; ++s) rows.push_back(int32_t(n * C + C - S + s));
+  return gather_rows(h, Tensor::from(rows, {N * S}, device_));
 }
 
 // One block, h + F(norm(h)): the separate fused layers (or, composed_, their op-by-op twins);
@@ -214,10 +232,9 @@ Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
   if (labels.dtype() != DType::I32 || labels.shape() != input_ids.shape())
     fail("avey loss", "labels must be i32 shaped like input_ids " + input_ids.describe() + ", got " + labels.describe());
   std::vector<int32_t> lab = labels.to(Device::CPU).to_vector<int32_t>();
-  const int64_t S = cfg_.split_size, n = (T + S - 1) / S, C = cfg_.context_rows();
-  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n), B * n);
-  // Keep the current split's rows of each context, only at labelled positions (the mean loss is
-  // over them; the other rows' logits never matter).
+  const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
+  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n), B * n);  // the current splits' rows
+  // Only the labelled positions (the mean loss is over them; the other rows' logits never matter).
   std::vector<int32_t> rows, targets;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) {
@@ -225,7 +242,7 @@ Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
       if (y == -100) continue;
       if (y < 0 || y >= cfg_.vocab_size)
         fail("avey loss", fmt::format("label {} outside the vocabulary [0, {})", y, cfg_.vocab_size));
-      rows.push_back(int32_t((b * n + t / S) * C + (C - S) + t % S));
+      rows.push_back(int32_t((b * n + t / S) * S + t % S));
       targets.push_back(y);
     }
   if (rows.empty()) fail("avey loss", "every label is -100: no position to average the loss over");
@@ -239,11 +256,11 @@ Tensor Model::logits(const Tensor& input_ids) {
   NoGrad no_grad;
   int64_t B, T;
   std::vector<int32_t> ids = host_ids(input_ids, B, T);
-  const int64_t S = cfg_.split_size, n = (T + S - 1) / S, C = cfg_.context_rows();
+  const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
   Tensor h = run_blocks(contexts(embed(ids, B, T), B, n), B * n);
   std::vector<int32_t> rows;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) rows.push_back(int32_t((b * n + t / S) * C + (C - S) + t % S));
+    for (int64_t t = 0; t < T; ++t) rows.push_back(int32_t((b * n + t / S) * S + t % S));
   Tensor hf = norm(gather_rows(h, Tensor::from(rows, {B * T}, device_)), lnf_w_, lnf_b_);
   return reshape(matmul(hf, wte_, false, true), {B, T, cfg_.vocab_size});
 }
@@ -267,7 +284,7 @@ Tensor Model::next_token_logits(const std::vector<int32_t>& ids) {
   ContextPlan plan = plan_contexts(cfg_, 1, n, {J}, host, J);
   Tensor ctx = build_contexts(reshape(x, {n, S * d}), Tensor(), plan);  // [K, S*d] = one context
   Tensor h = run_blocks(reshape(ctx, {C, d}), 1);
-  const int64_t pos = C - S + (T - 1 - J * S);
+  const int64_t pos = T - 1 - J * S;  // in the current split
   Tensor last = norm(h.view(pos * d, {1, d}), lnf_w_, lnf_b_);
   return reshape(matmul(last, wte_, false, true), {cfg_.vocab_size});
 }

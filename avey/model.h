@@ -70,8 +70,9 @@ class Model {
   std::map<std::string, engine::Tensor> state() const;  // views of the parameters
 
   // Studying gradients layer by layer: during each backward after this, hook(i, g) is called with
-  // g = dL/d(output of block i), [contexts*C, d], for every block (the last block first). An
-  // empty function turns it off. Parameter gradients are read from params() after backward.
+  // g = dL/d(output of block i), [contexts*C, d], for every block (the last block first); the
+  // last block's output is only each context's current split, [contexts*S, d] (all the head
+  // reads). An empty function turns it off. Parameter gradients are read from params() after backward.
   using BlockHook = std::function<void(int64_t layer, const engine::Tensor& grad)>;
   void set_block_hook(BlockHook hook) { block_hook_ = std::move(hook); }
 
@@ -86,7 +87,8 @@ class Model {
   std::vector<int32_t> host_ids(const engine::Tensor& ids, int64_t& B, int64_t& T) const;
   engine::Tensor embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B*Tp, d]
   engine::Tensor contexts(const engine::Tensor& x, int64_t B, int64_t n) const;        // [B*n*C, d]
-  engine::Tensor run_blocks(engine::Tensor h, int64_t contexts) const;                 // [N*C, d]
+  engine::Tensor run_blocks(engine::Tensor h, int64_t contexts) const;                 // [N*S, d]
+  engine::Tensor current_split(const engine::Tensor& h, int64_t contexts) const;      // [N*C, d] -> [N*S, d]
   engine::Tensor run_block(const Block& blk, const engine::Tensor& h, int64_t contexts, bool fused_body) const;
   engine::Tensor norm(const engine::Tensor& x, const engine::Tensor& w, const engine::Tensor& b) const;
 

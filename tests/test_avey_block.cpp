@@ -1,8 +1,10 @@
 // avey::block_body (the GPU's one-op block body with its RMSNorm and residual, avey/block.h)
 // equals the residual plus the separate fused layers (rms_norm, enricher, column split,
-// contextualizer, fuser),
-// forward and backward, in f64 on the CPU, for the configs that change its code paths; plus an
-// f64 finite-difference check.
+// contextualizer, fuser), and avey::final_block_body equals block_body's current-split rows,
+// forward and backward, in f64 on the CPU, for the configs that change their code paths; plus an
+// f64 finite-difference check of each.
+#include <functional>
+
 #include "avey/activation.h"
 #include "avey/block.h"
 #include "avey/contextualizer.h"
@@ -29,14 +31,13 @@ Tensor layers(const std::vector<Tensor>& x, const avey::Config& cfg, int64_t N) 
   return add(x[6], avey::fuser(reshape(c, {N * C, h}), mh > 0 ? parts[2] : Tensor(), x[4], x[5]));
 }
 
-}  // namespace
-
-TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64), and passes a gradient check") {
-  struct Variant {
-    const char* name;
-    void (*set)(avey::Config&);
-  };
-  std::vector<Variant> variants = {
+struct Variant {
+  const char* name;
+  void (*set)(avey::Config&);
+};
+// The configs that change the block's code paths.
+std::vector<Variant> variants() {
+  return {
       {"default", [](avey::Config&) {}},
       {"not dynamic", [](avey::Config& c) { c.dynamic = false; }},
       {"no enricher activation", [](avey::Config& c) { c.enricher_activation = avey::Activation::None; }},
@@ -46,33 +47,77 @@ TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64)
       {"no bypass", [](avey::Config& c) { c.tail_proportion = 1.0; }},
       {"e3 p0.3", [](avey::Config& c) { c.expansion_factor = 3, c.tail_proportion = 0.3; }},
   };
-  for (const Variant& v : variants) {
+}
+
+// The block's inputs: norm gain, U, b, V, O, b_o, and (x[6]) the residual input h.
+std::vector<Tensor> block_inputs(const avey::Config& cfg, int64_t N, Rng& rng) {
+  const int64_t C = cfg.context_rows(), d = cfg.d_embed, m = cfg.expanded_width();
+  return {random_leaf({d}, rng),          random_leaf({m, d}, rng),
+          random_leaf({m}, rng),          random_leaf({C, C}, rng),
+          random_leaf({d, cfg.fuser_in()}, rng), random_leaf({d}, rng),
+          random_leaf({N * C, d}, rng, 0.05)};
+}
+
+// Forward and every input's gradient of a and b (same inputs x) agree, for a random weighting of the output.
+void check_same(const std::function<Tensor(const std::vector<Tensor>&)>& fa,
+                const std::function<Tensor(const std::vector<Tensor>&)>& fb, std::vector<Tensor>& x, Rng& rng) {
+  Tensor a = fa(x), b = fb(x);
+  CHECK(rel_diff(a, b) < 1e-12);
+  Tensor w = random_leaf(a.shape(), rng).detach();
+  std::vector<Tensor> ga, gb;
+  sum(mul(a, w)).backward();
+  for (Tensor& t : x) ga.push_back(t.grad().clone()), t.zero_grad();
+  sum(mul(b, w)).backward();
+  for (Tensor& t : x) gb.push_back(t.grad().clone()), t.zero_grad();
+  for (size_t i = 0; i < x.size(); ++i) {
+    CAPTURE(i);
+    CHECK(rel_diff(ga[i], gb[i]) < 1e-10);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64), and passes a gradient check") {
+  for (const Variant& v : variants()) {
     CAPTURE(v.name);
     avey::Config cfg;
     cfg.vocab_size = 11, cfg.d_embed = 6, cfg.n_layers = 1, cfg.split_size = 2, cfg.top_k = 1;
     v.set(cfg);
     cfg.validate();
-    const int64_t N = 2, C = cfg.context_rows(), d = cfg.d_embed, m = cfg.expanded_width();
+    const int64_t N = 2;
     Rng rng(3);
-    std::vector<Tensor> x = {random_leaf({d}, rng), random_leaf({m, d}, rng), random_leaf({m}, rng),
-                             random_leaf({C, C}, rng), random_leaf({d, cfg.fuser_in()}, rng), random_leaf({d}, rng),
-                             random_leaf({N * C, d}, rng, 0.05)};  // x[6]: the residual input h
+    std::vector<Tensor> x = block_inputs(cfg, N, rng);
     auto fused = [&](const std::vector<Tensor>& in) {
       return avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
     };
-    Tensor a = fused(x), b = layers(x, cfg, N);
-    CHECK(rel_diff(a, b) < 1e-12);
-    Tensor w = random_leaf(a.shape(), rng).detach();
-    std::vector<Tensor> ga, gb;
-    sum(mul(a, w)).backward();
-    for (Tensor& t : x) ga.push_back(t.grad().clone()), t.zero_grad();
-    sum(mul(b, w)).backward();
-    for (Tensor& t : x) gb.push_back(t.grad().clone()), t.zero_grad();
-    for (size_t i = 0; i < x.size(); ++i) {
-      CAPTURE(i);
-      CHECK(rel_diff(ga[i], gb[i]) < 1e-10);
-    }
+    check_same(fused, [&](const std::vector<Tensor>& in) { return layers(in, cfg, N); }, x, rng);
     if (cfg.enricher_activation != avey::Activation::None)  // relu^2 has a kink at 0; inputs stay away from it
       testing::check_gradients(fused, x);
+  }
+}
+
+TEST_CASE("final_block_body equals block_body's current-split rows (f64), and passes a gradient check") {
+  for (const Variant& v : variants()) {
+    CAPTURE(v.name);
+    avey::Config cfg;
+    cfg.vocab_size = 11, cfg.d_embed = 6, cfg.n_layers = 1, cfg.split_size = 2, cfg.top_k = 2;
+    v.set(cfg);
+    cfg.validate();
+    const int64_t N = 3, C = cfg.context_rows(), S = cfg.split_size;
+    Rng rng(5);
+    std::vector<Tensor> x = block_inputs(cfg, N, rng);
+    std::vector<int32_t> current;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) current.push_back(int32_t(n * C + C - S + s));
+    auto final_block = [&](const std::vector<Tensor>& in) {
+      return avey::final_block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
+    };
+    auto full_block = [&](const std::vector<Tensor>& in) {
+      Tensor all = avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
+      return gather_rows(all, Tensor::from(current, {N * S}));
+    };
+    CHECK(final_block(x).shape() == Shape{N * S, cfg.d_embed});
+    check_same(final_block, full_block, x, rng);
+    if (cfg.enricher_activation != avey::Activation::None) testing::check_gradients(final_block, x);
   }
 }

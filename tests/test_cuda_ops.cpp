@@ -133,6 +133,9 @@ std::vector<GpuCase> cases() {
       {"avey block_body (16-byte vector widths)",
        {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
        [bc, bN](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, bN); }},
+      {"avey final_block_body (the current split's rows)",
+       {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
+       [bc, bN](V x) { return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, bN); }},
       {"composite: mlp", {F({64, 48}), F({96, 48}), F({96}), F({48, 96})},
        [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},
   };

@@ -1,0 +1,208 @@
+#include "avey/activation.h"
+#include "avey/block.h"
+#include "avey/contextualizer.h"
+#include "avey/norm.h"
+#include "engine/dispatch.h"
+
+namespace avey {
+
+using namespace engine;
+
+namespace {
+
+// One operand of a product per context: context n's matrix starts at element offset + n * stride
+// of t (a stride of 0 shares one matrix), its rows contiguous.
+struct PerContext {
+  Tensor t;
+  int64_t offset = 0, stride = 0;
+};
+// C_n = op(A_n) op(B_n) + beta C_n for n < N (op(A_n) M x K, op(B_n) K x cols).
+void product(PerContext a, PerContext b, PerContext c, int64_t N, int64_t M, int64_t cols, int64_t K, bool ta, bool tb,
+             double beta) {
+  AVEY_DISPATCH("matmul", c.t, matmul, a.t.data<T>() + a.offset, b.t.data<T>() + b.offset, c.t.data<T>() + c.offset, N,
+                M, cols, K, ta, tb, 1.0, beta, a.stride, b.stride, c.stride);
+}
+// One product over every row: C = op(A) op(B) + beta C.
+void product(const Tensor& a, const Tensor& b, const Tensor& c, int64_t M, int64_t cols, int64_t K, bool ta, bool tb,
+             double beta) {
+  product({a}, {b}, {c}, 1, M, cols, K, ta, tb, beta);
+}
+
+// x [N*C, w] -> its rows C-S..C-1 of every context, [N*S, w] (a copy).
+Tensor current_rows(const Tensor& x, int64_t N, int64_t C, int64_t S) {
+  const int64_t w = x.size(1);
+  Tensor y = Tensor::empty({N * S, w}, x.dtype(), x.device());
+  AVEY_DISPATCH("copy_cols", y, copy_cols, N, S * w, x.data<T>(), C * w, (C - S) * w, y.data<T>(), S * w, 0, false);
+  return y;
+}
+// into[N*C, w]'s rows C-S..C-1 of every context += x [N*S, w] (or = x, accumulate false).
+void to_current_rows(const Tensor& x, Tensor into, int64_t N, int64_t C, int64_t S, bool accumulate) {
+  const int64_t w = x.size(1);
+  AVEY_DISPATCH("copy_cols", into, copy_cols, N, S * w, x.data<T>(), S * w, 0, into.data<T>(), C * w, (C - S) * w,
+                accumulate);
+}
+
+kernels::Unary unary_or_relu(Activation a) {
+  switch (a) {
+    case Activation::Relu2: return kernels::Unary::Relu2;
+    case Activation::Gelu: return kernels::Unary::Gelu;
+    case Activation::Silu: return kernels::Unary::Silu;
+    default: return kernels::Unary::Relu;  // also the placeholder for None (has_act = false)
+  }
+}
+
+// x [N, S, C] (.) w [S, C] for every context n.
+Tensor mul_per_context(const Tensor& x, const Tensor& w) {
+  const int64_t N = x.size(0), R = x.size(1), C = x.size(2);
+  return reshape(mul(reshape(x, {N, R * C}), reshape(w, {R * C})), {N, R, C});
+}
+
+}  // namespace
+
+Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
+                        const Tensor& O, const Tensor& bo, const Config& cfg, int64_t N) {
+  const int64_t C = cfg.context_rows(), S = cfg.split_size, r0 = C - S, h = cfg.half_tail(), mh = cfg.head_width();
+  const int64_t m = U.size(0), rows = h_in.size(0), d = h_in.size(1), kept = N * S;
+  if (h_in.ndim() != 2 || rows != N * C || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
+    fail("final_block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
+  const bool has_act = cfg.enricher_activation != Activation::None;
+  const kernels::Unary f = unary_or_relu(cfg.enricher_activation);
+  const Activation cact = cfg.contextualizer_activation;
+  const bool dynamic = cfg.dynamic, h_grad = h_in.requires_grad();
+  const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;  // as block_body
+  const Tensor U0 = U.view(0, {h, d}), Ur = U.view(h * d, {h + mh, d});  // U's rows for Z0, and for [Z1 | Zh]
+  Tensor y, rstd, yk, P0, Pk, z0, z1, zh, zn, denom, w, wk, cos, a, yc, c, out;
+  {
+    NoGrad no_grad;
+    y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
+    rstd = Tensor::empty({rows}, h_in.dtype(), h_in.device());
+    AVEY_DISPATCH("rmsnorm", y, rmsnorm, rows, d, h_in.data<T>(), norm_g.data<T>(), kRmsEps, y.data<T>(),
+                  rstd.data<T>());
+    yk = current_rows(y, N, C, S);
+    // ---- enricher: Z0 on every row (the contextualizer mixes a context's rows into the current
+    // ones), Z1 and Zh on the current rows only
+    P0 = Tensor::empty({rows, h}, y.dtype(), y.device());
+    product(y, U0, P0, rows, h, d, false, true, 0.0);
+    Pk = Tensor::empty({kept, h + mh}, y.dtype(), y.device());
+    product(yk, Ur, Pk, kept, h + mh, d, false, true, 0.0);
+    z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
+    z1 = Tensor::empty({N, S, h}, y.dtype(), y.device());
+    if (mh > 0) zh = Tensor::empty({kept, mh}, y.dtype(), y.device());
+    AVEY_DISPATCH("bias_act_split", P0, bias_act_split, rows, h, P0.data<T>(), b.data<T>(), has_act, f, h, 0,
+                  z0.data<T>(), nullptr, nullptr, keep_p);
+    AVEY_DISPATCH("bias_act_split", Pk, bias_act_split, kept, h + mh, Pk.data<T>(), b.data<T>() + h, has_act, f, h, mh,
+                  z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, nullptr, keep_p);
+    if (!keep_p) P0 = Pk = Tensor();
+    // ---- contextualizer, current rows: A_k = W_k (.) (Zn_k Zn^T) [S, C], W_k = tril(V)'s last S rows
+    w = tril(spatial);
+    wk = w.view(r0 * C, {S, C});
+    if (dynamic) {
+      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
+      AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps, zn.data<T>(),
+                    denom.data<T>());
+      cos = Tensor::empty({N, S, C}, y.dtype(), y.device());
+      product({zn, r0 * h, C * h}, {zn, 0, C * h}, {cos, 0, S * C}, N, S, C, h, false, true, 0.0);
+      a = mul_per_context(cos, wk);
+    }
+    yc = Tensor::empty({N, S, h}, y.dtype(), y.device());
+    product(dynamic ? PerContext{a, 0, S * C} : PerContext{wk, 0, 0}, {z0, 0, C * h}, {yc, 0, S * h}, N, S, h, C, false,
+            false, 0.0);
+    c = reshape(mul(activate(cact, yc), z1), {kept, h});
+    // ---- fuser and residual on the current rows
+    out = Tensor::empty({kept, d}, h_in.dtype(), h_in.device());
+    const Tensor hk = current_rows(h_in, N, C, S);
+    AVEY_DISPATCH("matmul", out, matmul_residual_bias, c.data<T>(), h, O.data<T>(), h + mh, hk.data<T>(), bo.data<T>(),
+                  out.data<T>(), kept, d, h, false, true);
+    if (mh > 0)  // out += Zh O1^T, O1 = O[:, h:] read in place
+      AVEY_DISPATCH("matmul", out, matmul_ld, zh.data<T>(), mh, O.data<T>() + h, h + mh, out.data<T>(), d, kept, d, mh,
+                    false, true, 1.0, 1.0);
+  }
+  record(out, "avey.final_block_body", {h_in, norm_g, U, b, spatial, O, bo},
+         [=](const Tensor& gf) -> std::vector<Tensor> {
+           Tensor gh, gg, gU, gb, gV, gO, gbo;
+           const bool norm_pass = h_grad || norm_g.requires_grad();
+           if (bo.requires_grad() && !(norm_pass && gf.is_cuda())) gbo = sum_rows(gf);
+           // ---- fuser: dO = [dF^T c | dF^T Zh], dc = dF O0, dZh = dF O1 (current rows)
+           if (O.requires_grad()) {
+             gO = Tensor::empty(O.shape(), O.dtype(), O.device());
+             AVEY_DISPATCH("matmul", gO, matmul_ld, gf.data<T>(), d, c.data<T>(), h, gO.data<T>(), h + mh, d, h, kept,
+                           true, false, 1.0, 0.0);
+             if (mh > 0)
+               AVEY_DISPATCH("matmul", gO, matmul_ld, gf.data<T>(), d, zh.data<T>(), mh, gO.data<T>() + h, h + mh, d,
+                             mh, kept, true, false, 1.0, 0.0);
+           }
+           Tensor gc = Tensor::empty({N, S, h}, gf.dtype(), gf.device()), gzh;
+           AVEY_DISPATCH("matmul", gc, matmul_ld, gf.data<T>(), d, O.data<T>(), h + mh, gc.data<T>(), h, kept, h, d,
+                         false, false, 1.0, 0.0);
+           if (mh > 0) {
+             gzh = Tensor::empty({kept, mh}, gf.dtype(), gf.device());
+             AVEY_DISPATCH("matmul", gzh, matmul_ld, gf.data<T>(), d, O.data<T>() + h, h + mh, gzh.data<T>(), mh, kept,
+                           mh, d, false, false, 1.0, 0.0);
+           }
+           // ---- contextualizer: dZ1 = dc (.) act(Yc), dYc = act'(Yc) (.) dc (.) Z1, dA_k = dYc Z0^T [S, C]
+           Tensor gz1 = mul(gc, activate(cact, yc)), gyc = activation_grad(cact, yc, mul(gc, z1));
+           Tensor ga = Tensor::empty({N, S, C}, gyc.dtype(), gyc.device());
+           product({gyc, 0, S * h}, {z0, 0, C * h}, {ga, 0, S * C}, N, S, C, h, false, true, 0.0);
+           Tensor gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+           Tensor gvk;  // dV's last S rows (the rows above get no gradient: only the current rows use them)
+           if (dynamic) {
+             if (spatial.requires_grad()) gvk = reshape(sum_rows(reshape(mul(ga, cos), {N, S * C})), {S, C});
+             // dZn = dCos_k^T Zn_k on every row, + dCos_k Zn on the current rows; dCos_k = dA_k (.) W_k
+             Tensor gcos = mul_per_context(ga, wk), gzn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+             product({gcos, 0, S * C}, {zn, r0 * h, C * h}, {gzn, 0, C * h}, N, C, h, S, true, false, 0.0);
+             product({gcos, 0, S * C}, {zn, 0, C * h}, {gzn, r0 * h, C * h}, N, S, h, C, false, false, 1.0);
+             AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
+                           kCosineEps, denom.data<T>(), gzn.data<T>(), gz0.data<T>());
+             product({a, 0, S * C}, {gyc, 0, S * h}, {gz0, 0, C * h}, N, C, h, S, true, false, 1.0);  // += A_k^T dYc
+           } else {
+             if (spatial.requires_grad()) gvk = reshape(sum_rows(reshape(ga, {N, S * C})), {S, C});
+             product({wk, 0, 0}, {gyc, 0, S * h}, {gz0, 0, C * h}, N, C, h, S, true, false, 0.0);
+           }
+           if (gvk.defined()) gV = concat_rows({Tensor::zeros({r0, C}, gvk.dtype(), gvk.device()), tril(gvk, r0)});
+           // ---- enricher: dP0 = act'(.) dZ0 on every row, dPk = act'(.) [dZ1 | dZh] on the current rows
+           Tensor gp0 = Tensor::empty({rows, h}, y.dtype(), y.device());
+           Tensor gpk = Tensor::empty({kept, h + mh}, y.dtype(), y.device());
+           if (b.requires_grad()) gb = Tensor::empty({m}, y.dtype(), y.device());
+           AVEY_DISPATCH("act_grad_concat", gp0, act_grad_concat, rows, h, P0.defined() ? P0.data<T>() : nullptr,
+                         z0.data<T>(), nullptr, nullptr, has_act, f, h, 0, gz0.data<T>(), nullptr, nullptr,
+                         gp0.data<T>(), gb.defined() ? gb.data<T>() : nullptr);
+           AVEY_DISPATCH("act_grad_concat", gpk, act_grad_concat, kept, h + mh, Pk.defined() ? Pk.data<T>() : nullptr,
+                         z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, nullptr, has_act, f, h, mh, gz1.data<T>(),
+                         mh > 0 ? gzh.data<T>() : nullptr, nullptr, gpk.data<T>(),
+                         gb.defined() ? gb.data<T>() + h : nullptr);
+           if (U.requires_grad()) {  // dU = [dP0^T Y ; dPk^T Y_k]
+             gU = Tensor::empty(U.shape(), U.dtype(), U.device());
+             product(gp0, y, gU, h, d, rows, true, false, 0.0);
+             product(gpk, yk, gU.view(h * d, {h + mh, d}), h + mh, d, kept, true, false, 0.0);
+           }
+           // ---- the norm: dY = dP0 U0 (+ dPk Ur on the current rows); dh = rmsnorm'(dY) + dF on the current rows
+           Tensor gres = Tensor::zeros(h_in.shape(), gf.dtype(), gf.device());
+           to_current_rows(gf, gres, N, C, S, false);
+           if (norm_pass) {
+             Tensor gy = Tensor::empty(h_in.shape(), y.dtype(), y.device()), gyk = Tensor::empty({kept, d}, y.dtype(), y.device());
+             product(gp0, U0, gy, rows, d, h, false, false, 0.0);
+             product(gpk, Ur, gyk, kept, d, h + mh, false, false, 0.0);
+             to_current_rows(gyk, gy, N, C, S, true);
+             gh = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
+             gg = Tensor::empty(norm_g.shape(), norm_g.dtype(), norm_g.device());
+             if (gy.is_cuda()) {
+               ::engine::profile::Scope prof("rmsnorm", gy.device());
+               if (bo.requires_grad()) gbo = Tensor::empty(bo.shape(), gf.dtype(), gf.device());
+               AVEY_DISPATCH_CUDA("rmsnorm_backward", gy, rmsnorm_backward_residual, rows, d, h_in.data<T>(),
+                                  norm_g.data<T>(), rstd.data<T>(), gy.data<T>(), gres.data<T>(), gh.data<T>(),
+                                  gg.data<T>(), gbo.defined() ? gbo.data<T>() : nullptr);
+             } else {
+               AVEY_DISPATCH("rmsnorm_backward", gy, rmsnorm_backward, rows, d, h_in.data<T>(), norm_g.data<T>(),
+                             rstd.data<T>(), gy.data<T>(), gh.data<T>(), gg.data<T>());
+               gh = add(gh, gres);
+             }
+           } else if (h_grad) {
+             gh = gres;
+           }
+           return {h_grad ? gh : Tensor(), norm_g.requires_grad() ? gg : Tensor(), gU, gb, gV, gO, gbo};
+         });
+  return out;
+}
+
+}  // namespace avey
