@@ -1,6 +1,7 @@
 #include "avey/block.h"
 
 #include "avey/activation.h"
+#include "avey/block_parts.h"
 #include "avey/contextualizer.h"
 #include "avey/norm.h"
 #include "engine/dispatch.h"
@@ -8,23 +9,9 @@
 namespace avey {
 
 using namespace engine;
+using block_parts::mul_per_context;
 
 namespace {
-
-kernels::Unary unary_or_relu(Activation a) {
-  switch (a) {
-    case Activation::Relu2: return kernels::Unary::Relu2;
-    case Activation::Gelu: return kernels::Unary::Gelu;
-    case Activation::Silu: return kernels::Unary::Silu;
-    default: return kernels::Unary::Relu;  // also the placeholder for None (has_act = false)
-  }
-}
-
-// A [N, C, C] times one [C, C] matrix, element-wise per context.
-Tensor mul_per_context(const Tensor& x, const Tensor& w) {
-  const int64_t N = x.size(0), C = x.size(1);
-  return reshape(mul(reshape(x, {N, C * C}), reshape(w, {C * C})), {N, C, C});
-}
 
 // C = op(A) op(B) + beta C where each operand may be a column slice of a wider row-major matrix
 // t, starting at column col0 (the fuser weight's parts O0 = O[:, :h] and O1 = O[:, h:], and the
@@ -67,14 +54,12 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
   if (h_in.ndim() != 2 || rows != N * C || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
     fail("block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
   const bool has_act = cfg.enricher_activation != Activation::None;
-  const kernels::Unary f = unary_or_relu(cfg.enricher_activation);
+  const kernels::Unary f = block_parts::enricher_unary(cfg.enricher_activation);
   const Activation cact = cfg.contextualizer_activation;
   const bool dynamic = cfg.dynamic;
   const bool h_grad = h_in.requires_grad();
   const bool tri = use_triangle_kernels(h_in, cfg);
-  // relu and relu2 (and no activation) have act' as a function of act's output, so the backward
-  // needs only the saved z parts, not the pre-activation P (one Z-sized tensor a block).
-  const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;
+  const bool keep_p = block_parts::keeps_preactivation(cfg);
   Tensor y, rstd, P, z0, z1, zh, zn, denom, yc, cos, a, c, out;  // a = tril(V) (.) cos, kept for the backward
   Tensor w;                                                          // tril(V), for both passes
   {
@@ -218,19 +203,10 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
            if (norm_pass) {
              Tensor gy = matmul(gp, U);
              gp = Tensor();
-             gh = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
-             gg = Tensor::empty(norm_g.shape(), norm_g.dtype(), norm_g.device());
-             if (gy.is_cuda()) {
-               ::engine::profile::Scope prof("rmsnorm", gy.device());
-               if (bo.requires_grad()) gbo = Tensor::empty(bo.shape(), gf.dtype(), gf.device());
-               AVEY_DISPATCH_CUDA("rmsnorm_backward", gy, rmsnorm_backward_residual, rows, d, h_in.data<T>(),
-                                  norm_g.data<T>(), rstd.data<T>(), gy.data<T>(), gf.data<T>(), gh.data<T>(),
-                                  gg.data<T>(), gbo.defined() ? gbo.data<T>() : nullptr);
-             } else {
-               AVEY_DISPATCH("rmsnorm_backward", gy, rmsnorm_backward, rows, d, h_in.data<T>(), norm_g.data<T>(),
-                             rstd.data<T>(), gy.data<T>(), gh.data<T>(), gg.data<T>());
-               gh = add(gh, gf);
-             }
+             block_parts::NormGrads ng =
+                 block_parts::norm_backward_residual(h_in, norm_g, rstd, gy, gf, bo.requires_grad());
+             gh = ng.gh, gg = ng.gg;
+             if (ng.gbo.defined()) gbo = ng.gbo;
            } else if (h_grad) {
              gh = gf;
            }

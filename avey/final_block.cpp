@@ -1,5 +1,6 @@
 #include "avey/activation.h"
 #include "avey/block.h"
+#include "avey/block_parts.h"
 #include "avey/contextualizer.h"
 #include "avey/norm.h"
 #include "engine/dispatch.h"
@@ -7,6 +8,7 @@
 namespace avey {
 
 using namespace engine;
+using block_parts::mul_per_context;
 
 namespace {
 
@@ -42,21 +44,6 @@ void to_current_rows(const Tensor& x, Tensor into, int64_t N, int64_t C, int64_t
                 accumulate);
 }
 
-kernels::Unary unary_or_relu(Activation a) {
-  switch (a) {
-    case Activation::Relu2: return kernels::Unary::Relu2;
-    case Activation::Gelu: return kernels::Unary::Gelu;
-    case Activation::Silu: return kernels::Unary::Silu;
-    default: return kernels::Unary::Relu;  // also the placeholder for None (has_act = false)
-  }
-}
-
-// x [N, S, C] (.) w [S, C] for every context n.
-Tensor mul_per_context(const Tensor& x, const Tensor& w) {
-  const int64_t N = x.size(0), R = x.size(1), C = x.size(2);
-  return reshape(mul(reshape(x, {N, R * C}), reshape(w, {R * C})), {N, R, C});
-}
-
 }  // namespace
 
 Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
@@ -66,10 +53,10 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
   if (h_in.ndim() != 2 || rows != N * C || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
     fail("final_block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
   const bool has_act = cfg.enricher_activation != Activation::None;
-  const kernels::Unary f = unary_or_relu(cfg.enricher_activation);
+  const kernels::Unary f = block_parts::enricher_unary(cfg.enricher_activation);
   const Activation cact = cfg.contextualizer_activation;
   const bool dynamic = cfg.dynamic, h_grad = h_in.requires_grad();
-  const bool keep_p = has_act && f != kernels::Unary::Relu && f != kernels::Unary::Relu2;  // as block_body
+  const bool keep_p = block_parts::keeps_preactivation(cfg);
   const Tensor U0 = U.view(0, {h, d}), Ur = U.view(h * d, {h + mh, d});  // U's rows for Z0, and for [Z1 | Zh]
   Tensor y, rstd, yk, P0, Pk, z0, z1, zh, zn, denom, w, wk, cos, a, yc, c, out;
   {
@@ -184,19 +171,10 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
              product(gp0, U0, gy, rows, d, h, false, false, 0.0);
              product(gpk, Ur, gyk, kept, d, h + mh, false, false, 0.0);
              to_current_rows(gyk, gy, N, C, S, true);
-             gh = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
-             gg = Tensor::empty(norm_g.shape(), norm_g.dtype(), norm_g.device());
-             if (gy.is_cuda()) {
-               ::engine::profile::Scope prof("rmsnorm", gy.device());
-               if (bo.requires_grad()) gbo = Tensor::empty(bo.shape(), gf.dtype(), gf.device());
-               AVEY_DISPATCH_CUDA("rmsnorm_backward", gy, rmsnorm_backward_residual, rows, d, h_in.data<T>(),
-                                  norm_g.data<T>(), rstd.data<T>(), gy.data<T>(), gres.data<T>(), gh.data<T>(),
-                                  gg.data<T>(), gbo.defined() ? gbo.data<T>() : nullptr);
-             } else {
-               AVEY_DISPATCH("rmsnorm_backward", gy, rmsnorm_backward, rows, d, h_in.data<T>(), norm_g.data<T>(),
-                             rstd.data<T>(), gy.data<T>(), gh.data<T>(), gg.data<T>());
-               gh = add(gh, gres);
-             }
+             block_parts::NormGrads ng =
+                 block_parts::norm_backward_residual(h_in, norm_g, rstd, gy, gres, bo.requires_grad());
+             gh = ng.gh, gg = ng.gg;
+             if (ng.gbo.defined()) gbo = ng.gbo;
            } else if (h_grad) {
              gh = gres;
            }
