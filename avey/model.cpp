@@ -84,6 +84,15 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
   }
 }
 
+void Model::zero_grad() {
+  for (Param& p : params_) p.work.discard_grad();
+}
+
+Tensor& Model::flat_grads() {
+  for (Param& p : params_) p.work.grad();  // zeroes what no backward reached since zero_grad()
+  return flat_grad_;
+}
+
 void Model::refresh_working() {
   if (working_.defined()) working_.copy_(flat_.to(DType::BF16));
 }

@@ -49,12 +49,16 @@ class Model {
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
   engine::Tensor& flat_params() { return flat_; }
-  engine::Tensor& flat_grads() { return flat_grad_; }
+  // Every parameter's gradient, one flat buffer; a parameter no backward reached since
+  // zero_grad() reads zeros.
+  engine::Tensor& flat_grads();
   // The bf16 working copy of flat_params() in mixed precision; undefined otherwise.
   engine::Tensor& working_params() { return working_; }
   void refresh_working();  // working_params() = bf16(flat_params()); nothing when not mixed
   int64_t num_params() const { return flat_.numel(); }
-  void zero_grad() { flat_grad_.fill_(0.0); }
+  // Before a step's first backward: each parameter's next gradient is written into flat_grads(),
+  // not added (no pass that zeroes the buffer: engine::Tensor::discard_grad).
+  void zero_grad();
 
   // Mean cross-entropy over labels != -100; input_ids, labels [B, T] i32 (any device). Records the graph.
   engine::Tensor loss(const engine::Tensor& input_ids, const engine::Tensor& labels);

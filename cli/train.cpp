@@ -179,10 +179,9 @@ int run_train(int argc, char** argv) {
 
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = st.step;
-  engine::Tensor grads = model.flat_grads();
   while (st.step < std::min(max_steps, stop_at)) {
     const auto t0 = std::chrono::steady_clock::now();
-    grads.fill_(0.0);
+    model.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
       data::Batch b = loader.next();
@@ -193,6 +192,7 @@ int run_train(int argc, char** argv) {
       loss_sum += loss.item();
     }
     const double loss = loss_sum / double(accum);
+    engine::Tensor& grads = model.flat_grads();
     optim::ClipResult clip = optim::clip_grad_norm(grads, real("clip"));
     if (!std::isfinite(loss) || !std::isfinite(clip.norm))
       throw std::runtime_error(fmt::format("the loss or gradient became non-finite at step {} (loss {}, grad norm {}); "

@@ -210,22 +210,29 @@ static void visit(DType t, F&& f) {
   }
 }
 
-Tensor Tensor::to(DType dtype_) const {
-  if (dtype_ == dtype()) return *this;
-  Tensor out = empty(shape(), dtype_, device());
-  visit(dtype(), [&](auto s) {
-    visit(dtype_, [&](auto d) {
+namespace {
+// dst = src element-wise, converted to dst's dtype (one device, same number of elements).
+void convert_into(const Tensor& src, Tensor& dst) {
+  visit(src.dtype(), [&](auto s) {
+    visit(dst.dtype(), [&](auto d) {
       using S = decltype(s);
       using D = decltype(d);
-      if (device() == Device::CPU) {
-        kernels::cpu::convert(numel(), data<S>(), out.data<D>());
+      if (src.device() == Device::CPU) {
+        kernels::cpu::convert(src.numel(), src.data<S>(), dst.data<D>());
       } else {
 #ifdef AVEY_HAVE_CUDA
-        kernels::cuda::convert(numel(), data<S>(), out.data<D>());
+        kernels::cuda::convert(src.numel(), src.data<S>(), dst.data<D>());
 #endif
       }
     });
   });
+}
+}  // namespace
+
+Tensor Tensor::to(DType dtype_) const {
+  if (dtype_ == dtype()) return *this;
+  Tensor out = empty(shape(), dtype_, device());
+  convert_into(*this, out);
   return out;
 }
 
@@ -254,8 +261,9 @@ Tensor Tensor::view(int64_t offset, const Shape& shape_) const {
 }
 
 void Tensor::copy_(const Tensor& src) {
-  if (src.numel() != numel() || src.dtype() != dtype())
+  if (src.numel() != numel() || (src.dtype() != dtype() && src.device() != device()))
     fail("copy_", "source " + src.describe() + " does not fit " + describe());
+  if (src.dtype() != dtype()) return convert_into(src, *this);
   copy_bytes(raw(), device(), src.raw(), src.device(), size_t(numel()) * size_of(dtype()));
 }
 
@@ -283,7 +291,12 @@ Tensor& Tensor::requires_grad_(bool on) {
   return *this;
 }
 
-Tensor Tensor::grad() const { return checked().grad ? Tensor(impl_->grad) : Tensor(); }
+Tensor Tensor::grad() const {
+  if (!checked().grad) return Tensor();
+  Tensor g(impl_->grad);
+  if (impl_->grad_stale) g.fill_(0.0), impl_->grad_stale = false;
+  return g;
+}
 
 void Tensor::set_grad(const Tensor& g) {
   // A bf16 tensor may keep an f32 gradient (mixed precision: fp32 gradients of bf16 working weights).
@@ -295,7 +308,11 @@ void Tensor::set_grad(const Tensor& g) {
 }
 
 void Tensor::zero_grad() {
-  if (checked().grad) Tensor(impl_->grad).fill_(0.0);
+  if (checked().grad) Tensor(impl_->grad).fill_(0.0), impl_->grad_stale = false;
+}
+
+void Tensor::discard_grad() {
+  if (checked().grad) impl_->grad_stale = true;
 }
 
 void Tensor::backward() const { engine::backward(*this); }

@@ -38,6 +38,7 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;           // the op that made it; null for leaves
   std::shared_ptr<Node> grad_accumulator;  // leaves only: where their gradient arrives
   std::shared_ptr<TensorImpl> grad;        // leaves only: accumulated gradient (+= each backward)
+  bool grad_stale = false;                 // leaves only: grad holds old values (discard_grad)
   std::string name;
 };
 
@@ -83,7 +84,7 @@ class Tensor {
   Tensor clone() const;
   Tensor detach() const;                                   // same data, no autograd history
   Tensor view(int64_t offset, const Shape& shape) const;  // a window of this tensor's elements
-  void copy_(const Tensor& src);                           // element-wise copy into this tensor
+  void copy_(const Tensor& src);  // element-wise copy into this tensor (converting the dtype on one device)
   void fill_(double value);
 
   // ---- autograd ----
@@ -92,6 +93,10 @@ class Tensor {
   Tensor grad() const;                     // undefined until a backward reaches this leaf
   void set_grad(const Tensor& g);          // e.g. a view into a flat gradient buffer
   void zero_grad();
+  // zero_grad without the fill: the next gradient a backward brings is written into grad, not
+  // added (PyTorch's zero_grad(set_to_none=True), for a gradient that lives in a flat buffer);
+  // grad() reads zeros until then. Saves a pass over the buffer and a read of it each step.
+  void discard_grad();
   void backward() const;                   // from a scalar: d(this)/d(this) = 1
   Node* grad_fn() const;
   const std::string& name() const;

@@ -22,6 +22,25 @@ TEST_CASE("autograd: parameter gradients accumulate across backward calls") {
   CHECK(w.grad().to_vector<double>() == std::vector<double>{0, 0});
 }
 
+TEST_CASE("autograd: discard_grad makes the next gradient overwrite the buffer, then backward adds again") {
+  Tensor buf = Tensor::from(std::vector<double>{7, 7, 7, 7}, {4});  // a flat gradient buffer with stale values
+  Tensor w = Tensor::from(std::vector<double>{1, -2}, {2});
+  w.requires_grad_();
+  w.set_grad(buf.view(1, {2}));
+  w.discard_grad();
+  sum(scale(w, 2.0)).backward();
+  CHECK(buf.to_vector<double>() == std::vector<double>{7, 2, 2, 7});  // written, not added to the 7s
+  sum(scale(w, 3.0)).backward();
+  CHECK(buf.to_vector<double>() == std::vector<double>{7, 5, 5, 7});
+  w.discard_grad();  // no backward reaches w: reading its gradient gives zeros
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{0, 0});
+  CHECK(buf.to_vector<double>() == std::vector<double>{7, 0, 0, 7});
+  // the mixed-precision case writes a bf16 gradient into an f32 buffer: copy_ converts
+  Tensor f = Tensor::from(std::vector<float>{7, 7}, {2});
+  f.copy_(Tensor::from(std::vector<float>{1.5f, -3.0f}, {2}).to(DType::BF16));
+  CHECK(f.to_vector<float>() == std::vector<float>{1.5f, -3.0f});
+}
+
 TEST_CASE("autograd: no-grad scope records nothing") {
   Tensor w = Tensor::from(std::vector<double>{1, 2}, {2});
   w.requires_grad_();

@@ -324,27 +324,31 @@ TEST_CASE("cuda: an index out of range found on the GPU is a clear error" * doct
 
 TEST_CASE("cuda: AdamW and sums of squares match the CPU kernels" * doctest::skip(kNoGpu)) {
   Rng rng(11);
-  const int64_t n = 100003;
-  Tensor p = Tensor::randn({n}, rng), g = Tensor::randn({n}, rng), m = Tensor::randn({n}, rng, 0.1);
-  Tensor v = Tensor::uniform({n}, rng, 0.0, 0.01);
-  std::vector<uint8_t> mask(static_cast<size_t>(n));
-  for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 3 != 0;  // decay two elements in three
-  Tensor pg = p.to(Device::CUDA), gg = g.to(Device::CUDA), mg = m.to(Device::CUDA), vg = v.to(Device::CUDA);
-  Tensor half = Tensor::empty({n}, DType::BF16, Device::CUDA);
-  void* mask_gpu = kernels::cuda::allocate(size_t(n));
-  kernels::cuda::copy_to_device(mask_gpu, mask.data(), size_t(n));
-  const double b1 = 0.9, b2 = 0.95, bias1 = 1 - b1 * b1, bias2 = 1 - b2 * b2;
-  kernels::cpu::adamw<float>(n, p.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(), mask.data(),
-                             nullptr, 3e-3, b1, b2, 1e-8, 0.1, bias1, bias2, 0.5);
-  kernels::cuda::adamw<float>(n, pg.data<float>(), gg.data<float>(), mg.data<float>(), vg.data<float>(),
-                              static_cast<const uint8_t*>(mask_gpu), half.data<kernels::bf16>(), 3e-3, b1, b2, 1e-8,
-                              0.1, bias1, bias2, 0.5);
-  CHECK(rel_diff(pg, p) < 1e-6);
-  CHECK(rel_diff(mg, m) < 1e-6);
-  CHECK(rel_diff(vg, v) < 1e-6);
-  CHECK(rel_diff(half, p.to(DType::BF16)) < 1e-2);
-  kernels::cuda::release(mask_gpu, size_t(n));
+  for (int64_t n : {int64_t(100000), int64_t(100003)}) {  // four elements a thread, and one
+    CAPTURE(n);
+    Tensor p = Tensor::randn({n}, rng), g = Tensor::randn({n}, rng), m = Tensor::randn({n}, rng, 0.1);
+    Tensor v = Tensor::uniform({n}, rng, 0.0, 0.01);
+    std::vector<uint8_t> mask(static_cast<size_t>(n));
+    for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 3 != 0;  // decay two elements in three
+    Tensor pg = p.to(Device::CUDA), gg = g.to(Device::CUDA), mg = m.to(Device::CUDA), vg = v.to(Device::CUDA);
+    Tensor half = Tensor::empty({n}, DType::BF16, Device::CUDA);
+    void* mask_gpu = kernels::cuda::allocate(size_t(n));
+    kernels::cuda::copy_to_device(mask_gpu, mask.data(), size_t(n));
+    const double b1 = 0.9, b2 = 0.95, bias1 = 1 - b1 * b1, bias2 = 1 - b2 * b2;
+    kernels::cpu::adamw<float>(n, p.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(), mask.data(),
+                               nullptr, 3e-3, b1, b2, 1e-8, 0.1, bias1, bias2, 0.5);
+    kernels::cuda::adamw<float>(n, pg.data<float>(), gg.data<float>(), mg.data<float>(), vg.data<float>(),
+                                static_cast<const uint8_t*>(mask_gpu), half.data<kernels::bf16>(), 3e-3, b1, b2, 1e-8,
+                                0.1, bias1, bias2, 0.5);
+    CHECK(rel_diff(pg, p) < 1e-6);
+    CHECK(rel_diff(mg, m) < 1e-6);
+    CHECK(rel_diff(vg, v) < 1e-6);
+    CHECK(rel_diff(half, p.to(DType::BF16)) < 1e-2);
+    kernels::cuda::release(mask_gpu, size_t(n));
+  }
 
+  const int64_t n = 100003;
+  Tensor g = Tensor::randn({n}, rng), gg = g.to(Device::CUDA);
   const double want = kernels::cpu::sum_squares<float>(n, g.data<float>());
   const double got = kernels::cuda::sum_squares<float>(n, gg.data<float>());
   CHECK(std::abs(got - want) <= 1e-12 * want);
