@@ -72,15 +72,16 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
     z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
     z1 = Tensor::empty({N, C, h}, y.dtype(), y.device());
     if (mh > 0) zh = Tensor::empty({rows, mh}, y.dtype(), y.device());
+    if (dynamic) {  // Zn = Z0's rows normalised, written by the same pass; kept (with denom) for the backward
+      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
+    }
     AVEY_DISPATCH("bias_act_split", P, bias_act_split, rows, m, P.data<T>(), b.data<T>(), has_act, f, h, h,
-                  z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, keep_p);
+                  z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, keep_p,
+                  dynamic ? zn.data<T>() : nullptr, dynamic ? denom.data<T>() : nullptr, kCosineEps);
     if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
     w = tril(spatial);
     if (dynamic) {
-      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());  // kept (with denom) for the backward
-      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
-      AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps, zn.data<T>(),
-                    denom.data<T>());
       if (tri) {
 #ifdef AVEY_HAVE_CUDA
         ::engine::profile::Scope prof("tril_matmul", y.device());

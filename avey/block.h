@@ -6,12 +6,14 @@
 // Why one op: Z's three column parts go to different consumers. As separate ops, the column
 // split copies Z in the forward, and in the backward each part's gradient becomes a zero-filled
 // Z-sized buffer with the part copied in, summed by autograd: three fills, three copies and two
-// Z-sized additions per block. Here the enricher's bias, activation and split are one pass
-// (kernels bias_act_split), and its backward gathers the parts' gradients and applies the
-// activation's derivative in one pass (act_grad_concat).
+// Z-sized additions per block. Here the enricher's bias, activation and split, and the
+// cosine's row normalisation of Z0, are one pass (kernels bias_act_split), and its backward
+// gathers the parts' gradients and applies the activation's derivative in one pass
+// (act_grad_concat).
 //
 //   forward:  P = y U^T;  P += b;  Z0|Z1|Zh = act(P)   (P kept only for gelu and silu: relu'
 //                                                     and relu2' are functions of Z itself)
+//             Z0^ = Z0's rows / sqrt(|row|^2 + eps)   (same pass, from Z0 as stored)
 //             c = act_c(A Z0) (.) Z1, A = tril(V) (.) (Z0^ Z0^T)    (or tril(V) when not dynamic)
 //             out = h + b_o;  out += c Oc^T;  out += Zh Oh^T         (O = [Oc | Oh]; beta = 1)
 //   backward: dh (residual) = dF;  dF -> dc = dF Oc, dZh = dF Oh, dO = [dF^T c | dF^T Zh], db_o = colsum dF;

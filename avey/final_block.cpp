@@ -75,19 +75,20 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
     z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
     z1 = Tensor::empty({N, S, h}, y.dtype(), y.device());
     if (mh > 0) zh = Tensor::empty({kept, mh}, y.dtype(), y.device());
+    if (dynamic) {  // Zn = Z0's rows normalised, by the same pass (kept, with denom, for the backward)
+      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
+    }
     AVEY_DISPATCH("bias_act_split", P0, bias_act_split, rows, h, P0.data<T>(), b.data<T>(), has_act, f, h, 0,
-                  z0.data<T>(), nullptr, nullptr, keep_p);
+                  z0.data<T>(), nullptr, nullptr, keep_p, dynamic ? zn.data<T>() : nullptr,
+                  dynamic ? denom.data<T>() : nullptr, kCosineEps);
     AVEY_DISPATCH("bias_act_split", Pk, bias_act_split, kept, h + mh, Pk.data<T>(), b.data<T>() + h, has_act, f, h, mh,
-                  z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, nullptr, keep_p);
+                  z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, nullptr, keep_p, nullptr, nullptr, 0.0);
     if (!keep_p) P0 = Pk = Tensor();
     // ---- contextualizer, current rows: A_k = W_k (.) (Zn_k Zn^T) [S, C], W_k = tril(V)'s last S rows
     w = tril(spatial);
     wk = w.view(r0 * C, {S, C});
     if (dynamic) {
-      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
-      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
-      AVEY_DISPATCH("l2norm_rows", z0, l2norm_rows, NormEps::Inside, rows, h, z0.data<T>(), kCosineEps, zn.data<T>(),
-                    denom.data<T>());
       cos = Tensor::empty({N, S, C}, y.dtype(), y.device());
       product({zn, r0 * h, C * h}, {zn, 0, C * h}, {cos, 0, S * C}, N, S, C, h, false, true, 0.0);
       a = mul_per_context(cos, wk);

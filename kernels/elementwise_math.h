@@ -114,6 +114,28 @@ inline void with_unary(Unary f, Fn&& fn) {
   }
 }
 
+// Row L2 normalisation (kernels::NormEps), y = x * inv per row, from the row's sum of squares
+// ss: the denominator d (saved for the backward) and its inverse (0 when d = 0: a zero row with
+// eps = 0 stays zero). One definition for l2norm_rows on both backends and for the row norm that
+// bias_act_split can write, so the two give the same bits.
+template <class T>
+AVEY_HOST_DEVICE T l2_denominator(NormEps mode, T ss, T eps) {
+  using std::sqrt;
+  switch (mode) {
+    case NormEps::Outside: return sqrt(ss) + eps;
+    case NormEps::Inside: return sqrt(ss + eps);
+    case NormEps::Max: {
+      const T s = sqrt(ss);
+      return s < eps ? eps : s;
+    }
+  }
+  return sqrt(ss);
+}
+template <class T>
+AVEY_HOST_DEVICE T l2_inverse(T d) {
+  return d > T(0) ? T(1) / d : T(0);
+}
+
 // One AdamW step's constants, formed in double (as PyTorch forms them in Python) and applied
 // in T (PyTorch's opmath), and the update of one element in the order of PyTorch's fused kernel:
 //   p *= 1 - lr wd (decayed elements only); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;

@@ -2,7 +2,9 @@
 // equals the residual plus the separate fused layers (rms_norm, enricher, column split,
 // contextualizer, fuser), and avey::final_block_body equals block_body's current-split rows,
 // forward and backward, in f64 on the CPU, for the configs that change their code paths; plus an
-// f64 finite-difference check of each.
+// f64 finite-difference check of each. And the enricher kernel's row norm of Z0 against plain loops.
+#include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "avey/activation.h"
@@ -11,6 +13,7 @@
 #include "avey/enricher.h"
 #include "avey/fuser.h"
 #include "avey/norm.h"
+#include "kernels/elementwise_math.h"
 #include "tests/testing.h"
 
 using namespace engine;
@@ -119,5 +122,51 @@ TEST_CASE("final_block_body equals block_body's current-split rows (f64), and pa
     CHECK(final_block(x).shape() == Shape{N * S, cfg.d_embed});
     check_same(final_block, full_block, x, rng);
     if (cfg.enricher_activation != avey::Activation::None) testing::check_gradients(final_block, x);
+  }
+}
+
+// bias_act_split with zn: p += b, z = f(p) split into [z0 | z1 | z2], and z0's rows normalised
+// for the cosine (zn = z0 / sqrt(|z0 row|^2 + eps), denom = that root), against plain loops in f64.
+TEST_CASE("bias_act_split: bias, activation, split and z0's row norm against plain loops (f64)") {
+  struct Case {
+    int64_t rows, w0, w1, w2;
+    bool has_act;
+    kernels::Unary f;
+  };
+  const double eps = 1e-6;
+  for (const Case& k : {Case{5, 3, 4, 6, true, kernels::Unary::Relu2}, Case{7, 8, 8, 0, true, kernels::Unary::Gelu},
+                        Case{4, 5, 2, 3, false, kernels::Unary::Relu}}) {
+    CAPTURE(k.w0);
+    const int64_t cols = k.w0 + k.w1 + k.w2;
+    Rng rng(5);
+    Tensor p = Tensor::randn({k.rows, cols}, rng, 1.0, DType::F64), bias = Tensor::randn({cols}, rng, 1.0, DType::F64);
+    const std::vector<double> p_in = p.to_vector<double>(), b = bias.to_vector<double>();
+    std::vector<double> z0(size_t(k.rows * k.w0)), z1(size_t(k.rows * k.w1)), z2(size_t(k.rows * k.w2) + 1),
+        zn(z0.size()), denom(size_t(k.rows));
+    kernels::cpu::bias_act_split<double>(k.rows, cols, p.data<double>(), bias.data<double>(), k.has_act, k.f, k.w0,
+                                         k.w1, z0.data(), z1.data(), k.w2 > 0 ? z2.data() : nullptr, true, zn.data(),
+                                         denom.data(), eps);
+    const std::vector<double> p_out = p.to_vector<double>();
+    double err = 0;
+    for (int64_t r = 0; r < k.rows; ++r) {
+      double ss = 0;
+      for (int64_t c = 0; c < k.w0; ++c) {
+        const double v = p_in[size_t(r * cols + c)] + b[size_t(c)], z = k.has_act ? kernels::unary_value(k.f, v) : v;
+        ss += z * z;
+      }
+      const double d = std::sqrt(ss + eps);
+      err = std::max(err, std::abs(denom[size_t(r)] - d) / d);
+      for (int64_t c = 0; c < cols; ++c) {
+        const size_t i = size_t(r * cols + c);
+        const double v = p_in[i] + b[size_t(c)], z = k.has_act ? kernels::unary_value(k.f, v) : v;
+        err = std::max(err, std::abs(p_out[i] - v));
+        const double got = c < k.w0        ? z0[size_t(r * k.w0 + c)]
+                           : c < k.w0 + k.w1 ? z1[size_t(r * k.w1 + c - k.w0)]
+                                           : z2[size_t(r * k.w2 + c - k.w0 - k.w1)];
+        err = std::max(err, std::abs(got - z));
+        if (c < k.w0) err = std::max(err, std::abs(zn[size_t(r * k.w0 + c)] - z / d));
+      }
+    }
+    CHECK(err < 1e-14);
   }
 }

@@ -235,6 +235,74 @@ TEST_CASE("cuda: every op matches the CPU, forward and backward, in f32 and bf16
                          << bf16.err << " in " << bf16.where);
 }
 
+// bias_act_split writing z0's row norm (zn, denom) in the same pass: the same bits as the unfused
+// pair on the GPU (bias_act_split, then l2norm_rows reading z0 back), and the CPU's values. Widths
+// that are multiples of 8 take the warp-per-row kernel (37 rows: the last block of 8 rows is
+// partly empty; 768 is small's Z0, 3 vectors a lane in bf16 and too long for f32's registers);
+// odd widths and too-long rows the fallback (the split, then l2norm_rows).
+template <class T> T* data_or_null(Tensor& t) { return t.numel() > 0 ? t.data<T>() : nullptr; }
+
+TEST_CASE("cuda: bias_act_split's row norm of z0 equals bias_act_split then l2norm_rows, bit for bit" *
+          doctest::skip(kNoGpu)) {
+  struct Case {
+    int64_t rows, w0, w1, w2;
+    bool has_act;
+    kernels::Unary f;
+    bool keep_p;
+  };
+  const double eps = 1e-6;
+  const std::vector<Case> cases = {
+      {37, 64, 64, 128, true, kernels::Unary::Relu2, false}, {37, 256, 256, 512, true, kernels::Unary::Gelu, true},
+      {37, 768, 768, 1536, true, kernels::Unary::Relu2, false}, {37, 64, 32, 0, false, kernels::Unary::Relu, false},
+      {33, 12, 20, 9, true, kernels::Unary::Silu, true},        {9, 1040, 8, 8, true, kernels::Unary::Relu, false}};
+  Rng rng(17);
+  auto run = [&]<class T>(const Case& k, DType dtype) {
+    const int64_t cols = k.w0 + k.w1 + k.w2;
+    const Tensor p_in = Tensor::randn({k.rows, cols}, rng).to(Device::CUDA).to(dtype);
+    const Tensor bias = Tensor::randn({cols}, rng).to(Device::CUDA).to(dtype);
+    // outputs: p, z0, z1, z2, zn, denom
+    auto outputs = [&](Device dev, DType t) {
+      return std::vector<Tensor>{p_in.to(dev).to(t).clone(),          Tensor::empty({k.rows, k.w0}, t, dev),
+                                 Tensor::empty({k.rows, k.w1}, t, dev), Tensor::empty({k.rows, k.w2}, t, dev),
+                                 Tensor::empty({k.rows, k.w0}, t, dev), Tensor::empty({k.rows}, t, dev)};
+    };
+    std::vector<Tensor> fused, unfused;
+    {
+      Poison poison;
+      fused = outputs(Device::CUDA, dtype), unfused = outputs(Device::CUDA, dtype);
+      kernels::cuda::bias_act_split<T>(k.rows, cols, fused[0].data<T>(), bias.data<T>(), k.has_act, k.f, k.w0, k.w1,
+                                       fused[1].data<T>(), fused[2].data<T>(), data_or_null<T>(fused[3]), k.keep_p,
+                                       fused[4].data<T>(), fused[5].data<T>(), eps);
+      kernels::cuda::bias_act_split<T>(k.rows, cols, unfused[0].data<T>(), bias.data<T>(), k.has_act, k.f, k.w0, k.w1,
+                                       unfused[1].data<T>(), unfused[2].data<T>(), data_or_null<T>(unfused[3]), k.keep_p,
+                                       nullptr, nullptr, eps);
+      kernels::cuda::l2norm_rows<T>(NormEps::Inside, k.rows, k.w0, unfused[1].data<T>(), eps, unfused[4].data<T>(),
+                                    unfused[5].data<T>());
+    }
+    std::vector<Tensor> cpu = outputs(Device::CPU, DType::F32);
+    const Tensor cpu_bias = bias.to(Device::CPU).to(DType::F32);
+    kernels::cpu::bias_act_split<float>(k.rows, cols, cpu[0].data<float>(), cpu_bias.data<float>(), k.has_act, k.f,
+                                        k.w0, k.w1, cpu[1].data<float>(), cpu[2].data<float>(), data_or_null<float>(cpu[3]),
+                                        true, cpu[4].data<float>(), cpu[5].data<float>(), eps);
+    const double tol = dtype == DType::F32 ? 1e-5 : 1e-2;
+    for (size_t i = k.keep_p ? 0 : 1; i < fused.size(); ++i) {  // without keep_p, p may or may not be written
+      if (i == 3 && k.w2 == 0) continue;
+      CAPTURE(i);
+      const Tensor a = fused[i].to(Device::CPU), b = unfused[i].to(Device::CPU);
+      CHECK(std::memcmp(a.raw(), b.raw(), size_t(a.numel()) * size_of(dtype)) == 0);
+      const double err = rel_diff(a, cpu[i]);
+      CAPTURE(err);
+      CHECK(err < tol);
+    }
+  };
+  for (const Case& k : cases) {
+    CAPTURE(k.w0);
+    CAPTURE(k.rows);
+    run.operator()<float>(k, DType::F32);
+    run.operator()<kernels::bf16>(k, DType::BF16);
+  }
+}
+
 // The tied head in mixed precision takes its own path on the GPU (cross-entropy on the bf16
 // logits, dE summed in fp32 by the products): against the CPU's f32 on the same bf16-rounded
 // values, over several chunks and with ignored rows.

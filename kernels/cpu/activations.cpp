@@ -38,10 +38,12 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
   }
 }
 
-// The enricher's element-wise end: bias, activation, column split (and back), through unary().
+// The enricher's element-wise end: bias, activation, column split (and back), through unary();
+// z0's row norm through l2norm_rows.
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2, bool /*keep_p: p always keeps the pre-activation here*/) {
+                    T* z0, T* z1, T* z2, bool /*keep_p: p always keeps the pre-activation here*/, T* zn, T* denom,
+                    double eps) {
   const int64_t n = rows * cols, w2 = cols - w0 - w1;
   map(n, [=](int64_t i) { p[i] += bias[i % cols]; });
   std::vector<T> z(size_t(n > 0 ? n : 0));
@@ -54,6 +56,7 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
     std::copy(zr + w0, zr + w0 + w1, z1 + r * w1);
     if (w2 > 0) std::copy(zr + w0 + w1, zr + cols, z2 + r * w2);
   }
+  if (zn) l2norm_rows(NormEps::Inside, rows, w0, z0, eps, zn, denom);
 }
 
 template <class T>
@@ -93,7 +96,8 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
   template void unary<T>(Unary, int64_t, const T*, T*);                           \
   template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);        \
   template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                 \
-  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool); \
+  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool, \
+                                  T*, T*, double);                                                        \
   template void act_grad_concat<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, bool, Unary, int64_t,   \
                                    int64_t, const T*, const T*, const T*, T*, T*);
 INSTANTIATE(float)

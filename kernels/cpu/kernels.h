@@ -118,10 +118,13 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
 // when !has_act) is written split by columns into three contiguous matrices: z0 (rows x w0), z1
 // (rows x w1), z2 (rows x (cols - w0 - w1); may be null when that is 0). With keep_p, p keeps the
 // pre-activation for the backward; without, p may or may not be overwritten (the GPU skips the
-// write: the backward then takes f' from z, see below).
+// write: the backward then takes f' from z, see below). With zn (may be null), also z0's rows
+// normalised for the contextualizer's cosine, zn = z0 / sqrt(rowsum(z0^2) + eps) (rows x w0),
+// and denom [rows] their denominators: exactly l2norm_rows(NormEps::Inside, rows, w0, z0, eps,
+// zn, denom) on z0 as stored (the GPU without reading z0 back).
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2, bool keep_p);
+                    T* z0, T* z1, T* z2, bool keep_p, T* zn, T* denom, double eps);
 // Its backward: gp = f'(p) * [g0 | g1 | g2] (rows x cols). p may be null when f' is a function of
 // the output z = [z0 | z1 | z2] (laid out like the g parts): relu' = [z > 0], relu2' = 2 sqrt(z),
 // and when !has_act. gbias (may be null): the column sums of gp, the enricher bias's gradient.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
 
@@ -153,15 +154,6 @@ void layernorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, cons
 
 // ---------------------------------------------------------------- L2 normalisation
 
-template <class T> static inline T denominator(NormEps mode, T norm, T ss, T eps) {
-  switch (mode) {
-    case NormEps::Outside: return norm + eps;
-    case NormEps::Inside: return std::sqrt(ss + eps);
-    case NormEps::Max: return std::max(norm, eps);
-  }
-  return norm;
-}
-
 template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom) {
 #pragma omp parallel for schedule(static) if (rows * cols > 32768)
   for (int64_t r = 0; r < rows; ++r) {
@@ -169,9 +161,8 @@ template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, co
     T* yr = y + r * cols;
     T ss = T(0);
     for (int64_t c = 0; c < cols; ++c) ss += xr[c] * xr[c];
-    const T d = denominator(mode, std::sqrt(ss), ss, T(eps));
+    const T d = l2_denominator(mode, ss, T(eps)), inv = l2_inverse(d);
     denom[r] = d;
-    const T inv = d > T(0) ? T(1) / d : T(0);  // a zero row with eps = 0 stays zero
     for (int64_t c = 0; c < cols; ++c) yr[c] = xr[c] * inv;
   }
 }
@@ -189,8 +180,7 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
       ss += xr[c] * xr[c];
       dot += xr[c] * gr[c];
     }
-    const T norm = std::sqrt(ss), d = denom[r];
-    const T inv = d > T(0) ? T(1) / d : T(0);
+    const T norm = std::sqrt(ss), d = denom[r], inv = l2_inverse(d);
     // gx = gy / d - x (x . gy) k, with k = d'(s) / (s d^2): see engine/ops_norm.cpp.
     T k = T(0);
     switch (mode) {

@@ -207,7 +207,9 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
 
 // ---------------------------------------------------------------- the enricher's element-wise end
 // p [rows, cols] = y U^T; its columns are three parts [w0 | w1 | cols - w0 - w1].
-//   bias_act_split:  v = p + bias (written back to p only with keep_p);  z_k = act(v) per part
+//   bias_act_split:  v = p + bias (written back to p only with keep_p);  z_k = act(v) per part;
+//                    with zn: also z0's rows normalised (the contextualizer's cosine), from z0
+//                    as stored, without reading z0 back
 //   act_grad_concat: gp = act'(p) (.) [g0 | g1 | g2], or act' from the output z when p is null
 //                    (relu, relu2: then the forward need not write p back, and p need not be
 //                    kept: 2 bytes a Z element less written, and one Z-sized tensor less saved
@@ -246,24 +248,86 @@ __global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bi
   }
 }
 
+// Vector c of p's row (at = the row's first vector): v = p + bias (written back with keep_p), act(v).
+template <class T, int A>
+__device__ __forceinline__ void bias_act_vector(T* __restrict__ p, const T* __restrict__ bias, int64_t at, uint32_t c,
+                                                bool keep_p, float (&x)[kVec<T>]) {
+  constexpr int V = kVec<T>;
+  float b[V];
+  load_vec(p, (at + c) * V, x);
+  load_vec(bias, int64_t(c) * V, b);
+#pragma unroll
+  for (int k = 0; k < V; ++k) x[k] += b[k];
+  if (keep_p) store_vec(p, (at + c) * V, x);
+#pragma unroll
+  for (int k = 0; k < V; ++k) x[k] = act<A>(x[k]);
+}
+
+// Stores the activated vector c of row r into its part (c < v0: z0, then z1, then z2).
+template <class T>
+__device__ __forceinline__ void store_part(uint32_t r, uint32_t c, uint32_t cvec, uint32_t v0, uint32_t v1,
+                                          T* __restrict__ z0, T* __restrict__ z1, T* __restrict__ z2,
+                                          const float (&x)[kVec<T>]) {
+  constexpr int V = kVec<T>;
+  if (c < v0) store_vec(z0, (int64_t(r) * v0 + c) * V, x);
+  else if (c < v0 + v1) store_vec(z1, (int64_t(r) * v1 + (c - v0)) * V, x);
+  else store_vec(z2, (int64_t(r) * (cvec - v0 - v1) + (c - v0 - v1)) * V, x);
+}
+
 template <class T, int A>
 __global__ void bias_act_split_vec_kernel(uint32_t nvec, uint32_t cvec, T* p, const T* bias, uint32_t v0, uint32_t v1,
                                           T* z0, T* z1, T* z2, bool keep_p) {
-  constexpr int V = kVec<T>;
-  const uint32_t v2 = cvec - v0 - v1;
   for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
     const uint32_t r = j / cvec, c = j - r * cvec;
-    float x[V], b[V];
-    load_vec(p, int64_t(j) * V, x);
-    load_vec(bias, int64_t(c) * V, b);
+    float x[kVec<T>];
+    bias_act_vector<T, A>(p, bias, int64_t(r) * cvec, c, keep_p, x);
+    store_part(r, c, cvec, v0, v1, z0, z1, z2, x);
+  }
+}
+
+// With z0's row norm: one warp per row, kNormRows rows a block (the spare warps of the last
+// block leave). Lane l takes the vectors l, l + 32, ... of the row's z0 part (at most NV),
+// holds them as stored (rounded to T) while the warp sums their squares, then writes zn = z0 *
+// inv and denom; then the row's other vectors as the flat kernel does. The squares are summed
+// in the order of l2norm_rows's warp kernel (norms.cu), with the same formula
+// (elementwise_math.h), so zn and denom are the bits l2norm_rows would write reading z0 back.
+constexpr int kNormRows = 8;  // warps of a 256-thread block
+template <class T, int A, int NV>
+__global__ void bias_act_split_norm_kernel(uint32_t rows, uint32_t cvec, T* __restrict__ p,
+                                           const T* __restrict__ bias, uint32_t v0, uint32_t v1, T* __restrict__ z0,
+                                           T* __restrict__ z1, T* __restrict__ z2, bool keep_p, T* __restrict__ zn,
+                                           T* __restrict__ denom, float eps) {
+  constexpr int V = kVec<T>;
+  const uint32_t r = blockIdx.x * kNormRows + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if (r >= rows) return;  // whole warps leave: the shuffles below stay full-warp
+  const int64_t at = int64_t(r) * cvec;
+  float z[NV][V], ss = 0.f;
 #pragma unroll
-    for (int k = 0; k < V; ++k) x[k] += b[k];
-    if (keep_p) store_vec(p, int64_t(j) * V, x);
+  for (int j = 0; j < NV; ++j) {
+    const uint32_t c = lane + 32 * j;
+    if (c >= v0) continue;
+    bias_act_vector<T, A>(p, bias, at, c, keep_p, z[j]);
+    store_vec(z0, (int64_t(r) * v0 + c) * V, z[j]);
 #pragma unroll
-    for (int k = 0; k < V; ++k) x[k] = act<A>(x[k]);
-    if (c < v0) store_vec(z0, (int64_t(r) * v0 + c) * V, x);
-    else if (c < v0 + v1) store_vec(z1, (int64_t(r) * v1 + (c - v0)) * V, x);
-    else store_vec(z2, (int64_t(r) * v2 + (c - v0 - v1)) * V, x);
+    for (int k = 0; k < V; ++k) {
+      z[j][k] = rounded<T>(z[j][k]);
+      ss += z[j][k] * z[j][k];
+    }
+  }
+  const float d = l2_denominator(NormEps::Inside, warp_reduce(ss, Sum{}), eps), inv = l2_inverse(d);
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    const uint32_t c = lane + 32 * j;
+    if (c >= v0) continue;
+#pragma unroll
+    for (int k = 0; k < V; ++k) z[j][k] *= inv;
+    store_vec(zn, (int64_t(r) * v0 + c) * V, z[j]);
+  }
+  if (lane == 0) store(denom, r, d);
+  for (uint32_t c = v0 + lane; c < cvec; c += 32) {
+    float x[V];
+    bias_act_vector<T, A>(p, bias, at, c, keep_p, x);
+    store_part(r, c, cvec, v0, v1, z0, z1, z2, x);
   }
 }
 
@@ -394,11 +458,30 @@ bool parts_vec_ok(int64_t rows, int64_t cols, int64_t w0, int64_t w1, std::initi
 
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2, bool keep_p) {
+                    T* z0, T* z1, T* z2, bool keep_p, T* zn, T* denom, double eps) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
   constexpr int V = kVec<T>;
-  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, bias, z0, z1, z2});
+  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, bias, z0, z1, z2, zn});
+  const int64_t nv = (w0 / V + 31) / 32;  // z0's vectors a lane in the row-norm kernel
+  if (zn && vec && nv >= 1 && nv <= 4) {
+    with_act(has_act, f, [&](auto a) {
+      auto launch = [&](auto nv_c) {
+        bias_act_split_norm_kernel<T, decltype(a)::value, decltype(nv_c)::value>
+            <<<unsigned((rows + kNormRows - 1) / kNormRows), 32 * kNormRows, 0, stream()>>>(
+                uint32_t(rows), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2, keep_p,
+                zn, denom, float(eps));
+      };
+      switch (nv) {
+        case 1: launch(std::integral_constant<int, 1>{}); break;
+        case 2: launch(std::integral_constant<int, 2>{}); break;
+        case 3: launch(std::integral_constant<int, 3>{}); break;
+        default: launch(std::integral_constant<int, 4>{}); break;
+      }
+    });
+    AVEY_LAUNCH_CHECK("bias_act_split");
+    return;
+  }
   with_act(has_act, f, [&](auto a) {
     constexpr int A = decltype(a)::value;
     if (vec)
@@ -409,6 +492,8 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
           <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, w0, w1, z0, z1, z2, keep_p);
   });
   AVEY_LAUNCH_CHECK("bias_act_split");
+  // odd widths, or z0's rows too long for the registers: the same values from z0 read back
+  if (zn) l2norm_rows(NormEps::Inside, rows, w0, z0, eps, zn, denom);
 }
 
 template <class T>
@@ -462,7 +547,8 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
   template void unary<T>(Unary, int64_t, const T*, T*);                                 \
   template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);              \
   template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                            \
-  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool); \
+  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool, \
+                                  T*, T*, double);                                                        \
   template void act_grad_concat<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, bool, Unary, int64_t,   \
                                    int64_t, const T*, const T*, const T*, T*, T*);
 INSTANTIATE(float)

@@ -112,7 +112,7 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
 // ---- the Avey enricher's element-wise end (fused) ----
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2, bool keep_p);
+                    T* z0, T* z1, T* z2, bool keep_p, T* zn, T* denom, double eps);
 template <class T>
 void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
                      Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp, T* gbias);

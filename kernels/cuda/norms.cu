@@ -25,6 +25,7 @@
 
 #include "kernels/cuda/columns.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/elementwise_math.h"
 
 namespace kernels::cuda {
 
@@ -351,43 +352,33 @@ void layernorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, cons
 
 // ---------------------------------------------------------------- l2norm_rows
 
-__device__ __forceinline__ float l2_denom(NormEps mode, float s, float eps) {
-  switch (mode) {
-    case NormEps::Outside: return s + eps;
-    case NormEps::Inside: return sqrtf(s * s + eps);
-    case NormEps::Max: return fmaxf(s, eps);
-  }
-  return s;
-}
-
-template <class T> __device__ float row_norm(int64_t cols, const T* xr, float* shared) {
+template <class T> __device__ float row_sum_squares(int64_t cols, const T* xr, float* shared) {
   float s = 0.f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
     float v = load(xr, c);
     s += v * v;
   }
-  return sqrtf(block_reduce(s, Sum{}, shared));
+  return block_reduce(s, Sum{}, shared);
 }
 
 template <class T> __global__ void l2norm_kernel(NormEps mode, int64_t cols, const T* x, float eps, T* y, T* denom) {
   __shared__ float shared[32];
   const int64_t base = int64_t(blockIdx.x) * cols;
-  const float d = l2_denom(mode, row_norm(cols, x + base, shared), eps);
-  const float inv = d > 0.f ? 1.f / d : 0.f;  // a zero row with eps = 0 stays zero
+  const float d = l2_denominator(mode, row_sum_squares(cols, x + base, shared), eps), inv = l2_inverse(d);
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) store(y, base + c, load(x, base + c) * inv);
   if (threadIdx.x == 0) store(denom, blockIdx.x, d);
 }
 
-// The norm s is recomputed from x in fp32 (backward needs s itself, not only the denominator).
+// The norm is recomputed from x in fp32 (backward needs s itself, not only the denominator).
 template <class T>
 __global__ void l2norm_backward_kernel(NormEps mode, int64_t cols, const T* x, float eps, const T* gy, T* gx) {
   __shared__ float shared[32];
   const int64_t base = int64_t(blockIdx.x) * cols;
-  const float s = row_norm(cols, x + base, shared);
+  const float ss = row_sum_squares(cols, x + base, shared), s = sqrtf(ss);
   float p = 0.f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) p += load(gy, base + c) * load(x, base + c);
   p = block_reduce(p, Sum{}, shared);
-  const float d = l2_denom(mode, s, eps), inv = d > 0.f ? 1.f / d : 0.f;
+  const float d = l2_denominator(mode, ss, eps), inv = l2_inverse(d);
   float k = 0.f;  // gx = gy / d - k x
   if (mode == NormEps::Inside) k = p * inv * inv * inv;
   else if (s > 0.f && (mode == NormEps::Outside || s > eps)) k = p * inv * inv / s;
@@ -409,8 +400,7 @@ __global__ void l2norm_warp_kernel(NormEps mode, int64_t rows, int64_t cols, con
 #pragma unroll
     for (int k = 0; k < V; ++k) s += v[k] * v[k];
   }
-  const float d = l2_denom(mode, sqrtf(warp_reduce(s, Sum{})), eps);
-  const float inv = d > 0.f ? 1.f / d : 0.f;
+  const float d = l2_denominator(mode, warp_reduce(s, Sum{}), eps), inv = l2_inverse(d);
   for (int64_t c = lane * V; c < cols; c += 32 * V) {
     float v[V];
     load_vec(x, base + c, v);
@@ -437,9 +427,9 @@ __global__ void l2norm_backward_warp_kernel(NormEps mode, int64_t rows, int64_t 
 #pragma unroll
     for (int k = 0; k < V; ++k) ss += xv[k] * xv[k], p += gv[k] * xv[k];
   }
-  const float s = sqrtf(warp_reduce(ss, Sum{}));
+  ss = warp_reduce(ss, Sum{});
   p = warp_reduce(p, Sum{});
-  const float d = l2_denom(mode, s, eps), inv = d > 0.f ? 1.f / d : 0.f;
+  const float s = sqrtf(ss), d = l2_denominator(mode, ss, eps), inv = l2_inverse(d);
   float k = 0.f;  // gx = gy / d - k x
   if (mode == NormEps::Inside) k = p * inv * inv * inv;
   else if (s > 0.f && (mode == NormEps::Outside || s > eps)) k = p * inv * inv / s;
