@@ -13,28 +13,16 @@ using block_parts::mul_per_context;
 
 namespace {
 
-// C = op(A) op(B) + beta C where each operand may be a column slice of a wider row-major matrix
-// t, starting at column col0 (the fuser weight's parts O0 = O[:, :h] and O1 = O[:, h:], and the
-// two halves of its gradient, are read and written in place).
-struct Cols {
-  Tensor t;
-  int64_t col0 = 0;
-  int64_t ld() const { return t.size(-1); }
-};
-void product(Cols a, Cols b, Cols c, int64_t M, int64_t N, int64_t K, bool ta, bool tb, double beta) {
-  AVEY_DISPATCH("matmul", c.t, matmul_ld, a.t.data<T>() + a.col0, a.ld(), b.t.data<T>() + b.col0, b.ld(),
-                c.t.data<T>() + c.col0, c.ld(), M, N, K, ta, tb, 1.0, beta);
-}
-
 // The GPU's bf16 path computes the contextualizer's four triangular products with the kernels
 // of kernels/cuda/tril_matmul.cu: only the tiles on and below the diagonal (cos, a, dA), or K up
 // to the diagonal (Yc = A Z0, dZ0 += A^T dYc), with a = cos (.) W and c = Yc (.) Z1 as the
-// products' epilogues. Tiles above the diagonal of cos, a and dA are never written; what reads
-// them (tril_product_column_sums, sym_weighted) reads only the lower triangle.
+// products' epilogues (c written into the fuser input [c | Zh], whose rows, h + mh elements,
+// must then be whole 16-byte vectors). Tiles above the diagonal of cos, a and dA are never
+// written; what reads them (tril_product_column_sums, sym_weighted) reads only the lower triangle.
 bool use_triangle_kernels(const Tensor& t, const Config& cfg) {
 #ifdef AVEY_HAVE_CUDA
   return t.is_cuda() && t.dtype() == DType::BF16 && cfg.dynamic && cfg.context_rows() % 128 == 0 &&
-         cfg.half_tail() % 128 == 0 && kernels::cuda::tril_matmul_available();
+         cfg.half_tail() % 128 == 0 && cfg.fuser_in() % 8 == 0 && kernels::cuda::tril_matmul_available();
 #else
   (void)t, (void)cfg;
   return false;
@@ -49,7 +37,7 @@ kernels::bf16* bf(Tensor t) { return t.data<kernels::bf16>(); }
 
 Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
                   const Tensor& O, const Tensor& bo, const Config& cfg, int64_t N) {
-  const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), m = U.size(0);
+  const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), fi = h + mh, m = U.size(0);
   const int64_t rows = h_in.size(0), d = h_in.size(1);
   if (h_in.ndim() != 2 || rows != N * C || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
     fail("block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
@@ -59,9 +47,10 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
   const bool dynamic = cfg.dynamic;
   const bool h_grad = h_in.requires_grad();
   const bool tri = use_triangle_kernels(h_in, cfg);
+  const bool c_epilogue = tri && cact == Activation::None;  // tril_lower_mm writes c into cz
   const bool keep_p = block_parts::keeps_preactivation(cfg);
-  Tensor y, rstd, P, z0, z1, zh, zn, denom, yc, cos, a, c, out;  // a = tril(V) (.) cos, kept for the backward
-  Tensor w;                                                          // tril(V), for both passes
+  Tensor y, rstd, P, z0, z1, zn, denom, yc, cos, a, cz, out;  // a = tril(V) (.) cos, kept for the backward
+  Tensor w;                                                       // tril(V), for both passes
   {
     NoGrad no_grad;
     y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
@@ -71,13 +60,15 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
     P = matmul(y, U, false, true);  // [rows, m]
     z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
     z1 = Tensor::empty({N, C, h}, y.dtype(), y.device());
-    if (mh > 0) zh = Tensor::empty({rows, mh}, y.dtype(), y.device());
+    // cz = [c | Zh] [rows, h + mh], the fuser's input as one matrix: Zh goes into its columns h..
+    // here, c into its first h below (without a bypass, mh = 0, cz is c itself)
+    if (mh > 0 || c_epilogue) cz = Tensor::empty({rows, fi}, y.dtype(), y.device());
     if (dynamic) {  // Zn = Z0's rows normalised, written by the same pass; kept (with denom) for the backward
       zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
       denom = Tensor::empty({rows}, z0.dtype(), z0.device());
     }
     AVEY_DISPATCH("bias_act_split", P, bias_act_split, rows, m, P.data<T>(), b.data<T>(), has_act, f, h, h,
-                  z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, keep_p,
+                  z0.data<T>(), z1.data<T>(), mh > 0 ? cz.data<T>() + h : nullptr, fi, keep_p,
                   dynamic ? zn.data<T>() : nullptr, dynamic ? denom.data<T>() : nullptr, kCosineEps);
     if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
     w = tril(spatial);
@@ -89,9 +80,8 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
         a = Tensor::empty({N, C, C}, y.dtype(), y.device());
         yc = Tensor::empty({N, C, h}, y.dtype(), y.device());
         kernels::cuda::tril_gram(N, C, h, bf(zn), bf(w), bf(cos), bf(a));
-        if (cact == Activation::None) c = Tensor::empty({N, C, h}, y.dtype(), y.device());
-        kernels::cuda::tril_lower_mm(N, C, h, bf(a), bf(z0), bf(yc), c.defined() ? bf(z1) : nullptr,
-                                     c.defined() ? bf(c) : nullptr);
+        kernels::cuda::tril_lower_mm(N, C, h, bf(a), bf(z0), bf(yc), c_epilogue ? bf(z1) : nullptr,
+                                     c_epilogue ? bf(cz) : nullptr, fi);
 #endif
       } else {
         cos = matmul(zn, zn, false, true);
@@ -101,43 +91,38 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
     } else {
       yc = matmul(w, z0);
     }
-    if (!c.defined()) c = mul(activate(cact, yc), z1);
-    c = reshape(c, {rows, h});
-    // out = h + b_o + c O0^T + Zh O1^T: the residual and the bias enter with the first product
-    // (on the GPU as its epilogue: no separate pass), the second accumulates (beta = 1).
+    if (!c_epilogue) {
+      Tensor c = reshape(mul(activate(cact, yc), z1), {rows, h});
+      if (mh > 0)
+        AVEY_DISPATCH("copy_cols", c, copy_cols, rows, h, c.data<T>(), h, 0, cz.data<T>(), fi, 0, false);
+      else
+        cz = c;
+    }
+    // out = h + b_o + cz O^T: one product (K = h + mh), the residual and the bias entering with it
+    // (on the GPU as its epilogue: no separate pass).
     out = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
-    AVEY_DISPATCH("matmul", out, matmul_residual_bias, c.data<T>(), h, O.data<T>(), h + mh, h_in.data<T>(),
-                  bo.data<T>(), out.data<T>(), rows, d, h, false, true);
-    if (mh > 0) product({zh}, {O, h}, {out}, rows, d, mh, false, true, 1.0);
+    AVEY_DISPATCH("matmul", out, matmul_residual_bias, cz.data<T>(), fi, O.data<T>(), fi, h_in.data<T>(), bo.data<T>(),
+                  out.data<T>(), rows, d, fi, false, true);
   }
   record(out, "avey.block_body", {h_in, norm_g, U, b, spatial, O, bo},
          [=](const Tensor& gf) -> std::vector<Tensor> {
            Tensor gh, gg, gU, gb, gV, gO, gbo;
-           // ---- fuser: dO = [dF^T c | dF^T Zh], dc = dF O0, dZh = dF O1
+           // ---- fuser: dO = dF^T cz, dcz = [dc | dZh] = dF O
            const bool norm_pass = h_grad || norm_g.requires_grad();
            // on the GPU the norm's backward pass, which reads gf anyway, sums its columns: db_o
            if (bo.requires_grad() && !(norm_pass && gf.is_cuda())) gbo = sum_rows(gf);
-           if (O.requires_grad()) {
-             gO = Tensor::empty(O.shape(), O.dtype(), O.device());
-             product({gf}, {c}, {gO}, d, h, rows, true, false, 0.0);
-             if (mh > 0) product({gf}, {zh}, {gO, h}, d, mh, rows, true, false, 0.0);
-           }
-           Tensor gc = Tensor::empty({N, C, h}, gf.dtype(), gf.device());
-           product({gf}, {O}, {gc}, rows, h, d, false, false, 0.0);
-           Tensor gzh;
-           if (mh > 0) {
-             gzh = Tensor::empty({rows, mh}, gf.dtype(), gf.device());
-             product({gf}, {O, h}, {gzh}, rows, mh, d, false, false, 0.0);
-           }
-           // ---- contextualizer (as avey/contextualizer.cpp, GPU branch)
+           if (O.requires_grad()) gO = matmul(gf, cz, true, false);
+           Tensor gcz = matmul(gf, O);  // [rows, h + mh]
+           // ---- contextualizer (as avey/contextualizer.cpp, GPU branch), dc = dcz's first h columns
            Tensor gz1, gyc;
-           if (cact == Activation::None && gc.is_cuda()) {  // both products in one pass over gc
-             gz1 = Tensor::empty(gc.shape(), gc.dtype(), gc.device());
-             gyc = Tensor::empty(gc.shape(), gc.dtype(), gc.device());
-             ::engine::profile::Scope prof("binary", gc.device());
-             AVEY_DISPATCH_CUDA("mul_pair", gc, mul_pair, gc.numel(), gc.data<T>(), yc.data<T>(), z1.data<T>(),
+           if (cact == Activation::None && gcz.is_cuda()) {  // both products in one pass over dc, read in place
+             gz1 = Tensor::empty(yc.shape(), yc.dtype(), yc.device());
+             gyc = Tensor::empty(yc.shape(), yc.dtype(), yc.device());
+             ::engine::profile::Scope prof("binary", gcz.device());
+             AVEY_DISPATCH_CUDA("mul_pair", gcz, mul_pair, rows, h, gcz.data<T>(), fi, yc.data<T>(), z1.data<T>(),
                                 gz1.data<T>(), gyc.data<T>());
            } else {
+             const Tensor gc = reshape(mh > 0 ? slice_cols(gcz, 0, h) : gcz, {N, C, h});
              gz1 = mul(gc, activate(cact, yc));
              gyc = activation_grad(cact, yc, mul(gc, z1));
            }
@@ -191,15 +176,16 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              gz0 = matmul(w, gyc, true, false);
            }
            // ---- enricher
-           // gp = act'(.) [dZ0 | dZ1 | dZh], and the bias's gradient (gp's column sums) in the same pass
+           // gp = act'(.) [dZ0 | dZ1 | dZh], and the bias's gradient (gp's column sums) in the same pass;
+           // Zh and dZh read in place in cz and dcz (rows h + mh apart)
            Tensor gp = Tensor::empty({rows, m}, y.dtype(), y.device());
            if (b.requires_grad()) gb = Tensor::empty({m}, y.dtype(), y.device());
            AVEY_DISPATCH("act_grad_concat", gp, act_grad_concat, rows, m, P.defined() ? P.data<T>() : nullptr,
-                         z0.data<T>(), z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, has_act, f, h, h, gz0.data<T>(),
-                         gz1.data<T>(), mh > 0 ? gzh.data<T>() : nullptr, gp.data<T>(),
+                         z0.data<T>(), z1.data<T>(), mh > 0 ? cz.data<T>() + h : nullptr, fi, has_act, f, h, h,
+                         gz0.data<T>(), gz1.data<T>(), mh > 0 ? gcz.data<T>() + h : nullptr, gp.data<T>(),
                          gb.defined() ? gb.data<T>() : nullptr);
            if (U.requires_grad()) gU = matmul(gp, y, true, false);
-           gz0 = gz1 = gzh = Tensor();
+           gz0 = gz1 = gcz = Tensor();
            // ---- the norm: dh = rmsnorm'(dy) + gf (the residual), summed in the same pass on the GPU
            if (norm_pass) {
              Tensor gy = matmul(gp, U);

@@ -15,10 +15,14 @@
 //                                                     and relu2' are functions of Z itself)
 //             Z0^ = Z0's rows / sqrt(|row|^2 + eps)   (same pass, from Z0 as stored)
 //             c = act_c(A Z0) (.) Z1, A = tril(V) (.) (Z0^ Z0^T)    (or tril(V) when not dynamic)
-//             out = h + b_o;  out += c Oc^T;  out += Zh Oh^T         (O = [Oc | Oh]; beta = 1)
-//   backward: dh (residual) = dF;  dF -> dc = dF Oc, dZh = dF Oh, dO = [dF^T c | dF^T Zh], db_o = colsum dF;
+//             cz = [c | Zh]   (one [rows, h + mh] matrix: the enricher's pass writes Zh into its
+//                             last mh columns, the contextualizer c into its first h)
+//             out = h + b_o + cz O^T                 (one product, K = h + mh; the residual and
+//                                                     the bias in its epilogue on the GPU)
+//   backward: dh (residual) = dF;  dF -> dcz = [dc | dZh] = dF O, dO = dF^T cz, db_o = colsum dF;
 //             dc -> dZ0, dZ1, dV (avey/contextualizer.cpp derives these);
-//             dP = act'(P) (.) [dZ0 | dZ1 | dZh];  dy = dP U, dU = dP^T y, db = colsum dP.
+//             dP = act'(P) (.) [dZ0 | dZ1 | dZh];  dy = dP U, dU = dP^T y, db = colsum dP
+//             (dc, dZh and Zh read in place in dcz and cz: kernels with row strides).
 #pragma once
 #include "avey/config.h"
 #include "engine/ops.h"

@@ -49,6 +49,7 @@ void to_current_rows(const Tensor& x, Tensor into, int64_t N, int64_t C, int64_t
 Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
                         const Tensor& O, const Tensor& bo, const Config& cfg, int64_t N) {
   const int64_t C = cfg.context_rows(), S = cfg.split_size, r0 = C - S, h = cfg.half_tail(), mh = cfg.head_width();
+  const int64_t fi = h + mh;  // the fuser's input width
   const int64_t m = U.size(0), rows = h_in.size(0), d = h_in.size(1), kept = N * S;
   if (h_in.ndim() != 2 || rows != N * C || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
     fail("final_block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
@@ -57,8 +58,8 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
   const Activation cact = cfg.contextualizer_activation;
   const bool dynamic = cfg.dynamic, h_grad = h_in.requires_grad();
   const bool keep_p = block_parts::keeps_preactivation(cfg);
-  const Tensor U0 = U.view(0, {h, d}), Ur = U.view(h * d, {h + mh, d});  // U's rows for Z0, and for [Z1 | Zh]
-  Tensor y, rstd, yk, P0, Pk, z0, z1, zh, zn, denom, w, wk, cos, a, yc, c, out;
+  const Tensor U0 = U.view(0, {h, d}), Ur = U.view(h * d, {fi, d});  // U's rows for Z0, and for [Z1 | Zh]
+  Tensor y, rstd, yk, P0, Pk, z0, z1, zn, denom, w, wk, cos, a, yc, cz, out;
   {
     NoGrad no_grad;
     y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
@@ -70,20 +71,20 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
     // ones), Z1 and Zh on the current rows only
     P0 = Tensor::empty({rows, h}, y.dtype(), y.device());
     product(y, U0, P0, rows, h, d, false, true, 0.0);
-    Pk = Tensor::empty({kept, h + mh}, y.dtype(), y.device());
-    product(yk, Ur, Pk, kept, h + mh, d, false, true, 0.0);
+    Pk = Tensor::empty({kept, fi}, y.dtype(), y.device());
+    product(yk, Ur, Pk, kept, fi, d, false, true, 0.0);
     z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
     z1 = Tensor::empty({N, S, h}, y.dtype(), y.device());
-    if (mh > 0) zh = Tensor::empty({kept, mh}, y.dtype(), y.device());
+    cz = Tensor::empty({kept, fi}, y.dtype(), y.device());  // the fuser's input [c | Zh], as in block_body
     if (dynamic) {  // Zn = Z0's rows normalised, by the same pass (kept, with denom, for the backward)
       zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
       denom = Tensor::empty({rows}, z0.dtype(), z0.device());
     }
     AVEY_DISPATCH("bias_act_split", P0, bias_act_split, rows, h, P0.data<T>(), b.data<T>(), has_act, f, h, 0,
-                  z0.data<T>(), nullptr, nullptr, keep_p, dynamic ? zn.data<T>() : nullptr,
+                  z0.data<T>(), nullptr, nullptr, 0, keep_p, dynamic ? zn.data<T>() : nullptr,
                   dynamic ? denom.data<T>() : nullptr, kCosineEps);
-    AVEY_DISPATCH("bias_act_split", Pk, bias_act_split, kept, h + mh, Pk.data<T>(), b.data<T>() + h, has_act, f, h, mh,
-                  z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, nullptr, keep_p, nullptr, nullptr, 0.0);
+    AVEY_DISPATCH("bias_act_split", Pk, bias_act_split, kept, fi, Pk.data<T>(), b.data<T>() + h, has_act, f, h, 0,
+                  z1.data<T>(), nullptr, mh > 0 ? cz.data<T>() + h : nullptr, fi, keep_p, nullptr, nullptr, 0.0);
     if (!keep_p) P0 = Pk = Tensor();
     // ---- contextualizer, current rows: A_k = W_k (.) (Zn_k Zn^T) [S, C], W_k = tril(V)'s last S rows
     w = tril(spatial);
@@ -96,38 +97,23 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
     yc = Tensor::empty({N, S, h}, y.dtype(), y.device());
     product(dynamic ? PerContext{a, 0, S * C} : PerContext{wk, 0, 0}, {z0, 0, C * h}, {yc, 0, S * h}, N, S, h, C, false,
             false, 0.0);
-    c = reshape(mul(activate(cact, yc), z1), {kept, h});
-    // ---- fuser and residual on the current rows
+    const Tensor c = reshape(mul(activate(cact, yc), z1), {kept, h});
+    AVEY_DISPATCH("copy_cols", c, copy_cols, kept, h, c.data<T>(), h, 0, cz.data<T>(), fi, 0, false);
+    // ---- fuser and residual on the current rows: out = h_k + b_o + cz O^T
     out = Tensor::empty({kept, d}, h_in.dtype(), h_in.device());
     const Tensor hk = current_rows(h_in, N, C, S);
-    AVEY_DISPATCH("matmul", out, matmul_residual_bias, c.data<T>(), h, O.data<T>(), h + mh, hk.data<T>(), bo.data<T>(),
-                  out.data<T>(), kept, d, h, false, true);
-    if (mh > 0)  // out += Zh O1^T, O1 = O[:, h:] read in place
-      AVEY_DISPATCH("matmul", out, matmul_ld, zh.data<T>(), mh, O.data<T>() + h, h + mh, out.data<T>(), d, kept, d, mh,
-                    false, true, 1.0, 1.0);
+    AVEY_DISPATCH("matmul", out, matmul_residual_bias, cz.data<T>(), fi, O.data<T>(), fi, hk.data<T>(), bo.data<T>(),
+                  out.data<T>(), kept, d, fi, false, true);
   }
   record(out, "avey.final_block_body", {h_in, norm_g, U, b, spatial, O, bo},
          [=](const Tensor& gf) -> std::vector<Tensor> {
            Tensor gh, gg, gU, gb, gV, gO, gbo;
            const bool norm_pass = h_grad || norm_g.requires_grad();
            if (bo.requires_grad() && !(norm_pass && gf.is_cuda())) gbo = sum_rows(gf);
-           // ---- fuser: dO = [dF^T c | dF^T Zh], dc = dF O0, dZh = dF O1 (current rows)
-           if (O.requires_grad()) {
-             gO = Tensor::empty(O.shape(), O.dtype(), O.device());
-             AVEY_DISPATCH("matmul", gO, matmul_ld, gf.data<T>(), d, c.data<T>(), h, gO.data<T>(), h + mh, d, h, kept,
-                           true, false, 1.0, 0.0);
-             if (mh > 0)
-               AVEY_DISPATCH("matmul", gO, matmul_ld, gf.data<T>(), d, zh.data<T>(), mh, gO.data<T>() + h, h + mh, d,
-                             mh, kept, true, false, 1.0, 0.0);
-           }
-           Tensor gc = Tensor::empty({N, S, h}, gf.dtype(), gf.device()), gzh;
-           AVEY_DISPATCH("matmul", gc, matmul_ld, gf.data<T>(), d, O.data<T>(), h + mh, gc.data<T>(), h, kept, h, d,
-                         false, false, 1.0, 0.0);
-           if (mh > 0) {
-             gzh = Tensor::empty({kept, mh}, gf.dtype(), gf.device());
-             AVEY_DISPATCH("matmul", gzh, matmul_ld, gf.data<T>(), d, O.data<T>() + h, h + mh, gzh.data<T>(), mh, kept,
-                           mh, d, false, false, 1.0, 0.0);
-           }
+           // ---- fuser: dO = dF^T cz, dcz = [dc | dZh] = dF O (current rows)
+           if (O.requires_grad()) gO = matmul(gf, cz, true, false);
+           const Tensor gcz = matmul(gf, O);
+           const Tensor gc = reshape(mh > 0 ? slice_cols(gcz, 0, h) : gcz, {N, S, h});
            // ---- contextualizer: dZ1 = dc (.) act(Yc), dYc = act'(Yc) (.) dc (.) Z1, dA_k = dYc Z0^T [S, C]
            Tensor gz1 = mul(gc, activate(cact, yc)), gyc = activation_grad(cact, yc, mul(gc, z1));
            Tensor ga = Tensor::empty({N, S, C}, gyc.dtype(), gyc.device());
@@ -150,19 +136,19 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
            if (gvk.defined()) gV = concat_rows({Tensor::zeros({r0, C}, gvk.dtype(), gvk.device()), tril(gvk, r0)});
            // ---- enricher: dP0 = act'(.) dZ0 on every row, dPk = act'(.) [dZ1 | dZh] on the current rows
            Tensor gp0 = Tensor::empty({rows, h}, y.dtype(), y.device());
-           Tensor gpk = Tensor::empty({kept, h + mh}, y.dtype(), y.device());
+           Tensor gpk = Tensor::empty({kept, fi}, y.dtype(), y.device());
            if (b.requires_grad()) gb = Tensor::empty({m}, y.dtype(), y.device());
            AVEY_DISPATCH("act_grad_concat", gp0, act_grad_concat, rows, h, P0.defined() ? P0.data<T>() : nullptr,
-                         z0.data<T>(), nullptr, nullptr, has_act, f, h, 0, gz0.data<T>(), nullptr, nullptr,
+                         z0.data<T>(), nullptr, nullptr, 0, has_act, f, h, 0, gz0.data<T>(), nullptr, nullptr,
                          gp0.data<T>(), gb.defined() ? gb.data<T>() : nullptr);
-           AVEY_DISPATCH("act_grad_concat", gpk, act_grad_concat, kept, h + mh, Pk.defined() ? Pk.data<T>() : nullptr,
-                         z1.data<T>(), mh > 0 ? zh.data<T>() : nullptr, nullptr, has_act, f, h, mh, gz1.data<T>(),
-                         mh > 0 ? gzh.data<T>() : nullptr, nullptr, gpk.data<T>(),
+           AVEY_DISPATCH("act_grad_concat", gpk, act_grad_concat, kept, fi, Pk.defined() ? Pk.data<T>() : nullptr,
+                         z1.data<T>(), nullptr, mh > 0 ? cz.data<T>() + h : nullptr, fi, has_act, f, h, 0,
+                         gz1.data<T>(), nullptr, mh > 0 ? gcz.data<T>() + h : nullptr, gpk.data<T>(),
                          gb.defined() ? gb.data<T>() + h : nullptr);
            if (U.requires_grad()) {  // dU = [dP0^T Y ; dPk^T Y_k]
              gU = Tensor::empty(U.shape(), U.dtype(), U.device());
              product(gp0, y, gU, h, d, rows, true, false, 0.0);
-             product(gpk, yk, gU.view(h * d, {h + mh, d}), h + mh, d, kept, true, false, 0.0);
+             product(gpk, yk, gU.view(h * d, {fi, d}), fi, d, kept, true, false, 0.0);
            }
            // ---- the norm: dY = dP0 U0 (+ dPk Ur on the current rows); dh = rmsnorm'(dY) + dF on the current rows
            Tensor gres = Tensor::zeros(h_in.shape(), gf.dtype(), gf.device());
@@ -170,7 +156,7 @@ Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& 
            if (norm_pass) {
              Tensor gy = Tensor::empty(h_in.shape(), y.dtype(), y.device()), gyk = Tensor::empty({kept, d}, y.dtype(), y.device());
              product(gp0, U0, gy, rows, d, h, false, false, 0.0);
-             product(gpk, Ur, gyk, kept, d, h + mh, false, false, 0.0);
+             product(gpk, Ur, gyk, kept, d, fi, false, false, 0.0);
              to_current_rows(gyk, gy, N, C, S, true);
              block_parts::NormGrads ng =
                  block_parts::norm_backward_residual(h_in, norm_g, rstd, gy, gres, bo.requires_grad());

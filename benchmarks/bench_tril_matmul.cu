@@ -65,9 +65,9 @@ void bench_shape(const char* config, int batch, int C, int H) {
     kc::binary<bf16>(kernels::Binary::Mul, kernels::Broadcast::None, 1, int64_t(nCH), Yc, Z1, c);
   });
   print_row("tril_lower_mm (Yc, c)", shape, full, unfused,
-            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, Yc, Z1, c); }));
+            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, Yc, Z1, c, H); }));
   print_row("tril_lower_mm (Yc)", shape, full, 0,
-            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, Yc, nullptr, nullptr); }));
+            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, Yc, nullptr, nullptr, H); }));
 
   full = median_ms([&] { gemm(batch, C, H, C, true, false, a_in, dYc, dZ0, 1.f); });
   print_row("tril_upper_t_mm_acc", shape, full, 0,

@@ -125,8 +125,9 @@ TEST_CASE("final_block_body equals block_body's current-split rows (f64), and pa
   }
 }
 
-// bias_act_split with zn: p += b, z = f(p) split into [z0 | z1 | z2], and z0's rows normalised
-// for the cosine (zn = z0 / sqrt(|z0 row|^2 + eps), denom = that root), against plain loops in f64.
+// bias_act_split with zn: p += b, z = f(p) split into [z0 | z1 | z2] (z2's rows ld2 = w2 + 2
+// apart, the gaps untouched), and z0's rows normalised for the cosine (zn = z0 / sqrt(|z0 row|^2
+// + eps), denom = that root), against plain loops in f64.
 TEST_CASE("bias_act_split: bias, activation, split and z0's row norm against plain loops (f64)") {
   struct Case {
     int64_t rows, w0, w1, w2;
@@ -141,11 +142,12 @@ TEST_CASE("bias_act_split: bias, activation, split and z0's row norm against pla
     Rng rng(5);
     Tensor p = Tensor::randn({k.rows, cols}, rng, 1.0, DType::F64), bias = Tensor::randn({cols}, rng, 1.0, DType::F64);
     const std::vector<double> p_in = p.to_vector<double>(), b = bias.to_vector<double>();
-    std::vector<double> z0(size_t(k.rows * k.w0)), z1(size_t(k.rows * k.w1)), z2(size_t(k.rows * k.w2) + 1),
+    const int64_t ld2 = k.w2 + 2;
+    std::vector<double> z0(size_t(k.rows * k.w0)), z1(size_t(k.rows * k.w1)), z2(size_t(k.rows * ld2), 7.0),
         zn(z0.size()), denom(size_t(k.rows));
     kernels::cpu::bias_act_split<double>(k.rows, cols, p.data<double>(), bias.data<double>(), k.has_act, k.f, k.w0,
-                                         k.w1, z0.data(), z1.data(), k.w2 > 0 ? z2.data() : nullptr, true, zn.data(),
-                                         denom.data(), eps);
+                                         k.w1, z0.data(), z1.data(), k.w2 > 0 ? z2.data() : nullptr, ld2, true,
+                                         zn.data(), denom.data(), eps);
     const std::vector<double> p_out = p.to_vector<double>();
     double err = 0;
     for (int64_t r = 0; r < k.rows; ++r) {
@@ -162,10 +164,11 @@ TEST_CASE("bias_act_split: bias, activation, split and z0's row norm against pla
         err = std::max(err, std::abs(p_out[i] - v));
         const double got = c < k.w0        ? z0[size_t(r * k.w0 + c)]
                            : c < k.w0 + k.w1 ? z1[size_t(r * k.w1 + c - k.w0)]
-                                           : z2[size_t(r * k.w2 + c - k.w0 - k.w1)];
+                                           : z2[size_t(r * ld2 + c - k.w0 - k.w1)];
         err = std::max(err, std::abs(got - z));
         if (c < k.w0) err = std::max(err, std::abs(zn[size_t(r * k.w0 + c)] - z / d));
       }
+      for (int64_t c = k.w2; c < ld2; ++c) err = std::max(err, std::abs(z2[size_t(r * ld2 + c)] - 7.0));
     }
     CHECK(err < 1e-14);
   }

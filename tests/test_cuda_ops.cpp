@@ -271,11 +271,11 @@ TEST_CASE("cuda: bias_act_split's row norm of z0 equals bias_act_split then l2no
       Poison poison;
       fused = outputs(Device::CUDA, dtype), unfused = outputs(Device::CUDA, dtype);
       kernels::cuda::bias_act_split<T>(k.rows, cols, fused[0].data<T>(), bias.data<T>(), k.has_act, k.f, k.w0, k.w1,
-                                       fused[1].data<T>(), fused[2].data<T>(), data_or_null<T>(fused[3]), k.keep_p,
-                                       fused[4].data<T>(), fused[5].data<T>(), eps);
+                                       fused[1].data<T>(), fused[2].data<T>(), data_or_null<T>(fused[3]), k.w2,
+                                       k.keep_p, fused[4].data<T>(), fused[5].data<T>(), eps);
       kernels::cuda::bias_act_split<T>(k.rows, cols, unfused[0].data<T>(), bias.data<T>(), k.has_act, k.f, k.w0, k.w1,
-                                       unfused[1].data<T>(), unfused[2].data<T>(), data_or_null<T>(unfused[3]), k.keep_p,
-                                       nullptr, nullptr, eps);
+                                       unfused[1].data<T>(), unfused[2].data<T>(), data_or_null<T>(unfused[3]), k.w2,
+                                       k.keep_p, nullptr, nullptr, eps);
       kernels::cuda::l2norm_rows<T>(NormEps::Inside, k.rows, k.w0, unfused[1].data<T>(), eps, unfused[4].data<T>(),
                                     unfused[5].data<T>());
     }
@@ -283,7 +283,7 @@ TEST_CASE("cuda: bias_act_split's row norm of z0 equals bias_act_split then l2no
     const Tensor cpu_bias = bias.to(Device::CPU).to(DType::F32);
     kernels::cpu::bias_act_split<float>(k.rows, cols, cpu[0].data<float>(), cpu_bias.data<float>(), k.has_act, k.f,
                                         k.w0, k.w1, cpu[1].data<float>(), cpu[2].data<float>(), data_or_null<float>(cpu[3]),
-                                        true, cpu[4].data<float>(), cpu[5].data<float>(), eps);
+                                        k.w2, true, cpu[4].data<float>(), cpu[5].data<float>(), eps);
     const double tol = dtype == DType::F32 ? 1e-5 : 1e-2;
     for (size_t i = k.keep_p ? 0 : 1; i < fused.size(); ++i) {  // without keep_p, p may or may not be written
       if (i == 3 && k.w2 == 0) continue;
@@ -298,6 +298,82 @@ TEST_CASE("cuda: bias_act_split's row norm of z0 equals bias_act_split then l2no
   for (const Case& k : cases) {
     CAPTURE(k.w0);
     CAPTURE(k.rows);
+    run.operator()<float>(k, DType::F32);
+    run.operator()<kernels::bf16>(k, DType::BF16);
+  }
+}
+
+// The kernels that read or write a column window of block_body's fuser input [c | Zh] and its
+// gradient (rows ld apart): bias_act_split's z2, act_grad_concat's z2 and g2 (with the bias
+// gradient), mul_pair's g, against the CPU (mul_pair: against plain loops), f32 and bf16, with
+// 16-byte vector widths and with odd ones (the scalar kernels).
+TEST_CASE("cuda: bias_act_split, act_grad_concat and mul_pair with row strides match the CPU" *
+          doctest::skip(kNoGpu)) {
+  struct Case {
+    int64_t rows, w0, w1, w2, ld2;
+  };
+  Rng rng(23);
+  auto run = [&]<class T>(const Case& k, DType dtype) {
+    const int64_t cols = k.w0 + k.w1 + k.w2;
+    const double tol = dtype == DType::F32 ? 1e-5 : 1e-2;
+    // GPU tensors of random values (zeros), and the CPU's f32 copies of the same values
+    auto gpu_randn = [&](Shape shape) { return Tensor::randn(shape, rng).to(Device::CUDA).to(dtype); };
+    auto zeros = [&](Shape shape) { return Tensor::zeros(shape, dtype, Device::CUDA); };
+    auto on_cpu = [](const Tensor& t) -> Tensor { return t.to(Device::CPU).to(DType::F32); };
+    // bias_act_split (gelu, p kept): z2 into a wider zero matrix, the gaps stay 0
+    const Tensor p = gpu_randn({k.rows, cols}), bias = gpu_randn({cols});
+    std::vector<Tensor> g{p.clone(), zeros({k.rows, k.w0}), zeros({k.rows, k.w1}), zeros({k.rows, k.ld2})};
+    std::vector<Tensor> c{on_cpu(p), on_cpu(g[1]), on_cpu(g[2]), on_cpu(g[3])};
+    const Tensor cbias = on_cpu(bias);
+    kernels::cuda::bias_act_split<T>(k.rows, cols, g[0].data<T>(), bias.data<T>(), true, kernels::Unary::Gelu, k.w0,
+                                     k.w1, g[1].data<T>(), g[2].data<T>(), g[3].data<T>(), k.ld2, true, nullptr,
+                                     nullptr, 1e-6);
+    kernels::cpu::bias_act_split<float>(k.rows, cols, c[0].data<float>(), cbias.data<float>(), true,
+                                        kernels::Unary::Gelu, k.w0, k.w1, c[1].data<float>(), c[2].data<float>(),
+                                        c[3].data<float>(), k.ld2, true, nullptr, nullptr, 1e-6);
+    for (size_t i = 0; i < g.size(); ++i) {
+      CAPTURE(i);
+      CHECK(rel_diff(g[i], c[i]) < tol);
+    }
+    // act_grad_concat, from p (gelu) and from z (relu: z >= 0), with the bias gradient
+    const Tensor z0 = gpu_randn({k.rows, k.w0}), z1 = gpu_randn({k.rows, k.w1}), z2 = gpu_randn({k.rows, k.ld2});
+    const Tensor g0 = gpu_randn({k.rows, k.w0}), g1 = gpu_randn({k.rows, k.w1}), g2 = gpu_randn({k.rows, k.ld2});
+    const Tensor relu_z0 = relu(z0), relu_z1 = relu(z1), relu_z2 = relu(z2);
+    for (bool from_p : {true, false}) {
+      CAPTURE(from_p);
+      const Tensor &a0 = from_p ? z0 : relu_z0, &a1 = from_p ? z1 : relu_z1, &a2 = from_p ? z2 : relu_z2;
+      const kernels::Unary f = from_p ? kernels::Unary::Gelu : kernels::Unary::Relu;
+      Tensor gp, gb, cgp = Tensor::empty({k.rows, cols}), cgb = Tensor::empty({cols});
+      {
+        Poison poison;
+        gp = Tensor::empty({k.rows, cols}, dtype, Device::CUDA), gb = Tensor::empty({cols}, dtype, Device::CUDA);
+        kernels::cuda::act_grad_concat<T>(k.rows, cols, from_p ? p.data<T>() : nullptr, a0.data<T>(), a1.data<T>(),
+                                          a2.data<T>(), k.ld2, true, f, k.w0, k.w1, g0.data<T>(), g1.data<T>(),
+                                          g2.data<T>(), gp.data<T>(), gb.data<T>());
+      }
+      const Tensor cp = on_cpu(p), c0 = on_cpu(a0), c1 = on_cpu(a1), c2 = on_cpu(a2);
+      const Tensor h0 = on_cpu(g0), h1 = on_cpu(g1), h2 = on_cpu(g2);
+      kernels::cpu::act_grad_concat<float>(k.rows, cols, from_p ? cp.data<float>() : nullptr, c0.data<float>(),
+                                           c1.data<float>(), c2.data<float>(), k.ld2, true, f, k.w0, k.w1,
+                                           h0.data<float>(), h1.data<float>(), h2.data<float>(), cgp.data<float>(),
+                                           cgb.data<float>());
+      CHECK(rel_diff(gp, cgp) < tol);
+      CHECK(rel_diff(gb, cgb) < tol);
+    }
+    // mul_pair: g = the first w0 columns of g2's rows (ld2 apart)
+    Tensor ya, yb;
+    {
+      Poison poison;
+      ya = Tensor::empty({k.rows, k.w0}, dtype, Device::CUDA), yb = Tensor::empty({k.rows, k.w0}, dtype, Device::CUDA);
+      kernels::cuda::mul_pair<T>(k.rows, k.w0, g2.data<T>(), k.ld2, z0.data<T>(), g0.data<T>(), ya.data<T>(),
+                                 yb.data<T>());
+    }
+    const Tensor gc = slice_cols(on_cpu(g2), 0, k.w0);
+    CHECK(rel_diff(ya, mul(gc, on_cpu(z0))) < tol);
+    CHECK(rel_diff(yb, mul(gc, on_cpu(g0))) < tol);
+  };
+  for (const Case& k : {Case{70, 16, 16, 32, 48}, Case{33, 5, 7, 9, 12}}) {
+    CAPTURE(k.w0);
     run.operator()<float>(k, DType::F32);
     run.operator()<kernels::bf16>(k, DType::BF16);
   }

@@ -196,15 +196,24 @@ TEST_CASE("cuda: tril_matmul products match an f64 reference on the triangle" * 
     kc::tril_nt(batch, C, K, dX.get(), dY.get(), dG.get());
     check_error("tril_nt", error(dG.host(), ref_nt(X, Y, batch, C, K), batch, C, C, lower));
 
-    // Y = L B and P = Y (.) M; the same Y without the product.
-    const int64_t N = K;
+    // Y = L B and P = Y (.) M, P into the first N columns of a wider matrix (rows ldp apart: the
+    // columns after N keep their fill); the same Y without the product.
+    const int64_t N = K, ldp = N + 72;
     const auto L = random_lower(batch, C, rng, 1.0), B = random_bf16(nCK, rng, 1.0), M = random_bf16(nCK, rng, 1.0);
-    Device dL(L), dB(B), dM(M), dYc(nCK, 0xFFFF), dP(nCK, 0xFFFF), dY2(nCK, 0xFFFF);
-    kc::tril_lower_mm(batch, C, N, dL.get(), dB.get(), dYc.get(), dM.get(), dP.get());
-    kc::tril_lower_mm(batch, C, N, dL.get(), dB.get(), dY2.get(), nullptr, nullptr);
-    const auto Yc = dYc.host();
+    Device dL(L), dB(B), dM(M), dYc(nCK, 0xFFFF), dP(size_t(batch * C * ldp), 0xFFFF), dY2(nCK, 0xFFFF);
+    kc::tril_lower_mm(batch, C, N, dL.get(), dB.get(), dYc.get(), dM.get(), dP.get(), ldp);
+    kc::tril_lower_mm(batch, C, N, dL.get(), dB.get(), dY2.get(), nullptr, nullptr, N);
+    const auto Yc = dYc.host(), wide = dP.host();
     check_error("tril_lower_mm", error(Yc, ref_mm(L, false, B, nullptr, batch, C, N), batch, C, N, all));
-    CHECK(product_mismatches(Yc, M, dP.host(), batch, C, N, nCK, all) == 0);
+    std::vector<bf16> P(nCK);
+    int64_t written_past_n = 0;
+    for (size_t r = 0; r < size_t(batch * C); ++r)
+      for (size_t j = 0; j < size_t(ldp); ++j) {
+        if (j < size_t(N)) P[r * size_t(N) + j] = wide[r * size_t(ldp) + j];
+        else if (wide[r * size_t(ldp) + j].bits != 0xFFFF) ++written_past_n;
+      }
+    CHECK(product_mismatches(Yc, M, P, batch, C, N, nCK, all) == 0);
+    CHECK(written_past_n == 0);
     CHECK(std::memcmp(dY2.host().data(), Yc.data(), nCK * 2) == 0);
 
     // Y += L^T B.
@@ -219,8 +228,9 @@ TEST_CASE("cuda: tril_matmul refuses sizes it cannot tile" * doctest::skip(kNoGp
   Device x(size_t(2 * 256 * 256), 0);
   CHECK_THROWS(kernels::cuda::tril_nt(1, 200, 64, x.get(), x.get(), x.get()));  // C not a multiple of 128
   CHECK_THROWS(kernels::cuda::tril_nt(1, 256, 96, x.get(), x.get(), x.get()));  // K not a multiple of 64
-  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 256, 192, x.get(), x.get(), x.get(), nullptr, nullptr));  // N
-  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 256, 128, x.get(), x.get(), x.get(), x.get(), nullptr));  // M without P
+  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 256, 192, x.get(), x.get(), x.get(), nullptr, nullptr, 192));  // N
+  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 256, 128, x.get(), x.get(), x.get(), x.get(), nullptr, 128));  // M without P
+  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 128, 128, x.get(), x.get(), x.get(), x.get(), x.get(), 132));  // ldp
   CHECK_THROWS(kernels::cuda::tril_nt(1, 256, 64, x.get() + 1, x.get(), x.get()));  // not 16-byte aligned
 }
 

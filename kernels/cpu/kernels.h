@@ -115,8 +115,9 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
 
 // ---- the Avey enricher's element-wise end (fused) ----
 // p (rows x cols, a matrix product's output) += bias (one per column). Then z = f(p) (identity
-// when !has_act) is written split by columns into three contiguous matrices: z0 (rows x w0), z1
-// (rows x w1), z2 (rows x (cols - w0 - w1); may be null when that is 0). With keep_p, p keeps the
+// when !has_act) is written split by columns into three matrices: z0 (rows x w0), z1 (rows x
+// w1), z2 (rows x (cols - w0 - w1), rows ld2 elements apart: z2 may be a column window of a wider
+// matrix; may be null when its width is 0). With keep_p, p keeps the
 // pre-activation for the backward; without, p may or may not be overwritten (the GPU skips the
 // write: the backward then takes f' from z, see below). With zn (may be null), also z0's rows
 // normalised for the contextualizer's cosine, zn = z0 / sqrt(rowsum(z0^2) + eps) (rows x w0),
@@ -124,13 +125,15 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
 // zn, denom) on z0 as stored (the GPU without reading z0 back).
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2, bool keep_p, T* zn, T* denom, double eps);
-// Its backward: gp = f'(p) * [g0 | g1 | g2] (rows x cols). p may be null when f' is a function of
-// the output z = [z0 | z1 | z2] (laid out like the g parts): relu' = [z > 0], relu2' = 2 sqrt(z),
-// and when !has_act. gbias (may be null): the column sums of gp, the enricher bias's gradient.
+                    T* z0, T* z1, T* z2, int64_t ld2, bool keep_p, T* zn, T* denom, double eps);
+// Its backward: gp = f'(p) * [g0 | g1 | g2] (rows x cols; g2's rows, like z2's, ld2 elements
+// apart). p may be null when f' is a function of the output z = [z0 | z1 | z2] (laid out like
+// the g parts): relu' = [z > 0], relu2' = 2 sqrt(z), and when !has_act. gbias (may be null): the
+// column sums of gp, the enricher bias's gradient.
 template <class T>
-void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
-                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp, T* gbias);
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, int64_t ld2,
+                     bool has_act, Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp,
+                     T* gbias);
 
 // ---- loss ----
 // Per row: loss[r] = logsumexp(logits[r]) - logits[r, target[r]], or 0 when target == ignore;

@@ -12,6 +12,7 @@
 // column parts and the pointers allow it: the scalar 2-byte version reached about 1.3 TB/s of
 // the H100's ~3 TB/s. Their indices are 32-bit (a host check routes larger tensors to the
 // scalar path): 64-bit division per element was a large part of the scalar kernels' time.
+#include <algorithm>
 #include <initializer_list>
 
 #include "kernels/cuda/columns.cuh"
@@ -78,13 +79,16 @@ void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, con
 
 // ---------------------------------------------------------------- mul_pair
 // ya = g (.) a and yb = g (.) b in one pass (g read once): the contextualizer's backward with no
-// activation (dZ1 = dC (.) Yc, dYc = dC (.) Z1). Thread j takes one 16-byte vector of each.
+// activation (dZ1 = dC (.) Yc, dYc = dC (.) Z1). g's rows are ldg apart (dC is a column window of
+// block_body's [dC | dZh]); a, b, ya, yb are contiguous. Thread j takes one 16-byte vector of each.
 template <class T>
-__global__ void mul_pair_vec_kernel(uint32_t nvec, const T* g, const T* a, const T* b, T* ya, T* yb) {
+__global__ void mul_pair_vec_kernel(uint32_t nvec, uint32_t cvec, uint32_t ldg_vec, const T* g, const T* a, const T* b,
+                                    T* ya, T* yb) {
   constexpr int V = kVec<T>;
   for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    const uint32_t r = j / cvec, c = j - r * cvec;
     float x[V], u[V], w[V];
-    load_vec(g, int64_t(j) * V, x);
+    load_vec(g, (int64_t(r) * ldg_vec + c) * V, x);
     load_vec(a, int64_t(j) * V, u);
     load_vec(b, int64_t(j) * V, w);
 #pragma unroll
@@ -94,22 +98,28 @@ __global__ void mul_pair_vec_kernel(uint32_t nvec, const T* g, const T* a, const
   }
 }
 
-template <class T> __global__ void mul_pair_kernel(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float x = load(g, i);
+template <class T>
+__global__ void mul_pair_kernel(int64_t n, int64_t cols, int64_t ldg, const T* g, const T* a, const T* b, T* ya,
+                                T* yb) {
+  AVEY_GRID_STRIDE(i, n) {
+    const int64_t r = i / cols;
+    const float x = load(g, r * ldg + (i - r * cols));
     store(ya, i, x * load(a, i));
     store(yb, i, x * load(b, i));
   }
 }
 
-template <class T> void mul_pair(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb) {
-  if (n == 0) return;
+template <class T>
+void mul_pair(int64_t rows, int64_t cols, const T* g, int64_t ldg, const T* a, const T* b, T* ya, T* yb) {
+  const int64_t n = rows * cols;
+  if (n <= 0) return;
   constexpr int V = kVec<T>;
-  if (n % V == 0 && n / V <= int64_t(UINT32_MAX) / 2 && aligned16(g) && aligned16(a) && aligned16(b) &&
-      aligned16(ya) && aligned16(yb))
-    mul_pair_vec_kernel<<<blocks_for(n / V), kThreads, 0, stream()>>>(uint32_t(n / V), g, a, b, ya, yb);
+  if (cols % V == 0 && ldg % V == 0 && rows * ldg / V <= int64_t(UINT32_MAX) / 2 && aligned16(g) && aligned16(a) &&
+      aligned16(b) && aligned16(ya) && aligned16(yb))
+    mul_pair_vec_kernel<<<blocks_for(n / V), kThreads, 0, stream()>>>(uint32_t(n / V), uint32_t(cols / V),
+                                                                      uint32_t(ldg / V), g, a, b, ya, yb);
   else
-    mul_pair_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, g, a, b, ya, yb);
+    mul_pair_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, ldg, g, a, b, ya, yb);
   AVEY_LAUNCH_CHECK("mul_pair");
 }
 
@@ -206,7 +216,9 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
 }
 
 // ---------------------------------------------------------------- the enricher's element-wise end
-// p [rows, cols] = y U^T; its columns are three parts [w0 | w1 | cols - w0 - w1].
+// p [rows, cols] = y U^T; its columns are three parts [w0 | w1 | cols - w0 - w1]; the third
+// part's matrices (z2, g2) have rows ld2 apart (a column window of a wider matrix: block_body's
+// fuser input [c | Zh]).
 //   bias_act_split:  v = p + bias (written back to p only with keep_p);  z_k = act(v) per part;
 //                    with zn: also z0's rows normalised (the contextualizer's cosine), from z0
 //                    as stored, without reading z0 back
@@ -215,8 +227,8 @@ template <class T> void tril(int64_t batch, int64_t rows, int64_t cols, int64_t 
 //                    kept: 2 bytes a Z element less written, and one Z-sized tensor less saved
 //                    per block)
 // The activation is a template parameter (A = -1: none), so its switch is resolved at compile
-// time. Vectorised path (all widths multiples of V, pointers 16-byte aligned): thread j takes
-// vector j of p, at row j / (cols / V); a vector never straddles two parts.
+// time. Vectorised path (all widths and ld2 multiples of V, pointers 16-byte aligned): thread j
+// takes vector j of p, at row j / (cols / V); a vector never straddles two parts.
 
 template <int A> __device__ __forceinline__ float act(float x) {
   if constexpr (A < 0) return x;
@@ -235,8 +247,7 @@ template <int A> __device__ __forceinline__ float act_d_out(float z) {
 
 template <class T, int A>
 __global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bias, int64_t w0, int64_t w1, T* z0,
-                                      T* z1, T* z2, bool keep_p) {
-  const int64_t w2 = cols - w0 - w1;
+                                      T* z1, T* z2, int64_t ld2, bool keep_p) {
   AVEY_GRID_STRIDE(i, n) {
     const int64_t r = i / cols, c = i - r * cols;
     const float v = load(p, i) + load(bias, c);
@@ -244,7 +255,7 @@ __global__ void bias_act_split_kernel(int64_t n, int64_t cols, T* p, const T* bi
     const float z = act<A>(v);
     if (c < w0) store(z0, r * w0 + c, z);
     else if (c < w0 + w1) store(z1, r * w1 + (c - w0), z);
-    else store(z2, r * w2 + (c - w0 - w1), z);
+    else store(z2, r * ld2 + (c - w0 - w1), z);
   }
 }
 
@@ -263,25 +274,26 @@ __device__ __forceinline__ void bias_act_vector(T* __restrict__ p, const T* __re
   for (int k = 0; k < V; ++k) x[k] = act<A>(x[k]);
 }
 
-// Stores the activated vector c of row r into its part (c < v0: z0, then z1, then z2).
+// Stores the activated vector c of row r into its part (c < v0: z0, then z1, then z2, whose rows
+// are l2 vectors apart).
 template <class T>
-__device__ __forceinline__ void store_part(uint32_t r, uint32_t c, uint32_t cvec, uint32_t v0, uint32_t v1,
+__device__ __forceinline__ void store_part(uint32_t r, uint32_t c, uint32_t v0, uint32_t v1, uint32_t l2,
                                           T* __restrict__ z0, T* __restrict__ z1, T* __restrict__ z2,
                                           const float (&x)[kVec<T>]) {
   constexpr int V = kVec<T>;
   if (c < v0) store_vec(z0, (int64_t(r) * v0 + c) * V, x);
   else if (c < v0 + v1) store_vec(z1, (int64_t(r) * v1 + (c - v0)) * V, x);
-  else store_vec(z2, (int64_t(r) * (cvec - v0 - v1) + (c - v0 - v1)) * V, x);
+  else store_vec(z2, (int64_t(r) * l2 + (c - v0 - v1)) * V, x);
 }
 
 template <class T, int A>
 __global__ void bias_act_split_vec_kernel(uint32_t nvec, uint32_t cvec, T* p, const T* bias, uint32_t v0, uint32_t v1,
-                                          T* z0, T* z1, T* z2, bool keep_p) {
+                                          T* z0, T* z1, T* z2, uint32_t l2, bool keep_p) {
   for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
     const uint32_t r = j / cvec, c = j - r * cvec;
     float x[kVec<T>];
     bias_act_vector<T, A>(p, bias, int64_t(r) * cvec, c, keep_p, x);
-    store_part(r, c, cvec, v0, v1, z0, z1, z2, x);
+    store_part(r, c, v0, v1, l2, z0, z1, z2, x);
   }
 }
 
@@ -295,7 +307,8 @@ constexpr int kNormRows = 8;  // warps of a 256-thread block
 template <class T, int A, int NV>
 __global__ void bias_act_split_norm_kernel(uint32_t rows, uint32_t cvec, T* __restrict__ p,
                                            const T* __restrict__ bias, uint32_t v0, uint32_t v1, T* __restrict__ z0,
-                                           T* __restrict__ z1, T* __restrict__ z2, bool keep_p, T* __restrict__ zn,
+                                           T* __restrict__ z1, T* __restrict__ z2, uint32_t l2, bool keep_p,
+                                           T* __restrict__ zn,
                                            T* __restrict__ denom, float eps) {
   constexpr int V = kVec<T>;
   const uint32_t r = blockIdx.x * kNormRows + threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -327,18 +340,18 @@ __global__ void bias_act_split_norm_kernel(uint32_t rows, uint32_t cvec, T* __re
   for (uint32_t c = v0 + lane; c < cvec; c += 32) {
     float x[V];
     bias_act_vector<T, A>(p, bias, at, c, keep_p, x);
-    store_part(r, c, cvec, v0, v1, z0, z1, z2, x);
+    store_part(r, c, v0, v1, l2, z0, z1, z2, x);
   }
 }
 
 template <class T, int A>
 __global__ void act_grad_concat_kernel(int64_t n, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2,
-                                       int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp) {
-  const int64_t w2 = cols - w0 - w1;
+                                       int64_t ld2, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2,
+                                       T* gp) {
   AVEY_GRID_STRIDE(i, n) {
     const int64_t r = i / cols, c = i - r * cols;
     const int part = c < w0 ? 0 : (c < w0 + w1 ? 1 : 2);
-    const int64_t j = part == 0 ? r * w0 + c : (part == 1 ? r * w1 + (c - w0) : r * w2 + (c - w0 - w1));
+    const int64_t j = part == 0 ? r * w0 + c : (part == 1 ? r * w1 + (c - w0) : r * ld2 + (c - w0 - w1));
     const float g = load(part == 0 ? g0 : (part == 1 ? g1 : g2), j);
     const float d = p ? act_d<A>(load(p, i)) : act_d_out<A>(load(part == 0 ? z0 : (part == 1 ? z1 : z2), j));
     store(gp, i, g * d);
@@ -369,15 +382,14 @@ __device__ __forceinline__ void act_grad_vector(const T* __restrict__ p, const T
 // two parts.
 template <class T, int A>
 __global__ void act_grad_concat_vec_kernel(uint32_t nvec, uint32_t cvec, const T* p, const T* z0, const T* z1,
-                                           const T* z2, uint32_t v0, uint32_t v1, const T* g0, const T* g1,
-                                           const T* g2, T* gp) {
+                                           const T* z2, uint32_t l2, uint32_t v0, uint32_t v1, const T* g0,
+                                           const T* g1, const T* g2, T* gp) {
   constexpr int V = kVec<T>;
-  const uint32_t v2 = cvec - v0 - v1;
   for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
     const uint32_t r = j / cvec, c = j - r * cvec;
     const int part = c < v0 ? 0 : (c < v0 + v1 ? 1 : 2);
     const int64_t at = part == 0 ? (int64_t(r) * v0 + c) * V
-                                 : (part == 1 ? (int64_t(r) * v1 + (c - v0)) * V : (int64_t(r) * v2 + (c - v0 - v1)) * V);
+                                 : (part == 1 ? (int64_t(r) * v1 + (c - v0)) * V : (int64_t(r) * l2 + (c - v0 - v1)) * V);
     float g[V];
     act_grad_vector<T, A>(p, part == 0 ? z0 : (part == 1 ? z1 : z2), part == 0 ? g0 : (part == 1 ? g1 : g2), at, j, g);
     store_vec(gp, int64_t(j) * V, g);
@@ -396,16 +408,15 @@ constexpr int kAgcColumns = 128, kAgcRowSets = 4, kAgcChunk = 64;
 template <class T, int A>
 __global__ void __launch_bounds__(kAgcColumns* kAgcRowSets, 3) act_grad_concat_sum_kernel(uint32_t rows, uint32_t cvec, const T* __restrict__ p,
                                            const T* __restrict__ z0, const T* __restrict__ z1,
-                                           const T* __restrict__ z2, uint32_t v0, uint32_t v1,
+                                           const T* __restrict__ z2, uint32_t l2, uint32_t v0, uint32_t v1,
                                            const T* __restrict__ g0, const T* __restrict__ g1,
                                            const T* __restrict__ g2, T* __restrict__ gp, float* __restrict__ partial) {
   constexpr int V = kVec<T>;
   __shared__ float buf[kAgcRowSets][kAgcColumns * V];
   const uint32_t c = blockIdx.x * kAgcColumns + threadIdx.x;
   const bool live = c < cvec;
-  const uint32_t v2 = cvec - v0 - v1;
   const int part = c < v0 ? 0 : (c < v0 + v1 ? 1 : 2);
-  const uint32_t width = part == 0 ? v0 : (part == 1 ? v1 : v2), col = part == 0 ? c : (part == 1 ? c - v0 : c - v0 - v1);
+  const uint32_t width = part == 0 ? v0 : (part == 1 ? v1 : l2), col = part == 0 ? c : (part == 1 ? c - v0 : c - v0 - v1);
   const T* g_src = part == 0 ? g0 : (part == 1 ? g1 : g2);
   const T* z_src = part == 0 ? z0 : (part == 1 ? z1 : z2);
   float sum[V] = {};
@@ -444,11 +455,13 @@ template <class L> void with_act(bool has_act, Unary f, L&& launch) {
   }
 }
 
-// The vectorised path applies: every part's width a multiple of V, the pointers aligned, 32-bit indices.
+// The vectorised path applies: every part's width and ld2 multiples of V, the pointers aligned,
+// 32-bit indices.
 template <class T>
-bool parts_vec_ok(int64_t rows, int64_t cols, int64_t w0, int64_t w1, std::initializer_list<const void*> ptrs) {
+bool parts_vec_ok(int64_t rows, int64_t cols, int64_t w0, int64_t w1, int64_t ld2,
+                  std::initializer_list<const void*> ptrs) {
   constexpr int V = kVec<T>;
-  if (cols % V || w0 % V || w1 % V || rows * cols / V > int64_t(UINT32_MAX) / 2) return false;
+  if (cols % V || w0 % V || w1 % V || ld2 % V || rows * std::max(cols, ld2) / V > int64_t(UINT32_MAX) / 2) return false;
   for (const void* q : ptrs)
     if (q && !aligned16(q)) return false;
   return true;
@@ -458,19 +471,19 @@ bool parts_vec_ok(int64_t rows, int64_t cols, int64_t w0, int64_t w1, std::initi
 
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2, bool keep_p, T* zn, T* denom, double eps) {
+                    T* z0, T* z1, T* z2, int64_t ld2, bool keep_p, T* zn, T* denom, double eps) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
   constexpr int V = kVec<T>;
-  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, bias, z0, z1, z2, zn});
+  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, ld2, {p, bias, z0, z1, z2, zn});
   const int64_t nv = (w0 / V + 31) / 32;  // z0's vectors a lane in the row-norm kernel
   if (zn && vec && nv >= 1 && nv <= 4) {
     with_act(has_act, f, [&](auto a) {
       auto launch = [&](auto nv_c) {
         bias_act_split_norm_kernel<T, decltype(a)::value, decltype(nv_c)::value>
             <<<unsigned((rows + kNormRows - 1) / kNormRows), 32 * kNormRows, 0, stream()>>>(
-                uint32_t(rows), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2, keep_p,
-                zn, denom, float(eps));
+                uint32_t(rows), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2,
+                uint32_t(ld2 / V), keep_p, zn, denom, float(eps));
       };
       switch (nv) {
         case 1: launch(std::integral_constant<int, 1>{}); break;
@@ -486,10 +499,11 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
     constexpr int A = decltype(a)::value;
     if (vec)
       bias_act_split_vec_kernel<T, A><<<blocks_for(n / V), kThreads, 0, stream()>>>(
-          uint32_t(n / V), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2, keep_p);
+          uint32_t(n / V), uint32_t(cols / V), p, bias, uint32_t(w0 / V), uint32_t(w1 / V), z0, z1, z2,
+          uint32_t(ld2 / V), keep_p);
     else
       bias_act_split_kernel<T, A>
-          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, w0, w1, z0, z1, z2, keep_p);
+          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, bias, w0, w1, z0, z1, z2, ld2, keep_p);
   });
   AVEY_LAUNCH_CHECK("bias_act_split");
   // odd widths, or z0's rows too long for the registers: the same values from z0 read back
@@ -497,18 +511,19 @@ void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_ac
 }
 
 template <class T>
-void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
-                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp, T* gbias) {
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, int64_t ld2,
+                     bool has_act, Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp,
+                     T* gbias) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
   if (!p && has_act && f != Unary::Relu && f != Unary::Relu2)
     fail("act_grad_concat", "needs p for this activation", __FILE__, __LINE__);
   constexpr int V = kVec<T>;
-  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, {p, z0, z1, z2, g0, g1, g2, gp});
+  const bool vec = parts_vec_ok<T>(rows, cols, w0, w1, ld2, {p, z0, z1, z2, g0, g1, g2, gp});
   if (!vec) {
     with_act(has_act, f, [&](auto a) {
       act_grad_concat_kernel<T, decltype(a)::value>
-          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, z0, z1, z2, w0, w1, g0, g1, g2, gp);
+          <<<blocks_for(n), kThreads, 0, stream()>>>(n, cols, p, z0, z1, z2, ld2, w0, w1, g0, g1, g2, gp);
     });
     AVEY_LAUNCH_CHECK("act_grad_concat");
     if (gbias) column_sums(rows, cols, LoadAt<T>{gp, cols}, gbias);
@@ -518,7 +533,8 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
   if (!gbias) {
     with_act(has_act, f, [&](auto a) {
       act_grad_concat_vec_kernel<T, decltype(a)::value><<<blocks_for(n / V), kThreads, 0, stream()>>>(
-          uint32_t(n / V), cvec, p, z0, z1, z2, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2, gp);
+          uint32_t(n / V), cvec, p, z0, z1, z2, uint32_t(ld2 / V), uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2,
+          gp);
     });
     AVEY_LAUNCH_CHECK("act_grad_concat");
     return;
@@ -529,8 +545,8 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
   with_act(has_act, f, [&](auto a) {
     act_grad_concat_sum_kernel<T, decltype(a)::value>
         <<<dim3((cvec + kAgcColumns - 1) / kAgcColumns, chunks), dim3(kAgcColumns, kAgcRowSets), 0, stream()>>>(
-            uint32_t(rows), cvec, p, z0, z1, z2, uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2, gp,
-            partial.as<float>());
+            uint32_t(rows), cvec, p, z0, z1, z2, uint32_t(ld2 / V), uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2,
+            gp, partial.as<float>());
   });
   AVEY_LAUNCH_CHECK("act_grad_concat");
   finish_columns(int64_t(chunks), cols, partial.as<float>(), gbias);
@@ -538,7 +554,7 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
 
 #define INSTANTIATE(T)                                                                   \
   template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
-  template void mul_pair<T>(int64_t, const T*, const T*, const T*, T*, T*);             \
+  template void mul_pair<T>(int64_t, int64_t, const T*, int64_t, const T*, const T*, T*, T*); \
   template void tril_product_column_sums<T>(int64_t, int64_t, const T*, const T*, T*);  \
   template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
   template void scale<T>(int64_t, double, const T*, T*);                                \
@@ -547,10 +563,10 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
   template void unary<T>(Unary, int64_t, const T*, T*);                                 \
   template void unary_backward<T>(Unary, int64_t, const T*, const T*, T*);              \
   template void tril<T>(int64_t, int64_t, int64_t, int64_t, const T*, T*);                            \
-  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*, bool, \
-                                  T*, T*, double);                                                        \
-  template void act_grad_concat<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, bool, Unary, int64_t,   \
-                                   int64_t, const T*, const T*, const T*, T*, T*);
+  template void bias_act_split<T>(int64_t, int64_t, T*, const T*, bool, Unary, int64_t, int64_t, T*, T*, T*,     \
+                                  int64_t, bool, T*, T*, double);                                         \
+  template void act_grad_concat<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, int64_t, bool, Unary, \
+                                   int64_t, int64_t, const T*, const T*, const T*, T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE

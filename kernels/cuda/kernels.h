@@ -53,17 +53,21 @@ bool tril_matmul_available();
 void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, const bf16* W, bf16* cos, bf16* a);
 // G = X Y^T, tiles j <= i only; X, Y [batch, C, K]
 void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, const bf16* Y, bf16* G);
-// Y = L B (L [batch, C, C] lower triangular, B [batch, C, N]); P = Y (.) M when M, P are given
+// Y = L B (L [batch, C, C] lower triangular, B [batch, C, N]); P = Y (.) M when M, P are given,
+// P's rows (batch entries stacked) ldp elements apart (a multiple of 8, >= N: P may be the first
+// N columns of a wider matrix)
 void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y, const bf16* M,
-                   bf16* P);
+                   bf16* P, int64_t ldp);
 // Y += L^T B (L lower triangular; Y, B [batch, C, N])
 void tril_upper_t_mm_acc(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y);
 
 // ---- element-wise ----
 template <class T>
 void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y);
-// ya = g (.) a, yb = g (.) b (n elements each; CUDA only: avey/block.cpp's backward)
-template <class T> void mul_pair(int64_t n, const T* g, const T* a, const T* b, T* ya, T* yb);
+// ya = g (.) a, yb = g (.) b, [rows, cols] each; g's rows are ldg elements apart (a column window
+// of a wider matrix), the others contiguous (CUDA only: avey/block.cpp's backward)
+template <class T>
+void mul_pair(int64_t rows, int64_t cols, const T* g, int64_t ldg, const T* a, const T* b, T* ya, T* yb);
 // out[i, j] = sum_n a[n, i, j] b[n, i, j] for j <= i, else 0 (a, b [batch, C, C]; CUDA only)
 template <class T> void tril_product_column_sums(int64_t batch, int64_t C, const T* a, const T* b, T* out);
 template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb);
@@ -112,10 +116,11 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
 // ---- the Avey enricher's element-wise end (fused) ----
 template <class T>
 void bias_act_split(int64_t rows, int64_t cols, T* p, const T* bias, bool has_act, Unary f, int64_t w0, int64_t w1,
-                    T* z0, T* z1, T* z2, bool keep_p, T* zn, T* denom, double eps);
+                    T* z0, T* z1, T* z2, int64_t ld2, bool keep_p, T* zn, T* denom, double eps);
 template <class T>
-void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, bool has_act,
-                     Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp, T* gbias);
+void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const T* z1, const T* z2, int64_t ld2,
+                     bool has_act, Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp,
+                     T* gbias);
 
 // ---- loss ----
 template <class T>

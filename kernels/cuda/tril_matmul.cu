@@ -308,11 +308,12 @@ __device__ __forceinline__ int piece_col(int, int p) {
 
 __device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
-// The persistent kernel (see the header). Y (and P) have ldy = N elements a row, batch stride
-// C N; M has Y's layout, batch stride mul_stride (0: one M for the whole batch, as W is).
+// The persistent kernel (see the header). Y has ldy = N elements a row, batch stride C N; M has
+// Y's layout, batch stride mul_stride (0: one M for the whole batch, as W is); P has ldp elements
+// a row, batch entries stacked (batch stride C ldp).
 template <bool AK, bool BK, Span S, Epi E>
 __global__ void __launch_bounds__(kBlockThreads, 1)
-    tril_mm_kernel(Sizes z, Operand A, Operand B, bf16* Y, const bf16* M, int64_t mul_stride, bf16* P) {
+    tril_mm_kernel(Sizes z, Operand A, Operand B, bf16* Y, const bf16* M, int64_t mul_stride, bf16* P, int64_t ldp) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // cp.async and bf16 mma need sm_80: tril_matmul_available() keeps callers away
 #else
@@ -412,7 +413,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
 #pragma unroll
         for (int i = 0; i < kPasses; ++i) {
           const int r = 8 * i + (tid >> 5);
-          const int64_t at = (row0 + kEpiRows * h + r) * ldy + it.n0 + col;
+          const int64_t row = row0 + kEpiRows * h + r, at = row * ldy + it.n0 + col;
           const float4 lo = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col);
           const float4 hi = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col + 4);
           float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
@@ -424,7 +425,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
           if constexpr (E == Epi::StoreProduct) {
 #pragma unroll
             for (int e = 0; e < 8; ++e) v[e] = round_bf16(v[e]) * extra[i][e];
-            store_vec(P, at, v);
+            store_vec(P, row * ldp + it.n0 + col, v);
           }
         }
     }
@@ -448,10 +449,11 @@ void require(bool ok, const char* fn, const char* what) {
 // block per multiprocessor (at most one per item).
 template <bool AK, bool BK, Span S, Epi E>
 void launch(const char* fn, int64_t batch, int64_t C, int64_t N, int64_t K, Operand A, Operand B, bf16* Y,
-            const bf16* M, int64_t mul_stride, bf16* P) {
+            const bf16* M, int64_t mul_stride, bf16* P, int64_t ldp) {
   require(C % kTile == 0 && N % kTile == 0, fn, "C (and N) must be multiples of 128");
+  require(ldp >= N && ldp % 8 == 0, fn, "P's row length must be at least N and a multiple of 8");
   require(K > 0 && K % kSliceK == 0, fn, "K must be a positive multiple of 64");
-  require(C * std::max(N, K) < (int64_t(1) << 31), fn, "a matrix of 2^31 elements or more");
+  require(C * std::max({N, K, ldp}) < (int64_t(1) << 31), fn, "a matrix of 2^31 elements or more");
   for (const void* p : {static_cast<const void*>(A.p), static_cast<const void*>(B.p), static_cast<const void*>(Y),
                         static_cast<const void*>(M), static_cast<const void*>(P)})
     require(aligned16(p), fn, "pointers must be 16-byte aligned");
@@ -469,7 +471,7 @@ void launch(const char* fn, int64_t batch, int64_t C, int64_t N, int64_t K, Oper
   const Sizes z{int(C), int(N), int(K), int(per_batch), int(items)};
   tril_mm_kernel<AK, BK, S, E>
       <<<unsigned(std::min<int64_t>(items, multiprocessors)), kBlockThreads, kSmemBytes, stream()>>>(z, A, B, Y, M,
-                                                                                                     mul_stride, P);
+                                                                                                     mul_stride, P, ldp);
   AVEY_LAUNCH_CHECK("tril_mm_kernel");
 }
 
@@ -495,25 +497,27 @@ bool tril_matmul_available() {
 // diagonal because W is. a = round(round(cos) W), as the unfused product then multiply.
 void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, const bf16* W, bf16* cos, bf16* a) {
   const Operand x{A, K, C * K};
-  launch<true, true, Span::Tril, Epi::StoreProduct>("tril_gram", batch, C, C, K, x, x, cos, W, 0, a);
+  launch<true, true, Span::Tril, Epi::StoreProduct>("tril_gram", batch, C, C, K, x, x, cos, W, 0, a, C);
 }
 
 // G[b] = X[b] Y[b]^T on the tiles j <= i only: dA = dYc Z0^T, G[i, j] = sum_k X[i, k] Y[j, k].
 void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, const bf16* Y, bf16* G) {
   launch<true, true, Span::Tril, Epi::Store>("tril_nt", batch, C, C, K, {X, K, C * K}, {Y, K, C * K}, G, nullptr, 0,
-                                             nullptr);
+                                             nullptr, C);
 }
 
 // Y[b] = L[b] B[b], L lower triangular: Y[i, n] = sum_{k <= i} L[i, k] B[k, n], so row tile i
 // reads K tiles 0..i (the diagonal tile's upper part is zero in memory). With M, P given:
-// P = round(round(Y) M), the unfused product then multiply (Yc = a Z0, c = Yc (.) Z1).
-void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y, const bf16* M, bf16* P) {
+// P = round(round(Y) M), the unfused product then multiply (Yc = a Z0, c = Yc (.) Z1), written
+// with rows ldp apart (c into the first columns of block_body's fuser input [c | Zh]).
+void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y, const bf16* M, bf16* P,
+                   int64_t ldp) {
   require((M == nullptr) == (P == nullptr), "tril_lower_mm", "M and P: both given or both null");
   const Operand l{L, C, C * C}, x{B, N, C * N};
   if (M)
-    launch<true, false, Span::KBelow, Epi::StoreProduct>("tril_lower_mm", batch, C, N, C, l, x, Y, M, C * N, P);
+    launch<true, false, Span::KBelow, Epi::StoreProduct>("tril_lower_mm", batch, C, N, C, l, x, Y, M, C * N, P, ldp);
   else
-    launch<true, false, Span::KBelow, Epi::Store>("tril_lower_mm", batch, C, N, C, l, x, Y, nullptr, 0, nullptr);
+    launch<true, false, Span::KBelow, Epi::Store>("tril_lower_mm", batch, C, N, C, l, x, Y, nullptr, 0, nullptr, N);
 }
 
 // Y[b] += L[b]^T B[b], L lower triangular: (L^T B)[i, n] = sum_{k >= i} L[k, i] B[k, n], so row
@@ -521,7 +525,7 @@ void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf1
 // and rounded once (cuBLAS with beta = 1).
 void tril_upper_t_mm_acc(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y) {
   launch<false, false, Span::KAbove, Epi::Accumulate>("tril_upper_t_mm_acc", batch, C, N, C, {L, C, C * C},
-                                                      {B, N, C * N}, Y, nullptr, 0, nullptr);
+                                                      {B, N, C * N}, Y, nullptr, 0, nullptr, N);
 }
 
 }  // namespace kernels::cuda
