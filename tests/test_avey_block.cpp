@@ -52,6 +52,15 @@ std::vector<Variant> variants() {
   };
 }
 
+// A one-block config (d 6, S 2) with the variant's switches.
+avey::Config block_config(const Variant& v, int64_t top_k) {
+  avey::Config cfg;
+  cfg.vocab_size = 11, cfg.d_embed = 6, cfg.n_layers = 1, cfg.split_size = 2, cfg.top_k = top_k;
+  v.set(cfg);
+  cfg.validate();
+  return cfg;
+}
+
 // The block's inputs: norm gain, U, b, V, O, b_o, and (x[6]) the residual input h.
 std::vector<Tensor> block_inputs(const avey::Config& cfg, int64_t N, Rng& rng) {
   const int64_t C = cfg.context_rows(), d = cfg.d_embed, m = cfg.expanded_width();
@@ -83,10 +92,7 @@ void check_same(const std::function<Tensor(const std::vector<Tensor>&)>& fa,
 TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64), and passes a gradient check") {
   for (const Variant& v : variants()) {
     CAPTURE(v.name);
-    avey::Config cfg;
-    cfg.vocab_size = 11, cfg.d_embed = 6, cfg.n_layers = 1, cfg.split_size = 2, cfg.top_k = 1;
-    v.set(cfg);
-    cfg.validate();
+    const avey::Config cfg = block_config(v, 1);
     const int64_t N = 2;
     Rng rng(3);
     std::vector<Tensor> x = block_inputs(cfg, N, rng);
@@ -102,10 +108,7 @@ TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64)
 TEST_CASE("final_block_body equals block_body's current-split rows (f64), and passes a gradient check") {
   for (const Variant& v : variants()) {
     CAPTURE(v.name);
-    avey::Config cfg;
-    cfg.vocab_size = 11, cfg.d_embed = 6, cfg.n_layers = 1, cfg.split_size = 2, cfg.top_k = 2;
-    v.set(cfg);
-    cfg.validate();
+    const avey::Config cfg = block_config(v, 2);
     const int64_t N = 3, C = cfg.context_rows(), S = cfg.split_size;
     Rng rng(5);
     std::vector<Tensor> x = block_inputs(cfg, N, rng);
