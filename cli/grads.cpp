@@ -54,8 +54,8 @@ int run_grads(int argc, char** argv) {
   nlohmann::ordered_json norms = nlohmann::ordered_json::object();
   std::vector<std::pair<std::string, Tensor>> dump;
   for (const avey::Param& p : model.params()) {
-    norms[p.name] = norm(p.work.grad());  // the forward's leaf (the bf16 working copy's gradient is fp32)
-    dump.push_back({p.name, p.work.grad()});
+    norms[p.name] = norm(p.value.grad());
+    dump.push_back({p.name, p.value.grad()});
   }
   if (args.given("dump")) engine::save_safetensors(args.str("dump"), dump, {{"loss", fmt::format("{:.17g}", loss.item())}});
   if (args.on("json")) {

@@ -16,9 +16,9 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
     return;
   }
   Tensor acc(leaf.grad);
-  if (leaf.grad_stale) {  // discard_grad: this gradient replaces the old values
+  if (leaf.grad->stale) {  // discard_grad: this gradient replaces the old values
     acc.copy_(g);
-    leaf.grad_stale = false;
+    leaf.grad->stale = false;
     return;
   }
   add_(acc, g);

@@ -294,7 +294,7 @@ Tensor& Tensor::requires_grad_(bool on) {
 Tensor Tensor::grad() const {
   if (!checked().grad) return Tensor();
   Tensor g(impl_->grad);
-  if (impl_->grad_stale) g.fill_(0.0), impl_->grad_stale = false;
+  if (impl_->grad->stale) g.fill_(0.0), impl_->grad->stale = false;
   return g;
 }
 
@@ -308,11 +308,11 @@ void Tensor::set_grad(const Tensor& g) {
 }
 
 void Tensor::zero_grad() {
-  if (checked().grad) Tensor(impl_->grad).fill_(0.0), impl_->grad_stale = false;
+  if (checked().grad) Tensor(impl_->grad).fill_(0.0), impl_->grad->stale = false;
 }
 
 void Tensor::discard_grad() {
-  if (checked().grad) impl_->grad_stale = true;
+  if (checked().grad) impl_->grad->stale = true;
 }
 
 void Tensor::backward() const { engine::backward(*this); }

@@ -38,7 +38,7 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;           // the op that made it; null for leaves
   std::shared_ptr<Node> grad_accumulator;  // leaves only: where their gradient arrives
   std::shared_ptr<TensorImpl> grad;        // leaves only: accumulated gradient (+= each backward)
-  bool grad_stale = false;                 // leaves only: grad holds old values (discard_grad)
+  bool stale = false;  // a gradient after discard_grad: old values, overwritten by the next gradient
   std::string name;
 };
 
@@ -95,7 +95,9 @@ class Tensor {
   void zero_grad();
   // zero_grad without the fill: the next gradient a backward brings is written into grad, not
   // added (PyTorch's zero_grad(set_to_none=True), for a gradient that lives in a flat buffer);
-  // grad() reads zeros until then. Saves a pass over the buffer and a read of it each step.
+  // grad() reads zeros until then. The mark is on the gradient tensor, so leaves that share one
+  // (a master weight and its bf16 working copy) see it alike. Saves a pass over the buffer and a
+  // read of it each step.
   void discard_grad();
   void backward() const;                   // from a scalar: d(this)/d(this) = 1
   Node* grad_fn() const;

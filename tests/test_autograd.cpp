@@ -35,6 +35,14 @@ TEST_CASE("autograd: discard_grad makes the next gradient overwrite the buffer, 
   w.discard_grad();  // no backward reaches w: reading its gradient gives zeros
   CHECK(w.grad().to_vector<double>() == std::vector<double>{0, 0});
   CHECK(buf.to_vector<double>() == std::vector<double>{7, 0, 0, 7});
+  // a second leaf on the same gradient (a master weight beside its working copy) shares the mark:
+  // reading it after the working copy's backward gives that gradient, not zeros
+  Tensor master = Tensor::from(std::vector<double>{1, -2}, {2});
+  master.requires_grad_();
+  master.set_grad(w.grad());
+  w.discard_grad();
+  sum(scale(w, 4.0)).backward();
+  CHECK(master.grad().to_vector<double>() == std::vector<double>{4, 4});
   // the mixed-precision case writes a bf16 gradient into an f32 buffer: copy_ converts
   Tensor f = Tensor::from(std::vector<float>{7, 7}, {2});
   f.copy_(Tensor::from(std::vector<float>{1.5f, -3.0f}, {2}).to(DType::BF16));
