@@ -36,10 +36,10 @@ kernels::bf16* bf(Tensor t) { return t.data<kernels::bf16>(); }
 }  // namespace
 
 Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
-                  const Tensor& O, const Tensor& bo, const Config& cfg, int64_t N) {
+                  const Tensor& O, const Tensor& bo, const Config& cfg, const Packing& pack) {
   const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width(), fi = h + mh, m = U.size(0);
-  const int64_t rows = h_in.size(0), d = h_in.size(1);
-  if (h_in.ndim() != 2 || rows != N * C || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
+  const int64_t N = pack.contexts, rows = h_in.size(0), d = h_in.size(1);
+  if (h_in.ndim() != 2 || rows != pack.rows || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
     fail("block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
   const bool has_act = cfg.enricher_activation != Activation::None;
   const kernels::Unary f = block_parts::enricher_unary(cfg.enricher_activation);
@@ -47,10 +47,17 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
   const bool dynamic = cfg.dynamic;
   const bool h_grad = h_in.requires_grad();
   const bool tri = use_triangle_kernels(h_in, cfg);
-  const bool c_epilogue = tri && cact == Activation::None;  // tril_lower_mm writes c into cz
+  const bool packed = pack.packed();
+  const bool c_epilogue = tri && cact == Activation::None && !packed;  // tril_lower_mm writes c into cz
   const bool keep_p = block_parts::keeps_preactivation(cfg);
   Tensor y, rstd, P, z0, z1, zn, denom, yc, cos, a, cz, out;  // a = tril(V) (.) cos, kept for the backward
   Tensor w;                                                       // tril(V), for both passes
+  // Z0, Zn and Zn's row norms as whole contexts [N*C, ...] for the contextualizer (the packed
+  // tensors themselves when nothing is packed)
+  Tensor z0c, znc, denomc;
+  // packed rows -> whole contexts, and back (each packed row from the context that computes it)
+  auto to_ctx = [&pack](const Tensor& x) { return apply_map(x, pack.to_full.map); };
+  auto from_ctx = [&pack](const Tensor& x) { return apply_map(x, pack.to_packed.map); };
   {
     NoGrad no_grad;
     y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
@@ -58,8 +65,8 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
     AVEY_DISPATCH("rmsnorm", y, rmsnorm, rows, d, h_in.data<T>(), norm_g.data<T>(), kRmsEps, y.data<T>(),
                   rstd.data<T>());
     P = matmul(y, U, false, true);  // [rows, m]
-    z0 = Tensor::empty({N, C, h}, y.dtype(), y.device());
-    z1 = Tensor::empty({N, C, h}, y.dtype(), y.device());
+    z0 = Tensor::empty({rows, h}, y.dtype(), y.device());
+    z1 = Tensor::empty({rows, h}, y.dtype(), y.device());
     // cz = [c | Zh] [rows, h + mh], the fuser's input as one matrix: Zh goes into its columns h..
     // here, c into its first h below (without a bypass, mh = 0, cz is c itself)
     if (mh > 0 || c_epilogue) cz = Tensor::empty({rows, fi}, y.dtype(), y.device());
@@ -71,6 +78,13 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
                   z0.data<T>(), z1.data<T>(), mh > 0 ? cz.data<T>() + h : nullptr, fi, keep_p,
                   dynamic ? zn.data<T>() : nullptr, dynamic ? denom.data<T>() : nullptr, kCosineEps);
     if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
+    z0c = packed ? to_ctx(z0) : z0;
+    if (dynamic) {
+      znc = packed ? to_ctx(zn) : zn;
+      denomc = packed ? reshape(to_ctx(reshape(denom, {rows, 1})), {N * C}) : denom;
+    }
+    z0c = reshape(z0c, {N, C, h});
+    if (dynamic) znc = reshape(znc, {N, C, h});
     w = tril(spatial);
     if (dynamic) {
       if (tri) {
@@ -79,18 +93,20 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
         cos = Tensor::empty({N, C, C}, y.dtype(), y.device());
         a = Tensor::empty({N, C, C}, y.dtype(), y.device());
         yc = Tensor::empty({N, C, h}, y.dtype(), y.device());
-        kernels::cuda::tril_gram(N, C, h, bf(zn), bf(w), bf(cos), bf(a));
-        kernels::cuda::tril_lower_mm(N, C, h, bf(a), bf(z0), bf(yc), c_epilogue ? bf(z1) : nullptr,
+        kernels::cuda::tril_gram(N, C, h, bf(znc), bf(w), bf(cos), bf(a));
+        kernels::cuda::tril_lower_mm(N, C, h, bf(a), bf(z0c), bf(yc), c_epilogue ? bf(z1) : nullptr,
                                      c_epilogue ? bf(cz) : nullptr, fi);
 #endif
       } else {
-        cos = matmul(zn, zn, false, true);
+        cos = matmul(znc, znc, false, true);
         a = mul_per_context(cos, w);
-        yc = matmul(a, z0);
+        yc = matmul(a, z0c);
       }
     } else {
-      yc = matmul(w, z0);
+      yc = matmul(w, z0c);
     }
+    yc = reshape(yc, {N * C, h});
+    if (packed) yc = from_ctx(yc);  // the rows the packed layout keeps, [rows, h]
     if (!c_epilogue) {
       Tensor c = reshape(mul(activate(cact, yc), z1), {rows, h});
       if (mh > 0)
@@ -122,19 +138,22 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              AVEY_DISPATCH_CUDA("mul_pair", gcz, mul_pair, rows, h, gcz.data<T>(), fi, yc.data<T>(), z1.data<T>(),
                                 gz1.data<T>(), gyc.data<T>());
            } else {
-             const Tensor gc = reshape(mh > 0 ? slice_cols(gcz, 0, h) : gcz, {N, C, h});
+             const Tensor gc = mh > 0 ? slice_cols(gcz, 0, h) : gcz;
              gz1 = mul(gc, activate(cact, yc));
              gyc = activation_grad(cact, yc, mul(gc, z1));
            }
+           // dYc on the contexts' rows: zero where another context computes the packed row
+           if (packed) gyc = apply_map(gyc, pack.to_packed.transposed);
+           gyc = reshape(gyc, {N, C, h});
            Tensor ga;  // dA [N, C, C]
            if (tri) {
 #ifdef AVEY_HAVE_CUDA
              ::engine::profile::Scope prof("tril_matmul", gyc.device());
              ga = Tensor::empty({N, C, C}, gyc.dtype(), gyc.device());
-             kernels::cuda::tril_nt(N, C, h, bf(gyc), bf(z0), bf(ga));
+             kernels::cuda::tril_nt(N, C, h, bf(gyc), bf(z0c), bf(ga));
 #endif
            } else {
-             ga = matmul(gyc, z0, false, true);
+             ga = matmul(gyc, z0c, false, true);
            }
            Tensor gz0;
            if (dynamic) {
@@ -157,10 +176,10 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
                gsym = add(gcos, transpose(gcos));
              }
              ga = Tensor();
-             Tensor gzn = matmul(gsym, zn);
-             gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
-             AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, rows, h, z0.data<T>(),
-                           kCosineEps, denom.data<T>(), gzn.data<T>(), gz0.data<T>());
+             Tensor gzn = matmul(gsym, znc);
+             gz0 = Tensor::empty(z0c.shape(), z0.dtype(), z0.device());
+             AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, N * C, h, z0c.data<T>(),
+                           kCosineEps, denomc.data<T>(), gzn.data<T>(), gz0.data<T>());
              // gz0 += A^T gyc (the direct path; beta = 1)
              if (tri) {
 #ifdef AVEY_HAVE_CUDA
@@ -175,6 +194,7 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(ga, {N, C * C})), {C, C}));
              gz0 = matmul(w, gyc, true, false);
            }
+           if (packed) gz0 = apply_map(reshape(gz0, {N * C, h}), pack.to_full.transposed);  // padding rows: summed
            // ---- enricher
            // gp = act'(.) [dZ0 | dZ1 | dZh], and the bias's gradient (gp's column sums) in the same pass;
            // Zh and dZh read in place in cz and dcz (rows h + mh apart)

@@ -25,20 +25,26 @@
 //             (dc, dZh and Zh read in place in dcz and cz: kernels with row strides).
 #pragma once
 #include "avey/config.h"
+#include "avey/packing.h"
 #include "engine/ops.h"
 
 namespace avey {
 
-// h [N*C, d] (the block input), norm_gain [d] -> h + F(rmsnorm(h)) [N*C, d] (eps kRmsEps). Not
-// for the attention contextualizer or LayerNorm. The backward sums the residual's gradient into
-// the norm's (one pass on the GPU).
+// h [pack.rows, d] (the block input, contexts in pack's layout), norm_gain [d] -> h + F(rmsnorm(h))
+// (eps kRmsEps), same layout. Not for the attention contextualizer or LayerNorm. The backward sums
+// the residual's gradient into the norm's (one pass on the GPU).
+// Packed (avey/packing.h): every step but the contextualizer runs on the packed rows; Z0, Zn
+// (and Zn's row norms) are gathered into whole contexts for it, Yc = A Z0 is gathered back, and
+// in the backward dYc is spread to the contexts' rows (zero on rows another context computes)
+// and dZ0 summed back onto the packed rows.
 engine::Tensor block_body(const engine::Tensor& h, const engine::Tensor& norm_gain, const engine::Tensor& enricher_w, const engine::Tensor& enricher_b,
                           const engine::Tensor& spatial, const engine::Tensor& fuser_w, const engine::Tensor& fuser_b,
-                          const Config& cfg, int64_t contexts);
+                          const Config& cfg, const Packing& pack);
 
 // The last block, computed only for what the head reads: each context's current split, its last S
 // rows. Returns those rows of h + F(rmsnorm(h)), [N*S, d], equal to block_body's rows
-// C-S..C-1 of every context (tests/test_avey_block.cpp), at about a quarter of the cost:
+// C-S..C-1 of every context (tests/test_avey_block.cpp), at about a quarter of the cost (h in
+// pack's layout; "every row" below means every packed row, Z0 gathered into whole contexts):
 //   every row:        y = rmsnorm(h), Z0 = act(y U0^T + b0)     (the contextualizer mixes all of
 //                     a context's rows into the current ones, through Z0 only)
 //   current rows k:   [Z1 | Zh]_k = act(y_k Ur^T + br);  A_k = W_k (.) (Zn_k Zn^T)  [S, C], W_k the
@@ -51,6 +57,6 @@ engine::Tensor block_body(const engine::Tensor& h, const engine::Tensor& norm_ga
 engine::Tensor final_block_body(const engine::Tensor& h, const engine::Tensor& norm_gain,
                                 const engine::Tensor& enricher_w, const engine::Tensor& enricher_b,
                                 const engine::Tensor& spatial, const engine::Tensor& fuser_w,
-                                const engine::Tensor& fuser_b, const Config& cfg, int64_t contexts);
+                                const engine::Tensor& fuser_b, const Config& cfg, const Packing& pack);
 
 }  // namespace avey

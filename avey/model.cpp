@@ -10,6 +10,7 @@
 #include "avey/fuser.h"
 #include "avey/head.h"
 #include "avey/norm.h"
+#include "avey/packing.h"
 #include "avey/ranker.h"
 #include "engine/random.h"
 
@@ -18,11 +19,6 @@ namespace avey {
 using namespace engine;
 
 constexpr double kLayerNormEps = 1e-5;
-
-namespace {
-
-
-}  // namespace
 
 std::vector<std::pair<std::string, Shape>> parameter_layout(const Config& c) {
   const int64_t d = c.d_embed, m = c.expanded_width(), C = c.context_rows();
@@ -152,7 +148,7 @@ Tensor Model::embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const
   return x;
 }
 
-Tensor Model::contexts(const Tensor& x, int64_t B, int64_t n) const {
+Model::Contexts Model::contexts(const Tensor& x, int64_t B, int64_t n) const {
   const int64_t S = cfg_.split_size, d = cfg_.d_embed;
   std::vector<int64_t> queries(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) queries[size_t(i)] = i;
@@ -172,7 +168,16 @@ Tensor Model::contexts(const Tensor& x, int64_t B, int64_t n) const {
   ContextPlan plan = plan_contexts(cfg_, B, n, queries, host, n);
   Tensor splits = reshape(x, {B * n, S * d});
   Tensor ctx = composed_ ? build_contexts_composed(splits, scores, plan) : build_contexts(splits, scores, plan);
-  return reshape(ctx, {B * n * cfg_.context_rows(), d});
+  return pack(reshape(ctx, {B * n * cfg_.context_rows(), d}), plan);
+}
+
+// The contexts [N*C, d] in the packed layout (avey/packing.h): each padding row once.
+Model::Contexts Model::pack(const Tensor& h, const ContextPlan& plan) const {
+  std::vector<int64_t> pad(plan.empty_slots.size(), 0);
+  if (packing_)
+    for (size_t i = 0; i < pad.size(); ++i) pad[i] = plan.empty_slots[i] * cfg_.split_size;
+  Packing p = make_packing(cfg_.split_size, cfg_.context_rows(), pad, h.device());
+  return {to_packed(h, p), std::move(p)};
 }
 
 Tensor Model::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {
@@ -180,48 +185,43 @@ Tensor Model::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {
   return composed_ ? rms_norm_composed(x, w, kRmsEps) : rms_norm(x, w, kRmsEps);
 }
 
-Tensor Model::run_blocks(Tensor h, int64_t N) const {
+Tensor Model::run_blocks(const Contexts& ctx) const {
   // The block body as one op (avey/block.h): the GPU's fast path for every block; on both devices
   // the last block computes only the rows the head reads (final_block_body). Same function.
   const bool body_op = !composed_ && !cfg_.use_attention() && !cfg_.use_layernorm();
-  const bool fused_body = h.is_cuda() && body_op;
-  if (blocks_.empty()) return current_split(h, N);
+  const bool fused_body = ctx.h.is_cuda() && body_op;
+  const Packing& pack = ctx.pack;
+  Tensor h = ctx.h;
+  if (blocks_.empty()) return current_split(h, pack);
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Block& blk = blocks_[i];
     const bool last = i + 1 == blocks_.size();
     if (last && body_op)
-      h = final_block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
+      h = final_block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_,
+                           pack);
     else
-      h = run_block(blk, h, N, fused_body);
-    if (last && !body_op) h = current_split(h, N);
+      h = run_block(blk, h, pack, fused_body);
+    if (last && !body_op) h = current_split(h, pack);
     if (block_hook_ && h.requires_grad())
       h.register_hook("block", [hook = block_hook_, i](const Tensor& g) { hook(int64_t(i), g); });
   }
   return h;
 }
 
-// Each context's current split, its last S rows: [N*C, d] -> [N*S, d].
-Tensor Model::current_split(const Tensor& h, int64_t N) const {
-  const int64_t C = cfg_.context_rows(), S = cfg_.split_size;
-  std::vector<int32_t> rows;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t s = 0; s < S; ++s) rows.push_back(int32_t(n * C + C - S + s));
-  return gather_rows(h, Tensor::from(rows, {N * S}, device_));
-}
-
 // One block, h + F(norm(h)): the separate fused layers (or, composed_, their op-by-op twins);
-// on the GPU the whole body as one op.
-Tensor Model::run_block(const Block& blk, const Tensor& h, int64_t N, bool fused_body) const {
+// on the GPU the whole body as one op. Row by row steps run on the packed rows, the
+// contextualizer on whole contexts.
+Tensor Model::run_block(const Block& blk, const Tensor& h, const Packing& pack, bool fused_body) const {
   if (fused_body)
-    return block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, N);
-  const int64_t C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
+    return block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, pack);
+  const int64_t N = pack.contexts, C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
   std::vector<int64_t> widths{half, half};
   if (mh > 0) widths.push_back(mh);
   Tensor y = norm(h, blk.norm_w, blk.norm_b);
   Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
                        : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
   std::vector<Tensor> parts = split_cols(z, widths);
-  Tensor z0 = reshape(parts[0], {N, C, half}), z1 = reshape(parts[1], {N, C, half});
+  Tensor z0 = reshape(to_contexts(parts[0], pack), {N, C, half}), z1 = reshape(to_contexts(parts[1], pack), {N, C, half});
   Tensor zh = mh > 0 ? parts[2] : Tensor();
   Tensor c;
   if (cfg_.use_attention())
@@ -230,7 +230,7 @@ Tensor Model::run_block(const Block& blk, const Tensor& h, int64_t N, bool fused
     c = contextualizer_composed(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
   else
     c = contextualizer(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
-  c = reshape(c, {N * C, half});
+  c = to_packed(reshape(c, {N * C, half}), pack);
   Tensor f = composed_ ? fuser_composed(c, zh, blk.fuser_w, blk.fuser_b) : fuser(c, zh, blk.fuser_w, blk.fuser_b);
   return add(h, f);
 }
@@ -242,7 +242,7 @@ Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
     fail("avey loss", "labels must be i32 shaped like input_ids " + input_ids.describe() + ", got " + labels.describe());
   std::vector<int32_t> lab = labels.to(Device::CPU).to_vector<int32_t>();
   const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
-  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n), B * n);  // the current splits' rows
+  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n));  // the current splits' rows
   // Only the labelled positions (the mean loss is over them; the other rows' logits never matter).
   std::vector<int32_t> rows, targets;
   for (int64_t b = 0; b < B; ++b)
@@ -266,7 +266,7 @@ Tensor Model::logits(const Tensor& input_ids) {
   int64_t B, T;
   std::vector<int32_t> ids = host_ids(input_ids, B, T);
   const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
-  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n), B * n);
+  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n));
   std::vector<int32_t> rows;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) rows.push_back(int32_t((b * n + t / S) * S + t % S));
@@ -292,7 +292,7 @@ Tensor Model::next_token_logits(const std::vector<int32_t>& ids) {
   }
   ContextPlan plan = plan_contexts(cfg_, 1, n, {J}, host, J);
   Tensor ctx = build_contexts(reshape(x, {n, S * d}), Tensor(), plan);  // [K, S*d] = one context
-  Tensor h = run_blocks(reshape(ctx, {C, d}), 1);
+  Tensor h = run_blocks(pack(reshape(ctx, {C, d}), plan));
   const int64_t pos = T - 1 - J * S;  // in the current split
   Tensor last = norm(h.view(pos * d, {1, d}), lnf_w_, lnf_b_);
   return reshape(matmul(last, wte_, false, true), {cfg_.vocab_size});

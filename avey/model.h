@@ -2,6 +2,7 @@
 //
 //   X  = E[ids], right-padded with zero rows to n*S rows per sequence        [B*n*S, d]
 //   H  = contexts(X): per split, K = k+1 slots of S rows (ranker.h)         [B*n, C, d]
+//        kept in the packed layout: each left-padding row once (packing.h)  [rows <= B*n*C, d]
 //   h <- h + F(norm(h)) for each block, F = fuser([ctx(Z0) (.) Z1 | Zh]),  Z = enricher(norm(h))
 //   logits = ln_f(last S rows of each context, reassembled, padding dropped) E^T
 //
@@ -23,6 +24,8 @@
 #include <vector>
 
 #include "avey/config.h"
+#include "avey/packing.h"
+#include "avey/ranker.h"
 #include "engine/ops.h"
 
 namespace avey {
@@ -74,14 +77,18 @@ class Model {
   std::map<std::string, engine::Tensor> state() const;  // views of the parameters
 
   // Studying gradients layer by layer: during each backward after this, hook(i, g) is called with
-  // g = dL/d(output of block i), [contexts*C, d], for every block (the last block first); the
-  // last block's output is only each context's current split, [contexts*S, d] (all the head
-  // reads). An empty function turns it off. Parameter gradients are read from params() after backward.
+  // g = dL/d(output of block i) for every block (the last block first): the contexts' rows in the
+  // packed layout of avey/packing.h ([contexts*C, d] when no context has padding, or with
+  // set_packing(false)); the last block's output is only each context's current split,
+  // [contexts*S, d] (all the head reads). An empty function turns it off. Parameter gradients are read from params() after backward.
   using BlockHook = std::function<void(int64_t layer, const engine::Tensor& grad)>;
   void set_block_hook(BlockHook hook) { block_hook_ = std::move(hook); }
 
   // Tests: run every layer composed from recorded primitives instead of the fused layers.
   void set_composed(bool on) { composed_ = on; }
+  // Tests: keep every context's padding rows (the [N*C] layout, the SPEC row for row) instead of
+  // computing them once (avey/packing.h); the same function either way.
+  void set_packing(bool on) { packing_ = on; }
 
  private:
   struct Block {
@@ -90,10 +97,14 @@ class Model {
   engine::Tensor& add_param(const std::string& name, const engine::Shape& shape);
   std::vector<int32_t> host_ids(const engine::Tensor& ids, int64_t& B, int64_t& T) const;
   engine::Tensor embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B*Tp, d]
-  engine::Tensor contexts(const engine::Tensor& x, int64_t B, int64_t n) const;        // [B*n*C, d]
-  engine::Tensor run_blocks(engine::Tensor h, int64_t contexts) const;                 // [N*S, d]
-  engine::Tensor current_split(const engine::Tensor& h, int64_t contexts) const;      // [N*C, d] -> [N*S, d]
-  engine::Tensor run_block(const Block& blk, const engine::Tensor& h, int64_t contexts, bool fused_body) const;
+  struct Contexts {
+    engine::Tensor h;  // [pack.rows, d]: the contexts' rows in the packed layout
+    Packing pack;
+  };
+  Contexts contexts(const engine::Tensor& x, int64_t B, int64_t n) const;
+  Contexts pack(const engine::Tensor& h, const ContextPlan& plan) const;  // h [N*C, d]
+  engine::Tensor run_blocks(const Contexts& ctx) const;                  // [N*S, d]
+  engine::Tensor run_block(const Block& blk, const engine::Tensor& h, const Packing& pack, bool fused_body) const;
   engine::Tensor norm(const engine::Tensor& x, const engine::Tensor& w, const engine::Tensor& b) const;
 
   Config cfg_;
@@ -104,6 +115,7 @@ class Model {
   engine::Tensor wte_, lnf_w_, lnf_b_;
   std::vector<Block> blocks_;
   bool composed_ = false;
+  bool packing_ = true;
   BlockHook block_hook_;
 };
 

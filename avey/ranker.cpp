@@ -39,6 +39,7 @@ ContextPlan plan_contexts(const Config& cfg, int64_t B, int64_t n, const std::ve
   p.score_index.assign(total, -1);
   p.norm_index.assign(total, -1);
   p.norm.assign(total, 1.0);
+  p.empty_slots.assign(size_t(B * R), 0);
   const bool weighted = cfg.ranker && cfg.split_weighting;
   if (cfg.ranker && int64_t(scores.size()) != B * R * J)
     throw std::invalid_argument("plan_contexts: " + std::to_string(scores.size()) + " scores for [" +
@@ -62,6 +63,7 @@ ContextPlan plan_contexts(const Config& cfg, int64_t B, int64_t n, const std::ve
         for (int64_t j = std::max<int64_t>(0, q - k); j < q; ++j) chosen.push_back(j);
       }
       const int64_t rsel = int64_t(chosen.size());
+      p.empty_slots[size_t(b * R + r)] = int32_t(k - rsel);
       // the norm: the largest selected score (first arg-max = earliest split) or the earliest's
       int64_t norm_j = -1;
       if (weighted && rsel > 0) {

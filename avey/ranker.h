@@ -52,6 +52,7 @@ struct ContextPlan {
   std::vector<int32_t> score_index;  // [B*R*K] flat index into scores of w's numerator, -1: constant
   std::vector<int32_t> norm_index;   // [B*R*K] flat index of the norm's score, -1: constant
   std::vector<double> norm;          // [B*R*K] norm + 1e-8 of weighted slots
+  std::vector<int32_t> empty_slots;  // [B*R] how many slots of each context are empty (they come first)
   bool weighted() const;             // does any weight depend on the scores?
 };
 

@@ -66,6 +66,24 @@ std::vector<Tensor> split_cols(const Tensor& x, const std::vector<int64_t>& widt
 Tensor gather_rows(const Tensor& table, const Tensor& index);  // table [R, n], index i32 [...] -> [..., n]
 Tensor cast(const Tensor& x, DType dtype);                     // differentiable dtype change
 
+// A fixed linear map of rows: out row r = the sum of in rows src[k] for k in [ptr[r], ptr[r+1]),
+// added in that order (an empty range gives a zero row). It covers gathers, gathers that leave
+// rows zero, and sums of rows that repeat bit for bit on every device (no atomics). Built once
+// (the packed contexts, avey/packing.h), applied many times; copies share the index tensors.
+struct RowMap {
+  int64_t in_rows = 0, out_rows = 0;
+  Tensor ptr, src;  // i32 [out_rows + 1] and [ptr[out_rows]], on the device the map is applied on
+};
+// The gather y[r] = x[source[r]] (source -1: a zero row) and its transpose, the sum that is its
+// backward (in row i of the gather becomes out row i, the sum of the gathered rows that read it).
+struct RowMaps {
+  RowMap map, transposed;
+};
+RowMaps gather_map(const std::vector<int32_t>& source, int64_t in_rows, Device device);
+// y = maps.map(x), x [in_rows, n] -> [out_rows, n]; recorded, its backward applies maps.transposed.
+Tensor map_rows(const Tensor& x, const RowMaps& maps);
+Tensor apply_map(const Tensor& x, const RowMap& map);  // y = map(x), never recorded
+
 // ---- loss ----
 // Mean over rows whose target != ignore_index of -log softmax(logits)[target].
 // logits [..., V] (fp32 or fp64), targets i32 with logits' leading shape.

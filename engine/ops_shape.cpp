@@ -187,6 +187,41 @@ Tensor gather_rows(const Tensor& table, const Tensor& index) {
   return y;
 }
 
+RowMaps gather_map(const std::vector<int32_t>& source, int64_t in_rows, Device device) {
+  const int64_t out_rows = int64_t(source.size());
+  std::vector<int32_t> ptr{0}, src, tptr(size_t(in_rows + 1), 0), tsrc;
+  for (int32_t i : source) {
+    if (i >= in_rows) fail("gather_map", fmt::format("source row {} of {} rows", i, in_rows));
+    if (i >= 0) src.push_back(i), ++tptr[size_t(i) + 1];
+    ptr.push_back(int32_t(src.size()));
+  }
+  for (int64_t i = 0; i < in_rows; ++i) tptr[size_t(i + 1)] += tptr[size_t(i)];
+  tsrc.resize(src.size());
+  std::vector<int32_t> next(tptr.begin(), tptr.end() - 1);
+  for (int64_t r = 0; r < out_rows; ++r)  // increasing r: each sum adds its rows in order
+    if (source[size_t(r)] >= 0) tsrc[size_t(next[size_t(source[size_t(r)])]++)] = int32_t(r);
+  auto upload = [device](const std::vector<int32_t>& v) { return Tensor::from(v, {int64_t(v.size())}, device); };
+  return {{in_rows, out_rows, upload(ptr), upload(src)}, {out_rows, in_rows, upload(tptr), upload(tsrc)}};
+}
+
+Tensor apply_map(const Tensor& x, const RowMap& map) {
+  const std::string op = "map_rows";
+  check_floating(op, x);
+  if (x.ndim() != 2 || x.size(0) != map.in_rows)
+    fail(op, fmt::format("x must be [{}, n], got {}", map.in_rows, x.describe()));
+  check_same_device(op, x, map.ptr);
+  Tensor y = Tensor::empty({map.out_rows, x.size(1)}, x.dtype(), x.device());
+  AVEY_DISPATCH(op, x, map_rows, map.out_rows, x.size(1), map.ptr.data<int32_t>(), map.src.data<int32_t>(),
+                x.data<T>(), y.data<T>());
+  return y;
+}
+
+Tensor map_rows(const Tensor& x, const RowMaps& maps) {
+  Tensor y = apply_map(x, maps.map);
+  record(y, "map_rows", {x}, [t = maps.transposed](const Tensor& g) -> std::vector<Tensor> { return {apply_map(g, t)}; });
+  return y;
+}
+
 // y = x in another dtype; the gradient is cast back: dL/dx = cast(dL/dy, x's dtype).
 // Casting to i32 is not differentiable and records nothing.
 Tensor cast(const Tensor& x, DType dtype) {

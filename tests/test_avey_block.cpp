@@ -2,7 +2,9 @@
 // equals the residual plus the separate fused layers (rms_norm, enricher, column split,
 // contextualizer, fuser), and avey::final_block_body equals block_body's current-split rows,
 // forward and backward, in f64 on the CPU, for the configs that change their code paths; plus an
-// f64 finite-difference check of each. And the enricher kernel's row norm of Z0 against plain loops.
+// f64 finite-difference check of each; both on packed contexts (avey/packing.h) equal their
+// unpacked selves on the contexts the packing stands for. And the enricher kernel's row norm of
+// Z0 against plain loops.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -61,14 +63,20 @@ avey::Config block_config(const Variant& v, int64_t top_k) {
   return cfg;
 }
 
-// The block's inputs: norm gain, U, b, V, O, b_o, and (x[6]) the residual input h.
-std::vector<Tensor> block_inputs(const avey::Config& cfg, int64_t N, Rng& rng) {
+// The block's inputs: norm gain, U, b, V, O, b_o, and (x[6]) the residual input h, [rows, d].
+std::vector<Tensor> block_inputs(const avey::Config& cfg, int64_t rows, Rng& rng) {
   const int64_t C = cfg.context_rows(), d = cfg.d_embed, m = cfg.expanded_width();
   return {random_leaf({d}, rng),          random_leaf({m, d}, rng),
           random_leaf({m}, rng),          random_leaf({C, C}, rng),
           random_leaf({d, cfg.fuser_in()}, rng), random_leaf({d}, rng),
-          random_leaf({N * C, d}, rng, 0.05)};
+          random_leaf({rows, d}, rng, 0.05)};
 }
+
+// N contexts with `pad` padding rows each (all zero: the [N*C] layout).
+avey::Packing packing(const avey::Config& cfg, const std::vector<int64_t>& pad) {
+  return avey::make_packing(cfg.split_size, cfg.context_rows(), pad, Device::CPU);
+}
+avey::Packing unpacked(const avey::Config& cfg, int64_t N) { return packing(cfg, std::vector<int64_t>(size_t(N), 0)); }
 
 // Forward and every input's gradient of a and b (same inputs x) agree, for a random weighting of the output.
 void check_same(const std::function<Tensor(const std::vector<Tensor>&)>& fa,
@@ -95,9 +103,9 @@ TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64)
     const avey::Config cfg = block_config(v, 1);
     const int64_t N = 2;
     Rng rng(3);
-    std::vector<Tensor> x = block_inputs(cfg, N, rng);
+    std::vector<Tensor> x = block_inputs(cfg, N * cfg.context_rows(), rng);
     auto fused = [&](const std::vector<Tensor>& in) {
-      return avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
+      return avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, unpacked(cfg, N));
     };
     check_same(fused, [&](const std::vector<Tensor>& in) { return layers(in, cfg, N); }, x, rng);
     if (cfg.enricher_activation != avey::Activation::None)  // relu^2 has a kink at 0; inputs stay away from it
@@ -111,20 +119,52 @@ TEST_CASE("final_block_body equals block_body's current-split rows (f64), and pa
     const avey::Config cfg = block_config(v, 2);
     const int64_t N = 3, C = cfg.context_rows(), S = cfg.split_size;
     Rng rng(5);
-    std::vector<Tensor> x = block_inputs(cfg, N, rng);
+    std::vector<Tensor> x = block_inputs(cfg, N * C, rng);
     std::vector<int32_t> current;
     for (int64_t n = 0; n < N; ++n)
       for (int64_t s = 0; s < S; ++s) current.push_back(int32_t(n * C + C - S + s));
     auto final_block = [&](const std::vector<Tensor>& in) {
-      return avey::final_block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
+      return avey::final_block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, unpacked(cfg, N));
     };
     auto full_block = [&](const std::vector<Tensor>& in) {
-      Tensor all = avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, N);
+      Tensor all = avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, unpacked(cfg, N));
       return gather_rows(all, Tensor::from(current, {N * S}));
     };
     CHECK(final_block(x).shape() == Shape{N * S, cfg.d_embed});
     check_same(final_block, full_block, x, rng);
     if (cfg.enricher_activation != avey::Activation::None) testing::check_gradients(final_block, x);
+  }
+}
+
+// Packed contexts: padding rows 0..P_n-1 of context n are packed rows 0..P_n-1, shared. The
+// packed bodies must equal the unpacked ones on the contexts gathered from the packed rows
+// (avey::to_contexts), which hold every context's padding rows: the outputs the packed layout
+// keeps (avey::to_packed; the final block keeps the current splits either way) and every input's
+// gradient, which sums a padding row's gradient over the contexts that read it.
+TEST_CASE("block_body and final_block_body on packed contexts equal them unpacked (f64)") {
+  const std::vector<int64_t> pad{4, 2, 0, 4};  // k = 2, S = 2: C = 6; contexts 0 and 3 share 4 padding rows
+  for (const Variant& v : variants()) {
+    CAPTURE(v.name);
+    const avey::Config cfg = block_config(v, 2);
+    const int64_t N = int64_t(pad.size());
+    const avey::Packing pk = packing(cfg, pad), flat = unpacked(cfg, N);
+    CHECK(pk.packed());
+    CHECK(pk.rows == 4 + (2 + 4 + 6 + 2));
+    Rng rng(7);
+    std::vector<Tensor> x = block_inputs(cfg, pk.rows, rng);
+    auto body = [&](const avey::Packing& p, const Tensor& h, const std::vector<Tensor>& in, bool final_block) {
+      return final_block ? avey::final_block_body(h, in[0], in[1], in[2], in[3], in[4], in[5], cfg, p)
+                         : avey::block_body(h, in[0], in[1], in[2], in[3], in[4], in[5], cfg, p);
+    };
+    for (bool final_block : {false, true}) {
+      CAPTURE(final_block);
+      auto packed = [&](const std::vector<Tensor>& in) { return body(pk, in[6], in, final_block); };
+      auto reference = [&](const std::vector<Tensor>& in) {
+        Tensor out = body(flat, avey::to_contexts(in[6], pk), in, final_block);
+        return final_block ? out : avey::to_packed(out, pk);
+      };
+      check_same(packed, reference, x, rng);
+    }
   }
 }
 

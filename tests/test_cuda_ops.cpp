@@ -66,6 +66,13 @@ std::vector<GpuCase> cases() {
   using V = const std::vector<Tensor>&;
   const avey::Config bc = block_config();
   const int64_t bN = 2, bR = bN * bc.context_rows(), bd = bc.d_embed, bm = bc.expanded_width(), bC = bc.context_rows();
+  // packed contexts (avey/packing.h): padding 24, 16, 0 and 24 rows; 24 shared + 64 own rows
+  const std::vector<int64_t> pad{24, 16, 0, 24};
+  const int64_t pR = 24 + 8 + 16 + 32 + 8;
+  auto on = [bc](const std::vector<int64_t>& p, const Tensor& like) {
+    return avey::make_packing(bc.split_size, bc.context_rows(), p, like.device());
+  };
+  auto flat = [on, bN](const Tensor& like) { return on(std::vector<int64_t>(size_t(bN), 0), like); };
   return {
       {"matmul", {F({33, 65}), F({65, 17})}, [](V x) { return matmul(x[0], x[1]); }},
       {"matmul aT", {F({65, 33}), F({65, 17})}, [](V x) { return matmul(x[0], x[1], true, false); }},
@@ -132,10 +139,23 @@ std::vector<GpuCase> cases() {
       {"gather_rows 16384 tokens", {F({1000, 64}), I({16384}, 1000)}, [](V x) { return gather_rows(x[0], x[1]); }},
       {"avey block_body (16-byte vector widths)",
        {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
-       [bc, bN](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, bN); }},
+       [bc, flat](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); }},
+      {"avey block_body (packed)",
+       {F({pR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
+       [bc, on, pad](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, on(pad, x[0])); }},
       {"avey final_block_body (the current split's rows)",
        {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
-       [bc, bN](V x) { return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, bN); }},
+       [bc, flat](V x) { return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); }},
+      {"avey final_block_body (packed)",
+       {F({pR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
+       [bc, on, pad](V x) {
+         return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, on(pad, x[0]));
+       }},
+      {"map_rows (packed contexts and back, summed padding rows)", {F({pR, 40})},
+       [bc, on, pad](V x) {
+         const avey::Packing p = on(pad, x[0]);
+         return avey::to_packed(mul(avey::to_contexts(x[0], p), avey::to_contexts(x[0], p)), p);
+       }},
       {"composite: mlp", {F({64, 48}), F({96, 48}), F({96}), F({48, 96})},
        [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},
   };

@@ -99,6 +99,8 @@ std::vector<OpCase> op_table() {
        [](auto& x) { return gather_rows(x[0], Tensor::from(std::vector<int32_t>{4, 0, 2, 4, 1, 4, 0, 3}, {2, 4})); }},
       {"gather_rows 1 col", {{3, 1}},
        [](auto& x) { return gather_rows(x[0], Tensor::from(std::vector<int32_t>{2, 2}, {2})); }},
+      {"map_rows (repeats and zero rows; the backward sums)", {{5, 3}},
+       [](auto& x) { return map_rows(x[0], gather_map({4, -1, 2, 4, 0, 4}, 5, Device::CPU)); }},
       {"cast same dtype", {{2, 3}}, [](auto& x) { return mul(cast(x[0], DType::F64), x[0]); }},
       // loss
       {"cross_entropy", {{4, 5}},

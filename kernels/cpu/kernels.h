@@ -112,6 +112,10 @@ void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows
 template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable);
 // gx[r, idx[r]] += gy[r] (the backward of max_cols)
 template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
+// y[r, :] = sum of x[src[k], :] for k in [ptr[r], ptr[r+1]), in that order (zero for an empty
+// range): a fixed linear map of rows (engine::RowMap), deterministic where rows are summed.
+template <class T>
+void map_rows(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t* src, const T* x, T* y);
 
 // ---- the Avey enricher's element-wise end (fused) ----
 // p (rows x cols, a matrix product's output) += bias (one per column). Then z = f(p) (identity

@@ -1,5 +1,6 @@
 // Moving rows and columns: column windows (slices, concatenation), gathering rows by index
-// (embedding lookup) and its deterministic scatter-add, and the per-row scatter of max_cols.
+// (embedding lookup) and its deterministic scatter-add, the per-row scatter of max_cols, and
+// fixed linear maps of rows (map_rows: the packed contexts' gathers and sums).
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -70,11 +71,25 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
   for (int64_t r = 0; r < rows; ++r) gx[r * cols + idx[r]] += gy[r];
 }
 
+template <class T>
+void map_rows(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t* src, const T* x, T* y) {
+#pragma omp parallel for schedule(static) if (out_rows * cols > 65536)
+  for (int64_t r = 0; r < out_rows; ++r) {
+    T* d = y + r * cols;
+    std::fill(d, d + cols, T(0));
+    for (int32_t k = ptr[r]; k < ptr[r + 1]; ++k) {
+      const T* s = x + int64_t(src[k]) * cols;
+      for (int64_t c = 0; c < cols; ++c) d[c] += s[c];
+    }
+  }
+}
+
 #define INSTANTIATE(T)                                                                                       \
   template void copy_cols<T>(int64_t, int64_t, const T*, int64_t, int64_t, T*, int64_t, int64_t, bool);     \
   template void gather_rows<T>(int64_t, int64_t, const T*, int64_t, const int32_t*, T*);                     \
   template void scatter_add_rows<T>(int64_t, int64_t, const T*, const int32_t*, T*);                         \
-  template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);
+  template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);                             \
+  template void map_rows<T>(int64_t, int64_t, const int32_t*, const int32_t*, const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(double)
 #undef INSTANTIATE

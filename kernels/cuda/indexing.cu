@@ -1,4 +1,8 @@
-// Moving rows and columns: copy_cols, gather_rows, scatter_add_rows, scatter_cols.
+// Moving rows and columns: copy_cols, gather_rows, scatter_add_rows, scatter_cols, map_rows.
+//
+// map_rows: y[r] = the sum of rows x[src[k]], k in [ptr[r], ptr[r+1]), in that order and in fp32
+// (one rounding), 16-byte vectors where the row length allows; the sums are fixed by the map, so
+// no atomics are needed for the deterministic sums of shared padding rows' gradients.
 //
 // copy_cols, gather_rows: one thread per output element (grid-stride), so neighbouring threads
 // touch neighbouring columns. scatter_cols: one thread per row (each row writes one element).
@@ -116,11 +120,52 @@ template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* 
   AVEY_LAUNCH_CHECK("scatter_cols");
 }
 
+template <class T>
+__global__ void map_rows_kernel(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t* src, const T* x,
+                                T* y) {
+  AVEY_GRID_STRIDE(i, out_rows * cols) {
+    const int64_t r = i / cols, c = i % cols;
+    float s = 0.f;
+    for (int32_t k = ptr[r]; k < ptr[r + 1]; ++k) s += load(x, int64_t(src[k]) * cols + c);
+    store(y, i, s);
+  }
+}
+
+template <class T>
+__global__ void map_rows_vec_kernel(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t* src, const T* x,
+                                    T* y) {
+  constexpr int V = kVec<T>;
+  const int64_t chunks = cols / V;
+  AVEY_GRID_STRIDE(i, out_rows * chunks) {
+    const int64_t r = i / chunks, c = (i % chunks) * V;
+    float s[V] = {}, v[V];
+    for (int32_t k = ptr[r]; k < ptr[r + 1]; ++k) {
+      load_vec(x, int64_t(src[k]) * cols + c, v);
+#pragma unroll
+      for (int e = 0; e < V; ++e) s[e] += v[e];
+    }
+    store_vec(y, r * cols + c, s);
+  }
+}
+
+template <class T>
+void map_rows(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t* src, const T* x, T* y) {
+  if (out_rows * cols <= 0) return;
+  if (cols % kVec<T> == 0 && aligned16(x) && aligned16(y)) {
+    const int64_t n = out_rows * (cols / kVec<T>);
+    map_rows_vec_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(out_rows, cols, ptr, src, x, y);
+  } else {
+    map_rows_kernel<<<blocks_for(out_rows * cols), kThreads, 0, stream()>>>(out_rows, cols, ptr, src, x, y);
+  }
+  AVEY_LAUNCH_CHECK("map_rows");
+}
+
 #define INSTANTIATE(T)                                                                                            \
   template void copy_cols<T>(int64_t, int64_t, const T*, int64_t, int64_t, T*, int64_t, int64_t, bool);           \
   template void gather_rows<T>(int64_t, int64_t, const T*, int64_t, const int32_t*, T*);                          \
   template void scatter_add_rows<T>(int64_t, int64_t, const T*, const int32_t*, T*);                              \
-  template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);
+  template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);                                 \
+  template void map_rows<T>(int64_t, int64_t, const int32_t*, const int32_t*, const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE

@@ -1,0 +1,67 @@
+#include "avey/packing.h"
+
+#include <algorithm>
+
+namespace avey {
+
+using namespace engine;
+
+namespace {
+
+// current: packed row of each context's row C-S+s (its own rows end each context's block).
+void add_current(Packing& p, const std::vector<int32_t>& context_row_source, Device device) {
+  const int64_t N = p.contexts, C = p.context_rows, S = p.split_size;
+  std::vector<int32_t> cur(size_t(N * S));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t s = 0; s < S; ++s) cur[size_t(n * S + s)] = context_row_source[size_t(n * C + C - S + s)];
+  p.current = gather_map(cur, p.rows, device);
+}
+
+}  // namespace
+
+Packing make_packing(int64_t split_size, int64_t context_rows, const std::vector<int64_t>& pad, Device device) {
+  const int64_t N = int64_t(pad.size()), C = context_rows;
+  Packing p;
+  p.contexts = N, p.split_size = split_size, p.context_rows = C, p.rows = N * C;
+  int64_t owner = -1;  // the first context with the most padding computes the shared rows
+  for (int64_t n = 0; n < N; ++n) {
+    if (pad[size_t(n)] < 0 || pad[size_t(n)] > C - split_size) fail("make_packing", "padding outside [0, C - S]");
+    if (pad[size_t(n)] > p.pad_rows) p.pad_rows = pad[size_t(n)], owner = n;
+  }
+  std::vector<int32_t> full(size_t(N * C));  // context row -> packed row
+  if (!p.packed()) {
+    for (int64_t i = 0; i < N * C; ++i) full[size_t(i)] = int32_t(i);
+    add_current(p, full, device);
+    return p;
+  }
+  std::vector<int32_t> own;  // packed row -> the context row that computes it
+  for (int64_t j = 0; j < p.pad_rows; ++j) own.push_back(int32_t(owner * C + j));
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t P = pad[size_t(n)];
+    for (int64_t j = 0; j < C; ++j) {
+      if (j < P) {
+        full[size_t(n * C + j)] = int32_t(j);
+      } else {
+        full[size_t(n * C + j)] = int32_t(own.size());
+        own.push_back(int32_t(n * C + j));
+      }
+    }
+  }
+  p.rows = int64_t(own.size());
+  p.to_full = gather_map(full, p.rows, device);
+  p.to_packed = gather_map(own, N * C, device);
+  add_current(p, full, device);
+  return p;
+}
+
+Tensor to_contexts(const Tensor& x, const Packing& p) {
+  return p.packed() ? map_rows(x, p.to_full) : x;
+}
+
+Tensor to_packed(const Tensor& x, const Packing& p) {
+  return p.packed() ? map_rows(x, p.to_packed) : x;
+}
+
+Tensor current_split(const Tensor& x, const Packing& p) { return map_rows(x, p.current); }
+
+}  // namespace avey
