@@ -48,16 +48,25 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
   const bool h_grad = h_in.requires_grad();
   const bool tri = use_triangle_kernels(h_in, cfg);
   const bool packed = pack.packed();
-  const bool c_epilogue = tri && cact == Activation::None && !packed;  // tril_lower_mm writes c into cz
+  const bool c_epilogue = tri && cact == Activation::None;  // tril_lower_mm writes c into cz
   const bool keep_p = block_parts::keeps_preactivation(cfg);
   Tensor y, rstd, P, z0, z1, zn, denom, yc, cos, a, cz, out;  // a = tril(V) (.) cos, kept for the backward
   Tensor w;                                                       // tril(V), for both passes
-  // Z0, Zn and Zn's row norms as whole contexts [N*C, ...] for the contextualizer (the packed
-  // tensors themselves when nothing is packed)
+  // Packed, the contextualizer works on whole contexts [N*C, ...]: the triangle kernels read Z0
+  // and Zn through the row maps and write Yc and c into the packed rows; otherwise Z0, Zn and
+  // Zn's row norms are gathered into z0c, znc, denomc (the packed tensors themselves when
+  // nothing is packed), and Yc gathered back.
   Tensor z0c, znc, denomc;
-  // packed rows -> whole contexts, and back (each packed row from the context that computes it)
-  auto to_ctx = [&pack](const Tensor& x) { return apply_map(x, pack.to_full.map); };
-  auto from_ctx = [&pack](const Tensor& x) { return apply_map(x, pack.to_packed.map); };
+  auto to_ctx = [pack, packed](const Tensor& x) { return packed ? apply_map(x, pack.to_full.map) : x; };
+#ifdef AVEY_HAVE_CUDA
+  // row maps for the triangle kernels: context row -> packed row, and -> the packed row it
+  // computes (-1 where another context computes it)
+  kernels::cuda::PackedRows ctx_rows, own_rows;
+  if (packed) {
+    ctx_rows = {pack.pad.data<int32_t>(), pack.offset.data<int32_t>(), -1};
+    own_rows = {ctx_rows.pad, ctx_rows.offset, int(pack.owner)};
+  }
+#endif
   {
     NoGrad no_grad;
     y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
@@ -78,35 +87,31 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
                   z0.data<T>(), z1.data<T>(), mh > 0 ? cz.data<T>() + h : nullptr, fi, keep_p,
                   dynamic ? zn.data<T>() : nullptr, dynamic ? denom.data<T>() : nullptr, kCosineEps);
     if (!keep_p) P = Tensor();  // backward takes act' from z: the pre-activation is not kept
-    z0c = packed ? to_ctx(z0) : z0;
-    if (dynamic) {
-      znc = packed ? to_ctx(zn) : zn;
-      denomc = packed ? reshape(to_ctx(reshape(denom, {rows, 1})), {N * C}) : denom;
-    }
-    z0c = reshape(z0c, {N, C, h});
-    if (dynamic) znc = reshape(znc, {N, C, h});
     w = tril(spatial);
-    if (dynamic) {
-      if (tri) {
+    if (tri) {
 #ifdef AVEY_HAVE_CUDA
-        ::engine::profile::Scope prof("tril_matmul", y.device());
-        cos = Tensor::empty({N, C, C}, y.dtype(), y.device());
-        a = Tensor::empty({N, C, C}, y.dtype(), y.device());
-        yc = Tensor::empty({N, C, h}, y.dtype(), y.device());
-        kernels::cuda::tril_gram(N, C, h, bf(znc), bf(w), bf(cos), bf(a));
-        kernels::cuda::tril_lower_mm(N, C, h, bf(a), bf(z0c), bf(yc), c_epilogue ? bf(z1) : nullptr,
-                                     c_epilogue ? bf(cz) : nullptr, fi);
+      ::engine::profile::Scope prof("tril_matmul", y.device());
+      cos = Tensor::empty({N, C, C}, y.dtype(), y.device());
+      a = Tensor::empty({N, C, C}, y.dtype(), y.device());
+      yc = Tensor::empty({rows, h}, y.dtype(), y.device());
+      kernels::cuda::tril_gram(N, C, h, bf(zn), ctx_rows, bf(w), bf(cos), bf(a));
+      kernels::cuda::tril_lower_mm(N, C, h, bf(a), bf(z0), ctx_rows, bf(yc), c_epilogue ? bf(z1) : nullptr,
+                                   c_epilogue ? bf(cz) : nullptr, fi, own_rows);
 #endif
-      } else {
+    } else {
+      z0c = reshape(to_ctx(z0), {N, C, h});
+      if (dynamic) {
+        znc = reshape(to_ctx(zn), {N, C, h});
+        denomc = reshape(to_ctx(reshape(denom, {rows, 1})), {N * C});
         cos = matmul(znc, znc, false, true);
         a = mul_per_context(cos, w);
         yc = matmul(a, z0c);
+      } else {
+        yc = matmul(w, z0c);
       }
-    } else {
-      yc = matmul(w, z0c);
+      yc = reshape(yc, {N * C, h});
+      if (packed) yc = apply_map(yc, pack.to_packed.map);  // the rows the packed layout keeps, [rows, h]
     }
-    yc = reshape(yc, {N * C, h});
-    if (packed) yc = from_ctx(yc);  // the rows the packed layout keeps, [rows, h]
     if (!c_epilogue) {
       Tensor c = reshape(mul(activate(cact, yc), z1), {rows, h});
       if (mh > 0)
@@ -142,20 +147,20 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              gz1 = mul(gc, activate(cact, yc));
              gyc = activation_grad(cact, yc, mul(gc, z1));
            }
-           // dYc on the contexts' rows: zero where another context computes the packed row
-           if (packed) gyc = apply_map(gyc, pack.to_packed.transposed);
-           gyc = reshape(gyc, {N, C, h});
-           Tensor ga;  // dA [N, C, C]
+           Tensor ga, gz0;  // dA [N, C, C], dZ0 [rows, h]
            if (tri) {
 #ifdef AVEY_HAVE_CUDA
+             // dYc read on the contexts' rows through own_rows: zero where another context computes the row
              ::engine::profile::Scope prof("tril_matmul", gyc.device());
              ga = Tensor::empty({N, C, C}, gyc.dtype(), gyc.device());
-             kernels::cuda::tril_nt(N, C, h, bf(gyc), bf(z0c), bf(ga));
+             kernels::cuda::tril_nt(N, C, h, bf(gyc), own_rows, bf(z0), ctx_rows, bf(ga));
 #endif
            } else {
+             // dYc on the contexts' rows: zero where another context computes the packed row
+             if (packed) gyc = apply_map(gyc, pack.to_packed.transposed);
+             gyc = reshape(gyc, {N, C, h});
              ga = matmul(gyc, z0c, false, true);
            }
-           Tensor gz0;
            if (dynamic) {
              if (spatial.requires_grad() && ga.is_cuda()) {  // one pass over the lower triangles
                gV = Tensor::empty({C, C}, ga.dtype(), ga.device());
@@ -176,17 +181,28 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
                gsym = add(gcos, transpose(gcos));
              }
              ga = Tensor();
-             Tensor gzn = matmul(gsym, znc);
-             gz0 = Tensor::empty(z0c.shape(), z0.dtype(), z0.device());
-             AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, N * C, h, z0c.data<T>(),
-                           kCosineEps, denomc.data<T>(), gzn.data<T>(), gz0.data<T>());
-             // gz0 += A^T gyc (the direct path; beta = 1)
              if (tri) {
 #ifdef AVEY_HAVE_CUDA
-               ::engine::profile::Scope prof("tril_matmul", gyc.device());
-               kernels::cuda::tril_upper_t_mm_acc(N, C, h, bf(a), bf(gyc), bf(gz0));
+               // dZ0 = l2norm'(dZn) + A^T dYc in one pass, each packed row's two terms summed over
+               // the contexts that read it (to_full's transpose; nothing to sum unpacked)
+               const Tensor gzn = matmul(gsym, reshape(to_ctx(zn), {N, C, h}));  // cuBLAS: whole contexts
+               const Tensor direct = Tensor::empty({N * C, h}, gyc.dtype(), gyc.device());
+               {
+                 ::engine::profile::Scope prof("tril_matmul", gyc.device());
+                 kernels::cuda::tril_upper_t_mm(N, C, h, bf(a), bf(gyc), own_rows, bf(direct), false);
+               }
+               gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
+               ::engine::profile::Scope prof("l2norm_rows_backward", gyc.device());
+               kernels::cuda::l2norm_rows_backward_gathered<kernels::bf16>(
+                   NormEps::Inside, rows, h, bf(z0), kCosineEps, packed ? pack.to_full.transposed.ptr.data<int32_t>() : nullptr,
+                   packed ? pack.to_full.transposed.src.data<int32_t>() : nullptr, bf(gzn), bf(direct), bf(gz0));
 #endif
              } else {
+               Tensor gzn = matmul(gsym, znc);
+               gz0 = Tensor::empty(z0c.shape(), z0.dtype(), z0.device());
+               AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, N * C, h, z0c.data<T>(),
+                             kCosineEps, denomc.data<T>(), gzn.data<T>(), gz0.data<T>());
+               // gz0 += A^T gyc (the direct path; beta = 1)
                AVEY_DISPATCH("matmul", a, matmul, a.data<T>(), gyc.data<T>(), gz0.data<T>(), N, C, h, C, true, false,
                              1.0, 1.0, C * C, C * h, C * h);
              }
@@ -194,7 +210,8 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
              if (spatial.requires_grad()) gV = tril(reshape(sum_rows(reshape(ga, {N, C * C})), {C, C}));
              gz0 = matmul(w, gyc, true, false);
            }
-           if (packed) gz0 = apply_map(reshape(gz0, {N * C, h}), pack.to_full.transposed);  // padding rows: summed
+           // padding rows: summed over the contexts that read them
+           if (packed && !tri) gz0 = apply_map(reshape(gz0, {N * C, h}), pack.to_full.transposed);
            // ---- enricher
            // gp = act'(.) [dZ0 | dZ1 | dZh], and the bias's gradient (gp's column sums) in the same pass;
            // Zh and dZh read in place in cz and dcz (rows h + mh apart)

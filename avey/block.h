@@ -33,10 +33,12 @@ namespace avey {
 // h [pack.rows, d] (the block input, contexts in pack's layout), norm_gain [d] -> h + F(rmsnorm(h))
 // (eps kRmsEps), same layout. Not for the attention contextualizer or LayerNorm. The backward sums
 // the residual's gradient into the norm's (one pass on the GPU).
-// Packed (avey/packing.h): every step but the contextualizer runs on the packed rows; Z0, Zn
-// (and Zn's row norms) are gathered into whole contexts for it, Yc = A Z0 is gathered back, and
-// in the backward dYc is spread to the contexts' rows (zero on rows another context computes)
-// and dZ0 summed back onto the packed rows.
+// Packed (avey/packing.h): every step but the contextualizer runs on the packed rows; the
+// contextualizer sees whole contexts: the GPU's triangle kernels read Z0, Zn and dYc through row
+// maps and write Yc and c straight into the packed rows (elsewhere Z0, Zn are gathered into
+// whole contexts and Yc gathered back); dYc is zero on the rows another context computes, and
+// each padding row's dZ0 is summed over the contexts that read it (in the l2norm backward's
+// pass on the GPU).
 engine::Tensor block_body(const engine::Tensor& h, const engine::Tensor& norm_gain, const engine::Tensor& enricher_w, const engine::Tensor& enricher_b,
                           const engine::Tensor& spatial, const engine::Tensor& fuser_w, const engine::Tensor& fuser_b,
                           const Config& cfg, const Packing& pack);

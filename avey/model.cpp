@@ -176,8 +176,11 @@ Model::Contexts Model::pack(const Tensor& h, const ContextPlan& plan) const {
   std::vector<int64_t> pad(plan.empty_slots.size(), 0);
   if (packing_)
     for (size_t i = 0; i < pad.size(); ++i) pad[i] = plan.empty_slots[i] * cfg_.split_size;
-  Packing p = make_packing(cfg_.split_size, cfg_.context_rows(), pad, h.device());
-  return {to_packed(h, p), std::move(p)};
+  // Every training step has the same padding (split i has min(i, k) earlier splits whatever the
+  // scores): the maps are built and uploaded once, not every forward.
+  if (pad != packing_pad_)
+    packing_cache_ = make_packing(cfg_.split_size, cfg_.context_rows(), pad, h.device()), packing_pad_ = pad;
+  return {to_packed(h, packing_cache_), packing_cache_};
 }
 
 Tensor Model::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {

@@ -116,6 +116,8 @@ class Model {
   std::vector<Block> blocks_;
   bool composed_ = false;
   bool packing_ = true;
+  mutable std::vector<int64_t> packing_pad_;  // the padding packing_cache_ was made for
+  mutable Packing packing_cache_;
   BlockHook block_hook_;
 };
 

@@ -50,6 +50,12 @@ Packing make_packing(int64_t split_size, int64_t context_rows, const std::vector
   p.rows = int64_t(own.size());
   p.to_full = gather_map(full, p.rows, device);
   p.to_packed = gather_map(own, N * C, device);
+  std::vector<int32_t> pads, offsets;  // each context's padding, and the packed row of its first own row
+  for (int64_t n = 0; n < N; ++n)
+    pads.push_back(int32_t(pad[size_t(n)])), offsets.push_back(full[size_t(n * C + pad[size_t(n)])]);
+  p.pad = Tensor::from(pads, {N}, device);
+  p.offset = Tensor::from(offsets, {N}, device);
+  p.owner = owner;
   add_current(p, full, device);
   return p;
 }

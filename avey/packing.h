@@ -34,6 +34,11 @@ struct Packing {
   engine::RowMaps to_full;    // packed -> [N*C] (and its transpose, the backward's sums)
   engine::RowMaps to_packed;  // [N*C] -> packed
   engine::RowMaps current;    // packed -> [N*S]: each context's current split (its last S rows)
+  // The same maps as two numbers a context (the GPU's triangle kernels): context n's row j is
+  // packed row j when j < pad[n], else offset[n] + j - pad[n]; the padding rows are computed by
+  // context `owner` (i32 [N] tensors; packed only).
+  engine::Tensor pad, offset;
+  int64_t owner = -1;
   bool packed() const { return pad_rows > 0; }
 };
 

@@ -54,10 +54,10 @@ void bench_shape(const char* config, int batch, int C, int H) {
     gemm(batch, C, C, H, false, true, Zn, Zn, cos, 0.f);
     kc::binary<bf16>(kernels::Binary::Mul, kernels::Broadcast::Row, batch, int64_t(C) * C, cos, W, a);
   });
-  print_row("tril_gram (cos, a)", shape, full, unfused, median_ms([&] { kc::tril_gram(batch, C, H, Zn, W, cos, a); }));
+  print_row("tril_gram (cos, a)", shape, full, unfused, median_ms([&] { kc::tril_gram(batch, C, H, Zn, {}, W, cos, a); }));
 
   full = median_ms([&] { gemm(batch, C, C, H, false, true, dYc, Z0, dA, 0.f); });
-  print_row("tril_nt (dA)", shape, full, 0, median_ms([&] { kc::tril_nt(batch, C, H, dYc, Z0, dA); }));
+  print_row("tril_nt (dA)", shape, full, 0, median_ms([&] { kc::tril_nt(batch, C, H, dYc, {}, Z0, {}, dA); }));
 
   full = median_ms([&] { gemm(batch, C, H, C, false, false, a_in, Z0, Yc, 0.f); });
   unfused = median_ms([&] {
@@ -65,13 +65,13 @@ void bench_shape(const char* config, int batch, int C, int H) {
     kc::binary<bf16>(kernels::Binary::Mul, kernels::Broadcast::None, 1, int64_t(nCH), Yc, Z1, c);
   });
   print_row("tril_lower_mm (Yc, c)", shape, full, unfused,
-            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, Yc, Z1, c, H); }));
+            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, {}, Yc, Z1, c, H, {}); }));
   print_row("tril_lower_mm (Yc)", shape, full, 0,
-            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, Yc, nullptr, nullptr, H); }));
+            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, {}, Yc, nullptr, nullptr, H, {}); }));
 
   full = median_ms([&] { gemm(batch, C, H, C, true, false, a_in, dYc, dZ0, 1.f); });
-  print_row("tril_upper_t_mm_acc", shape, full, 0,
-            median_ms([&] { kc::tril_upper_t_mm_acc(batch, C, H, a_in, dYc, dZ0); }));
+  print_row("tril_upper_t_mm (accumulate)", shape, full, 0,
+            median_ms([&] { kc::tril_upper_t_mm(batch, C, H, a_in, dYc, {}, dZ0, true); }));
 
   for (bf16* p : {Zn, Z0, Z1, dYc, dZ0, W, a_in, cos, a, dA, Yc, c}) cudaFree(p);
 }

@@ -49,17 +49,29 @@ void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t 
 // (wgmma) needs an sm_90a build (CMAKE_CUDA_ARCHITECTURES=90a); sm_80 to sm_90 get a slower
 // mma.sync one. tril_matmul_available(): the running code has one of them (built for sm_80 or later).
 bool tril_matmul_available();
+// The packed contexts' row map (avey/packing.h) as the triangle kernels apply it to an operand's
+// rows, or a result's: context b's row i is packed row i when i < pad[b] (a shared padding row)
+// and offset[b] + i - pad[b] otherwise. With owner >= 0 the padding rows map only in context
+// `owner` and are -1 elsewhere: read as zero rows, and not written. Default: no map (row b C + i).
+struct PackedRows {
+  const int32_t* pad = nullptr;  // [batch]
+  const int32_t* offset = nullptr;
+  int owner = -1;
+};
 // cos = A A^T, a = cos (.) W (W [C, C] lower triangular, shared), tiles j <= i only; A [batch, C, K]
-void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, const bf16* W, bf16* cos, bf16* a);
+void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, PackedRows a_rows, const bf16* W, bf16* cos,
+               bf16* a);
 // G = X Y^T, tiles j <= i only; X, Y [batch, C, K]
-void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, const bf16* Y, bf16* G);
+void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, PackedRows x_rows, const bf16* Y,
+             PackedRows y_rows, bf16* G);
 // Y = L B (L [batch, C, C] lower triangular, B [batch, C, N]); P = Y (.) M when M, P are given,
 // P's rows (batch entries stacked) ldp elements apart (a multiple of 8, >= N: P may be the first
-// N columns of a wider matrix)
-void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y, const bf16* M,
-                   bf16* P, int64_t ldp);
-// Y += L^T B (L lower triangular; Y, B [batch, C, N])
-void tril_upper_t_mm_acc(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y);
+// N columns of a wider matrix); out_rows maps the rows of Y, M and P
+void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y,
+                   const bf16* M, bf16* P, int64_t ldp, PackedRows out_rows);
+// Y = L^T B, or Y += L^T B when accumulating (L lower triangular; Y, B [batch, C, N])
+void tril_upper_t_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y,
+                     bool accumulate);
 
 // ---- element-wise ----
 template <class T>
@@ -98,6 +110,12 @@ template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, co
 template <class T>
 void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T* denom,
                           const T* gy, T* gx);
+// The same where row r's gradient is the sum of gy's rows src[ptr[r]..ptr[r+1]) (a row map,
+// engine::RowMap), plus the sum of extra's same rows (extra may be null) added to gx; rows whole
+// 16-byte vectors (the packed contexts' dZ0: a padding row's gradient summed over its contexts).
+template <class T>
+void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps,
+                                   const int32_t* ptr, const int32_t* src, const T* gy, const T* extra, T* gx);
 
 // ---- reductions ----
 template <class T> void sum_all(int64_t n, const T* x, T* y);

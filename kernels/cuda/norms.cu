@@ -411,19 +411,52 @@ __global__ void l2norm_warp_kernel(NormEps mode, int64_t rows, int64_t cols, con
   if (lane == 0) store(denom, row, d);
 }
 
+// The rows of g that make one row's gradient: row `first` itself, or (k1 > k0) the sum of rows
+// first, src[k0 + 1], ..., src[k1 - 1], in that order (a row map's range, first = src[k0],
+// read once per row); none (k1 == k0) is a zero row.
+struct RowSum {
+  const int32_t* src;
+  int32_t k0, k1;
+  int64_t first;
+};
+__device__ __forceinline__ RowSum row_sum(const int32_t* ptr, const int32_t* src, int64_t row) {
+  if (!ptr) return {nullptr, 0, 1, row};
+  const int32_t k0 = ptr[row], k1 = ptr[row + 1];
+  return {src, k0, k1, k1 > k0 ? int64_t(src[k0]) : 0};
+}
+// Columns c.. of that row of g.
+template <class T, int V>
+__device__ __forceinline__ void row_vec(const T* g, const RowSum& rs, int64_t cols, int64_t c, float (&v)[V]) {
+#pragma unroll
+  for (int e = 0; e < V; ++e) v[e] = 0.f;
+  if (rs.k1 == rs.k0) return;
+  load_vec(g, rs.first * cols + c, v);
+#pragma unroll 4
+  for (int32_t k = rs.k0 + 1; k < rs.k1; ++k) {  // a padding row's many rows: loads kept in flight
+    float u[V];
+    load_vec(g, int64_t(rs.src[k]) * cols + c, u);
+#pragma unroll
+    for (int e = 0; e < V; ++e) v[e] += u[e];
+  }
+}
+
+// With a row map: row r's gy is the sum of gy's rows the map lists, and extra's same rows are
+// summed and added to gx (l2norm_rows_backward_gathered).
 template <class T>
 __global__ void l2norm_backward_warp_kernel(NormEps mode, int64_t rows, int64_t cols, const T* x, float eps,
-                                            const T* gy, T* gx) {
+                                            const T* gy, T* gx, const int32_t* ptr, const int32_t* src,
+                                            const T* extra) {
   constexpr int V = kVec<T>;
   const int64_t row = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;
   const int lane = threadIdx.x & 31;
   const int64_t base = row * cols;
+  const RowSum rs = row_sum(ptr, src, row);
   float ss = 0.f, p = 0.f;
   for (int64_t c = lane * V; c < cols; c += 32 * V) {
     float xv[V], gv[V];
     load_vec(x, base + c, xv);
-    load_vec(gy, base + c, gv);
+    row_vec(gy, rs, cols, c, gv);
 #pragma unroll
     for (int k = 0; k < V; ++k) ss += xv[k] * xv[k], p += gv[k] * xv[k];
   }
@@ -434,11 +467,12 @@ __global__ void l2norm_backward_warp_kernel(NormEps mode, int64_t rows, int64_t 
   if (mode == NormEps::Inside) k = p * inv * inv * inv;
   else if (s > 0.f && (mode == NormEps::Outside || s > eps)) k = p * inv * inv / s;
   for (int64_t c = lane * V; c < cols; c += 32 * V) {
-    float xv[V], gv[V];
+    float xv[V], gv[V], ev[V] = {};
     load_vec(x, base + c, xv);
-    load_vec(gy, base + c, gv);
+    row_vec(gy, rs, cols, c, gv);
+    if (extra) row_vec(extra, rs, cols, c, ev);
 #pragma unroll
-    for (int j = 0; j < V; ++j) gv[j] = gv[j] * inv - k * xv[j];
+    for (int j = 0; j < V; ++j) gv[j] = gv[j] * inv - k * xv[j] + ev[j];
     store_vec(gx, base + c, gv);
   }
 }
@@ -461,13 +495,25 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
                           T* gx) {
   if (rows <= 0) return;
   if (rows_vec_ok<T>(cols, {x, gy, gx})) {
-    l2norm_backward_warp_kernel<<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(mode, rows, cols, x,
-                                                                                          float(eps), gy, gx);
+    l2norm_backward_warp_kernel<T><<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(
+        mode, rows, cols, x, float(eps), gy, gx, nullptr, nullptr, nullptr);
     AVEY_LAUNCH_CHECK("l2norm_rows_backward");
     return;
   }
   l2norm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(mode, cols, x, float(eps), gy, gx);
   AVEY_LAUNCH_CHECK("l2norm_rows_backward");
+}
+
+template <class T>
+void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps,
+                                   const int32_t* ptr, const int32_t* src, const T* gy, const T* extra, T* gx) {
+  if (rows <= 0) return;
+  if (!rows_vec_ok<T>(cols, {x, gy, gx, extra}))
+    fail("l2norm_rows_backward_gathered", "rows must be whole 16-byte vectors", __FILE__, __LINE__);
+  l2norm_backward_warp_kernel<<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(mode, rows, cols, x,
+                                                                                        float(eps), gy, gx, ptr, src,
+                                                                                        extra);
+  AVEY_LAUNCH_CHECK("l2norm_rows_backward_gathered");
 }
 
 #define INSTANTIATE(T)                                                                                           \
@@ -481,7 +527,9 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
   template void layernorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, T*, \
                                       T*);                                                                       \
   template void l2norm_rows<T>(NormEps, int64_t, int64_t, const T*, double, T*, T*);                             \
-  template void l2norm_rows_backward<T>(NormEps, int64_t, int64_t, const T*, double, const T*, const T*, T*);
+  template void l2norm_rows_backward<T>(NormEps, int64_t, int64_t, const T*, double, const T*, const T*, T*);   \
+  template void l2norm_rows_backward_gathered<T>(NormEps, int64_t, int64_t, const T*, double, const int32_t*,     \
+                                                 const int32_t*, const T*, const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE

@@ -6,7 +6,7 @@
 //   tril_gram            cos = A A^T, a = cos (.) W    lower tiles only             (forward: cos, a)
 //   tril_nt              G = X Y^T                     lower tiles only             (backward: dA)
 //   tril_lower_mm        Y = L B [, P = Y (.) M]       row tile i: k < 128 (i + 1)  (forward: Yc, c)
-//   tril_upper_t_mm_acc  Y += L^T B                    row tile i: k >= 128 i       (backward: dZ0)
+//   tril_upper_t_mm      Y (+)= L^T B                  row tile i: k >= 128 i       (backward: dZ0)
 //
 // With T = C / 128 tile rows, a full square is T^2 tile products of length C; the triangle is
 // T (T + 1) / 2 of them (the last two: every tile, with K ranges 1..T tiles long), 10 of 16 for
@@ -50,6 +50,14 @@
 //   K-contiguous slice: rows (m or n) x 64 k, row r at byte 128 r.
 //   MN-contiguous slice: 64 rows (k) x (m or n), in 8 KB blocks of 64 columns: element (k, x) in
 //   block x / 64, row k at byte 128 k of it.
+//
+// Row maps (the packed contexts of avey/packing.h, PackedRows in kernels.h): an operand's rows,
+// and a result's, may go through the map from context b's row i to a packed row: a shared
+// padding row (i below the context's padding) or the context's own. It is two numbers a context
+// (its padding and its first own row), read once per work item, not an index per row. A read of
+// a row mapped to -1 gives a zero row (cp.async with source size 0 fills zeros); a result row
+// mapped to -1 is not written. So Z0 and Zn are read where the enricher wrote them, each padding
+// row by every context that holds it, and Yc and c land straight in the packed rows.
 //
 // Determinism: every output element is one thread's fp32 sum in a fixed K order (no split K, no
 // atomics), and the item order is fixed by the sizes, so a run repeats bit for bit.
@@ -100,9 +108,22 @@ enum class Epi {
 
 struct Operand {
   const bf16* p;
-  int64_t ld;            // row length in elements
-  int64_t batch_stride;  // elements between batch entries
+  int64_t ld;          // row length in elements; batch entries stacked, C rows each
+  PackedRows rows{};   // row map (see the header), or none
 };
+
+// One context's row map: row i -> packed row (or -1). Without a map: pad = 0, offset = b C.
+struct ContextRows {
+  int pad = 0, offset = 0;
+  bool pad_rows = true;  // do the padding rows map (the owner, or no owner)?
+  __device__ __forceinline__ int64_t operator()(int i) const {
+    return i < pad ? (pad_rows ? i : -1) : int64_t(offset) + i - pad;
+  }
+};
+__device__ __forceinline__ ContextRows context_rows(const PackedRows& m, int64_t b, int C) {
+  if (!m.pad) return {0, int(b * C), true};
+  return {m.pad[b], m.offset[b], m.owner < 0 || m.owner == b};
+}
 
 struct Sizes {
   int C, N, K;
@@ -164,9 +185,12 @@ __device__ __forceinline__ uint32_t mncontig_offset(int k, int x) {
 }
 
 // `rows` (128 or 256: m or n) x one K slice, global -> shared: rows x 8 chunks of 16 bytes, one
-// cp.async each, consecutive threads on consecutive chunks of a global row. `p` points at
-// element (row0, k0) of a K-contiguous operand or (k0, row0) of an MN-contiguous one.
-template <bool KContig> __device__ __forceinline__ void load_slice(uint32_t smem, const bf16* p, int64_t ld, int rows) {
+// cp.async each, consecutive threads on consecutive chunks of a global row. The slice starts at
+// the context's row r0 (through its map) and column c0: (m or n, k) of a K-contiguous operand,
+// (k, m or n) of an MN-contiguous one.
+template <bool KContig>
+__device__ __forceinline__ void load_slice(uint32_t smem, const Operand& o, const ContextRows& map, int r0, int64_t c0,
+                                           int rows) {
   const int shift = KContig ? 3 : (rows == 2 * kTile ? 5 : 4);  // log2 of the chunks in one global row
 #pragma unroll
   for (int it = 0; it < 2 * kTile * 8 / kBlockThreads; ++it) {
@@ -174,7 +198,10 @@ template <bool KContig> __device__ __forceinline__ void load_slice(uint32_t smem
     if (t >= rows * 8) break;
     const int row = t >> shift, x = (t & ((1 << shift) - 1)) * 8;  // row: m/n or k; x: k or m/n
     const uint32_t dst = smem + (KContig ? kcontig_offset(row, x) : mncontig_offset(row, x));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(p + row * ld + x));
+    int64_t g = map(r0 + row);
+    int bytes = 16;
+    if (g < 0) g = 0, bytes = 0;  // a zero row
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(o.p + g * o.ld + c0 + x), "r"(bytes));
   }
 }
 
@@ -308,12 +335,13 @@ __device__ __forceinline__ int piece_col(int, int p) {
 
 __device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
-// The persistent kernel (see the header). Y has ldy = N elements a row, batch stride C N; M has
-// Y's layout, batch stride mul_stride (0: one M for the whole batch, as W is); P has ldp elements
-// a row, batch entries stacked (batch stride C ldp).
+// The persistent kernel (see the header). Y has ldy = N elements a row, batch entries stacked; M
+// has Y's layout (or, shared_m, one [C, N] M for the whole batch, as W is); P has ldp elements a
+// row, stacked. out_rows maps the rows of Y, P and a stacked M (or none).
 template <bool AK, bool BK, Span S, Epi E>
 __global__ void __launch_bounds__(kBlockThreads, 1)
-    tril_mm_kernel(Sizes z, Operand A, Operand B, bf16* Y, const bf16* M, int64_t mul_stride, bf16* P, int64_t ldp) {
+    tril_mm_kernel(Sizes z, Operand A, Operand B, bf16* Y, const bf16* M, bool shared_m, bf16* P, int64_t ldp,
+                   PackedRows out_rows) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
   __trap();  // cp.async and bf16 mma need sm_80: tril_matmul_available() keeps callers away
 #else
@@ -328,15 +356,15 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   int load_n = 0, load_s = 0;
   Item load_it = decode<S>(schedule(0), z);
   bool load_more = schedule(0) < z.items;
+
   auto load_next = [&](int position) {
     if (load_more) {
       const uint32_t stage = smem + uint32_t((position % kStages) * kStageBytes);
-      const int64_t k = load_it.k0 + load_s * kSliceK;
-      load_slice<AK>(stage, A.p + load_it.b * A.batch_stride + (AK ? load_it.m0 * A.ld + k : k * A.ld + load_it.m0),
-                     A.ld, kTile);
-      load_slice<BK>(stage + kASliceBytes,
-                     B.p + load_it.b * B.batch_stride + (BK ? load_it.n0 * B.ld + k : k * B.ld + load_it.n0), B.ld,
-                     kTile * load_it.width);
+      const int k = load_it.k0 + load_s * kSliceK;
+      // the row maps: two cached loads a slice rather than registers held through the loop
+      load_slice<AK>(stage, A, context_rows(A.rows, load_it.b, z.C), AK ? load_it.m0 : k, AK ? k : load_it.m0, kTile);
+      load_slice<BK>(stage + kASliceBytes, B, context_rows(B.rows, load_it.b, z.C), BK ? load_it.n0 : k,
+                     BK ? k : load_it.n0, kTile * load_it.width);
       if (++load_s == load_it.slices) {
         load_s = 0;
         const int next = schedule(++load_n);
@@ -354,14 +382,20 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     const int item = schedule(n);
     if (item >= z.items) break;
     const Item it = decode<S>(item, z);
+    // Where tile row r's results go (and a stacked M or the old Y is read): -1, nowhere.
+    const ContextRows out_map = context_rows(out_rows, it.b, z.C);
+    auto out_row = [&](int r) -> int64_t { return out_map(it.m0 + r); };
     if constexpr (E != Epi::Store) {
       // The epilogue's extra input (M, or the old Y) towards L2 while the slices are multiplied:
       // one prefetch per 128-byte line, kTile rows of 2 width lines.
-      const bf16* extra =
-          E == Epi::StoreProduct ? M + it.b * mul_stride + it.m0 * ldy + it.n0 : Y + (it.b * z.C + it.m0) * ldy + it.n0;
       const int lines = 2 * it.width;
-      for (int l = tid; l < kTile * lines; l += kBlockThreads)
-        asm volatile("prefetch.global.L2 [%0];\n" ::"l"(extra + (l / lines) * ldy + (l % lines) * 64));
+      for (int l = tid; l < kTile * lines; l += kBlockThreads) {
+        const int r = l / lines;
+        const int64_t at = E == Epi::StoreProduct && shared_m ? it.m0 + r : out_row(r);
+        if (at >= 0)
+          asm volatile("prefetch.global.L2 [%0];\n" ::"l"((E == Epi::StoreProduct ? M : Y) + at * ldy + it.n0 +
+                                                            (l % lines) * 64));
+      }
     }
     for (int s = 0; s < it.slices; ++s, ++position) {
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kAhead - 1));
@@ -377,7 +411,6 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     // Epilogue, kEpiRows rows at a time: the fp32 pieces into the staging rows, then
     // each thread takes 8 consecutive columns (32 threads a row of 256), 8 rows apart, with the
     // extra input (M, or the old Y) loaded before any store.
-    const int64_t row0 = it.b * z.C + it.m0;  // Y's row of tile row 0 (batch entries stacked)
     const int col = (tid & 31) * 8;
     const bool active = col < kTile * it.width;
 #pragma unroll
@@ -398,36 +431,38 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
       __syncthreads();
       constexpr int kPasses = kEpiRows * 32 / kBlockThreads;
       float extra[kPasses][8];
+      // the result row of pass i (the map is two numbers: recomputed, not held in registers)
+      auto orow = [&](int i) -> int64_t { return active ? out_row(kEpiRows * h + 8 * i + (tid >> 5)) : -1; };
       if constexpr (E != Epi::Store) {
-        if (active)
-#pragma unroll
-          for (int i = 0; i < kPasses; ++i) {
-            const int64_t r = kEpiRows * h + 8 * i + (tid >> 5), at = r * ldy + it.n0 + col;
-            if (E == Epi::StoreProduct)
-              load_vec(M, it.b * mul_stride + (it.m0 + r) * ldy + it.n0 + col, extra[i]);
-            else
-              load_vec(Y, row0 * ldy + at, extra[i]);
-          }
-      }
-      if (active)
 #pragma unroll
         for (int i = 0; i < kPasses; ++i) {
-          const int r = 8 * i + (tid >> 5);
-          const int64_t row = row0 + kEpiRows * h + r, at = row * ldy + it.n0 + col;
-          const float4 lo = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col);
-          const float4 hi = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col + 4);
-          float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-          if constexpr (E == Epi::Accumulate) {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) v[e] += extra[i][e];
-          }
-          store_vec(Y, at, v);
-          if constexpr (E == Epi::StoreProduct) {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) v[e] = round_bf16(v[e]) * extra[i][e];
-            store_vec(P, row * ldp + it.n0 + col, v);
-          }
+          const int64_t o = orow(i);
+          if (o < 0) continue;
+          if (E == Epi::StoreProduct)
+            load_vec(M, (shared_m ? it.m0 + kEpiRows * h + 8 * i + (tid >> 5) : o) * ldy + it.n0 + col, extra[i]);
+          else
+            load_vec(Y, o * ldy + it.n0 + col, extra[i]);
         }
+      }
+#pragma unroll
+      for (int i = 0; i < kPasses; ++i) {
+        const int64_t o = orow(i);
+        if (o < 0) continue;
+        const int r = 8 * i + (tid >> 5);
+        const float4 lo = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col);
+        const float4 hi = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col + 4);
+        float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+        if constexpr (E == Epi::Accumulate) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) v[e] += extra[i][e];
+        }
+        store_vec(Y, o * ldy + it.n0 + col, v);
+        if constexpr (E == Epi::StoreProduct) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) v[e] = round_bf16(v[e]) * extra[i][e];
+          store_vec(P, o * ldp + it.n0 + col, v);
+        }
+      }
     }
   }
   asm volatile("cp.async.wait_group 0;\n" ::);
@@ -449,7 +484,7 @@ void require(bool ok, const char* fn, const char* what) {
 // block per multiprocessor (at most one per item).
 template <bool AK, bool BK, Span S, Epi E>
 void launch(const char* fn, int64_t batch, int64_t C, int64_t N, int64_t K, Operand A, Operand B, bf16* Y,
-            const bf16* M, int64_t mul_stride, bf16* P, int64_t ldp) {
+            const bf16* M, bool shared_m, bf16* P, int64_t ldp, PackedRows out_rows = {}) {
   require(C % kTile == 0 && N % kTile == 0, fn, "C (and N) must be multiples of 128");
   require(ldp >= N && ldp % 8 == 0, fn, "P's row length must be at least N and a multiple of 8");
   require(K > 0 && K % kSliceK == 0, fn, "K must be a positive multiple of 64");
@@ -470,8 +505,8 @@ void launch(const char* fn, int64_t batch, int64_t C, int64_t N, int64_t K, Oper
   }();
   const Sizes z{int(C), int(N), int(K), int(per_batch), int(items)};
   tril_mm_kernel<AK, BK, S, E>
-      <<<unsigned(std::min<int64_t>(items, multiprocessors)), kBlockThreads, kSmemBytes, stream()>>>(z, A, B, Y, M,
-                                                                                                     mul_stride, P, ldp);
+      <<<unsigned(std::min<int64_t>(items, multiprocessors)), kBlockThreads, kSmemBytes, stream()>>>(
+          z, A, B, Y, M, shared_m, P, ldp, out_rows);
   AVEY_LAUNCH_CHECK("tril_mm_kernel");
 }
 
@@ -495,37 +530,47 @@ bool tril_matmul_available() {
 // matrix of the normalised rows, cos[i, j] = sum_k A[i, k] A[j, k], weighted by the spatial
 // matrix W. Tiles above the diagonal are not written; inside the diagonal tiles a is 0 above the
 // diagonal because W is. a = round(round(cos) W), as the unfused product then multiply.
-void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, const bf16* W, bf16* cos, bf16* a) {
-  const Operand x{A, K, C * K};
-  launch<true, true, Span::Tril, Epi::StoreProduct>("tril_gram", batch, C, C, K, x, x, cos, W, 0, a, C);
+void tril_gram(int64_t batch, int64_t C, int64_t K, const bf16* A, PackedRows a_rows, const bf16* W, bf16* cos,
+               bf16* a) {
+  const Operand x{A, K, a_rows};
+  launch<true, true, Span::Tril, Epi::StoreProduct>("tril_gram", batch, C, C, K, x, x, cos, W, true, a, C);
 }
 
 // G[b] = X[b] Y[b]^T on the tiles j <= i only: dA = dYc Z0^T, G[i, j] = sum_k X[i, k] Y[j, k].
-void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, const bf16* Y, bf16* G) {
-  launch<true, true, Span::Tril, Epi::Store>("tril_nt", batch, C, C, K, {X, K, C * K}, {Y, K, C * K}, G, nullptr, 0,
-                                             nullptr, C);
+void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, PackedRows x_rows, const bf16* Y,
+             PackedRows y_rows, bf16* G) {
+  launch<true, true, Span::Tril, Epi::Store>("tril_nt", batch, C, C, K, Operand{X, K, x_rows}, Operand{Y, K, y_rows}, G,
+                                             nullptr, false, nullptr, C);
 }
 
 // Y[b] = L[b] B[b], L lower triangular: Y[i, n] = sum_{k <= i} L[i, k] B[k, n], so row tile i
 // reads K tiles 0..i (the diagonal tile's upper part is zero in memory). With M, P given:
 // P = round(round(Y) M), the unfused product then multiply (Yc = a Z0, c = Yc (.) Z1), written
 // with rows ldp apart (c into the first columns of block_body's fuser input [c | Zh]).
-void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y, const bf16* M, bf16* P,
-                   int64_t ldp) {
+void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y,
+                   const bf16* M, bf16* P, int64_t ldp, PackedRows out_rows) {
   require((M == nullptr) == (P == nullptr), "tril_lower_mm", "M and P: both given or both null");
-  const Operand l{L, C, C * C}, x{B, N, C * N};
+  const Operand l{L, C}, x{B, N, b_rows};
   if (M)
-    launch<true, false, Span::KBelow, Epi::StoreProduct>("tril_lower_mm", batch, C, N, C, l, x, Y, M, C * N, P, ldp);
+    launch<true, false, Span::KBelow, Epi::StoreProduct>("tril_lower_mm", batch, C, N, C, l, x, Y, M, false, P, ldp,
+                                                         out_rows);
   else
-    launch<true, false, Span::KBelow, Epi::Store>("tril_lower_mm", batch, C, N, C, l, x, Y, nullptr, 0, nullptr, N);
+    launch<true, false, Span::KBelow, Epi::Store>("tril_lower_mm", batch, C, N, C, l, x, Y, nullptr, false, nullptr, N,
+                                                  out_rows);
 }
 
-// Y[b] += L[b]^T B[b], L lower triangular: (L^T B)[i, n] = sum_{k >= i} L[k, i] B[k, n], so row
-// tile i reads rows k >= 128 i of L and B (dZ0 += a^T dYc). Y is read as bf16, summed in fp32
-// and rounded once (cuBLAS with beta = 1).
-void tril_upper_t_mm_acc(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, bf16* Y) {
-  launch<false, false, Span::KAbove, Epi::Accumulate>("tril_upper_t_mm_acc", batch, C, N, C, {L, C, C * C},
-                                                      {B, N, C * N}, Y, nullptr, 0, nullptr, N);
+// Y[b] (+)= L[b]^T B[b], L lower triangular: (L^T B)[i, n] = sum_{k >= i} L[k, i] B[k, n], so row
+// tile i reads rows k >= 128 i of L and B (dZ0 = a^T dYc). Accumulating, Y is read as bf16,
+// summed in fp32 and rounded once (cuBLAS with beta = 1).
+void tril_upper_t_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y,
+                     bool accumulate) {
+  const Operand l{L, C}, x{B, N, b_rows};
+  if (accumulate)
+    launch<false, false, Span::KAbove, Epi::Accumulate>("tril_upper_t_mm", batch, C, N, C, l, x, Y, nullptr, false,
+                                                        nullptr, N);
+  else
+    launch<false, false, Span::KAbove, Epi::Store>("tril_upper_t_mm", batch, C, N, C, l, x, Y, nullptr, false, nullptr,
+                                                   N);
 }
 
 }  // namespace kernels::cuda
