@@ -189,7 +189,7 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
                const Tensor direct = Tensor::empty({N * C, h}, gyc.dtype(), gyc.device());
                {
                  ::engine::profile::Scope prof("tril_matmul", gyc.device());
-                 kernels::cuda::tril_upper_t_mm(N, C, h, bf(a), bf(gyc), own_rows, bf(direct), false);
+                 kernels::cuda::tril_upper_t_mm(N, C, h, bf(a), bf(gyc), own_rows, bf(direct));
                }
                gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
                ::engine::profile::Scope prof("l2norm_rows_backward", gyc.device());

@@ -47,8 +47,9 @@ struct GpuCase {
   std::string name;
   std::vector<Input> inputs;
   std::function<Tensor(const std::vector<Tensor>&)> f;
-  // bf16's normwise tolerance: 1e-2, or 2e-2 for the whole block bodies, whose gradients pass
-  // through about ten bf16 roundings in a chain (each up to 2^-9) and sum only a few rows
+  // bf16's normwise tolerance: 1e-2, or 2e-2 for the packed block bodies, whose gradients pass
+  // through about ten bf16 roundings in a chain (each up to 2^-9) and sum only a few rows (one
+  // of them measured 1.03e-2)
   double bf16_tol = 1e-2;
 };
 
@@ -148,15 +149,13 @@ std::vector<GpuCase> cases() {
       {"gather_rows 16384 tokens", {F({1000, 64}), I({16384}, 1000)}, [](V x) { return gather_rows(x[0], x[1]); }},
       {"avey block_body (16-byte vector widths)",
        {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
-       [bc, flat](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); },
-       2e-2},
+       [bc, flat](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); }},
+      {"avey final_block_body (the current split's rows)",
+       {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
+       [bc, flat](V x) { return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); }},
       {"avey block_body (packed)",
        {F({pR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
        [bc, on, pad](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, on(pad, x[0])); },
-       2e-2},
-      {"avey final_block_body (the current split's rows)",
-       {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
-       [bc, flat](V x) { return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); },
        2e-2},
       {"avey final_block_body (packed)",
        {F({pR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},

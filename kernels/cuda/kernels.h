@@ -69,9 +69,8 @@ void tril_nt(int64_t batch, int64_t C, int64_t K, const bf16* X, PackedRows x_ro
 // N columns of a wider matrix); out_rows maps the rows of Y, M and P
 void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y,
                    const bf16* M, bf16* P, int64_t ldp, PackedRows out_rows);
-// Y = L^T B, or Y += L^T B when accumulating (L lower triangular; Y, B [batch, C, N])
-void tril_upper_t_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y,
-                     bool accumulate);
+// Y = L^T B (L lower triangular; Y, B [batch, C, N])
+void tril_upper_t_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y);
 
 // ---- element-wise ----
 template <class T>

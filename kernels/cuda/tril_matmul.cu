@@ -6,7 +6,7 @@
 //   tril_gram            cos = A A^T, a = cos (.) W    lower tiles only             (forward: cos, a)
 //   tril_nt              G = X Y^T                     lower tiles only             (backward: dA)
 //   tril_lower_mm        Y = L B [, P = Y (.) M]       row tile i: k < 128 (i + 1)  (forward: Yc, c)
-//   tril_upper_t_mm      Y (+)= L^T B                  row tile i: k >= 128 i       (backward: dZ0)
+//   tril_upper_t_mm      Y = L^T B                     row tile i: k >= 128 i       (backward: dZ0)
 //
 // With T = C / 128 tile rows, a full square is T^2 tile products of length C; the triangle is
 // T (T + 1) / 2 of them (the last two: every tile, with K ranges 1..T tiles long), 10 of 16 for
@@ -31,7 +31,7 @@
 // light items of the triangular K ranges alternate. The K slices of one item and of the next
 // form one stream: cp.async copies 64-deep slices of A' (128 x 64) and B' (256 x 64) into
 // shared memory kAhead slices ahead, across item boundaries, so the next item's first slices
-// arrive while this one's epilogue runs (and the epilogue's extra input, M or the old Y, is
+// arrive while this one's epilogue runs (and the epilogue's extra input M is
 // prefetched to L2 when the item starts). The tensor cores multiply each slice:
 //   - built for sm_90a (CMAKE_CUDA_ARCHITECTURES=90a; wgmma exists only there): wgmma;
 //     warpgroup w takes column tile w of the item, as two m64n128k16 products per 16 k (rows
@@ -103,7 +103,6 @@ enum class Span {
 enum class Epi {
   Store,         // Y = D
   StoreProduct,  // Y = D, P = Y (.) M (Y rounded to bf16 first, then the product rounded again)
-  Accumulate,    // Y = Y + D (Y read as bf16, summed in fp32, rounded once)
 };
 
 struct Operand {
@@ -382,18 +381,18 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
     const int item = schedule(n);
     if (item >= z.items) break;
     const Item it = decode<S>(item, z);
-    // Where tile row r's results go (and a stacked M or the old Y is read): -1, nowhere.
+    // Where tile row r's results go (and a stacked M is read): -1, nowhere.
     const ContextRows out_map = context_rows(out_rows, it.b, z.C);
     auto out_row = [&](int r) -> int64_t { return out_map(it.m0 + r); };
-    if constexpr (E != Epi::Store) {
-      // The epilogue's extra input (M, or the old Y) towards L2 while the slices are multiplied:
+    if constexpr (E == Epi::StoreProduct) {
+      // The epilogue's extra input M towards L2 while the slices are multiplied:
       // one prefetch per 128-byte line, kTile rows of 2 width lines.
       const int lines = 2 * it.width;
       for (int l = tid; l < kTile * lines; l += kBlockThreads) {
         const int r = l / lines;
-        const int64_t at = E == Epi::StoreProduct && shared_m ? it.m0 + r : out_row(r);
+        const int64_t at = shared_m ? it.m0 + r : out_row(r);
         if (at >= 0)
-          asm volatile("prefetch.global.L2 [%0];\n" ::"l"((E == Epi::StoreProduct ? M : Y) + at * ldy + it.n0 +
+          asm volatile("prefetch.global.L2 [%0];\n" ::"l"(M + at * ldy + it.n0 +
                                                             (l % lines) * 64));
       }
     }
@@ -410,7 +409,7 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
 
     // Epilogue, kEpiRows rows at a time: the fp32 pieces into the staging rows, then
     // each thread takes 8 consecutive columns (32 threads a row of 256), 8 rows apart, with the
-    // extra input (M, or the old Y) loaded before any store.
+    // extra input M loaded before any store.
     const int col = (tid & 31) * 8;
     const bool active = col < kTile * it.width;
 #pragma unroll
@@ -433,15 +432,12 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
       float extra[kPasses][8];
       // the result row of pass i (the map is two numbers: recomputed, not held in registers)
       auto orow = [&](int i) -> int64_t { return active ? out_row(kEpiRows * h + 8 * i + (tid >> 5)) : -1; };
-      if constexpr (E != Epi::Store) {
+      if constexpr (E == Epi::StoreProduct) {
 #pragma unroll
         for (int i = 0; i < kPasses; ++i) {
           const int64_t o = orow(i);
-          if (o < 0) continue;
-          if (E == Epi::StoreProduct)
+          if (o >= 0)
             load_vec(M, (shared_m ? it.m0 + kEpiRows * h + 8 * i + (tid >> 5) : o) * ldy + it.n0 + col, extra[i]);
-          else
-            load_vec(Y, o * ldy + it.n0 + col, extra[i]);
         }
       }
 #pragma unroll
@@ -452,10 +448,6 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
         const float4 lo = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col);
         const float4 hi = *reinterpret_cast<const float4*>(staging + r * kEpiStride + col + 4);
         float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-        if constexpr (E == Epi::Accumulate) {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) v[e] += extra[i][e];
-        }
         store_vec(Y, o * ldy + it.n0 + col, v);
         if constexpr (E == Epi::StoreProduct) {
 #pragma unroll
@@ -559,18 +551,11 @@ void tril_lower_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf1
                                                   out_rows);
 }
 
-// Y[b] (+)= L[b]^T B[b], L lower triangular: (L^T B)[i, n] = sum_{k >= i} L[k, i] B[k, n], so row
-// tile i reads rows k >= 128 i of L and B (dZ0 = a^T dYc). Accumulating, Y is read as bf16,
-// summed in fp32 and rounded once (cuBLAS with beta = 1).
-void tril_upper_t_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y,
-                     bool accumulate) {
-  const Operand l{L, C}, x{B, N, b_rows};
-  if (accumulate)
-    launch<false, false, Span::KAbove, Epi::Accumulate>("tril_upper_t_mm", batch, C, N, C, l, x, Y, nullptr, false,
-                                                        nullptr, N);
-  else
-    launch<false, false, Span::KAbove, Epi::Store>("tril_upper_t_mm", batch, C, N, C, l, x, Y, nullptr, false, nullptr,
-                                                   N);
+// Y[b] = L[b]^T B[b], L lower triangular: (L^T B)[i, n] = sum_{k >= i} L[k, i] B[k, n], so row
+// tile i reads rows k >= 128 i of L and B (dZ0's direct term a^T dYc).
+void tril_upper_t_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const bf16* B, PackedRows b_rows, bf16* Y) {
+  launch<false, false, Span::KAbove, Epi::Store>("tril_upper_t_mm", batch, C, N, C, Operand{L, C}, Operand{B, N, b_rows},
+                                                 Y, nullptr, false, nullptr, N);
 }
 
 }  // namespace kernels::cuda
