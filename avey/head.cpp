@@ -27,10 +27,14 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
   const int64_t N = h.size(0), V = embedding.size(0);
   // Mixed precision on the GPU: cross-entropy straight on the bf16 logits (fp32 inside), see below.
   // That path keeps one 2-byte chunk alive where the other keeps ~10 bytes a logit (logits and
-  // their gradient in the loss dtype): it takes 4x the rows a chunk, for fewer, larger products.
+  // their gradient in the loss dtype): it takes 16x the logits a chunk (512 MB at the default),
+  // for fewer, larger products and fewer passes of dE's fp32 read-modify-write (8 bytes per
+  // element of E a chunk). The rows are shared evenly between the chunks.
   const bool gpu_bf16 = h.is_cuda() && h.dtype() == DType::BF16 && embedding.dtype() == DType::BF16;
-  const int64_t chunk = std::max<int64_t>(1, (gpu_bf16 ? 4 : 1) * chunk_elements / std::max<int64_t>(V, 1));
+  const int64_t max_rows = std::max<int64_t>(1, (gpu_bf16 ? 16 : 1) * chunk_elements / std::max<int64_t>(V, 1));
+  const int64_t chunks = std::max<int64_t>(1, (N + max_rows - 1) / max_rows), chunk = (N + chunks - 1) / chunks;
   std::vector<int32_t> t_host = targets.to(Device::CPU).to_vector<int32_t>();
+  const Tensor t_dev = targets.to(h.device());
   int64_t counted = 0;
   for (int32_t t : t_host) {
     if (t == -100) continue;
@@ -46,8 +50,11 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
     NoGrad no_grad;
     Tensor one = Tensor::full({1}, 1.0, ld, h.device());
     if (grad && h.requires_grad()) gh = Tensor::empty(h.shape(), h.dtype(), h.device());
-    // d(loss)/dE sums over every chunk: in fp32 when E is bf16.
-    if (grad && embedding.requires_grad()) ge = Tensor::zeros(embedding.shape(), ld, embedding.device());
+    // d(loss)/dE sums over every chunk: in fp32 when E is bf16 (where the first chunk's product
+    // writes it, beta = 0, and the later ones add to it).
+    if (grad && embedding.requires_grad())
+      ge = gpu_bf16 ? Tensor::empty(embedding.shape(), ld, embedding.device())
+                    : Tensor::zeros(embedding.shape(), ld, embedding.device());
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t r1 = std::min(N, r0 + chunk), rows = r1 - r0, d = h.size(1);
 #ifdef AVEY_HAVE_CUDA
@@ -57,22 +64,22 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
         {
           profile::Scope prof(op, Device::CUDA);
           kernels::cuda::cross_entropy_bf16(rows, V, logits.data<kernels::bf16>(),
-                                            targets.view(r0, {rows}).data<int32_t>(), -100,
+                                            t_dev.view(r0, {rows}).data<int32_t>(), -100,
                                             rows_loss.view(r0, {rows}).data<float>(), g ? 1.0 / double(counted) : 0.0);
         }
         if (!g) continue;
         if (gh.defined()) gh.view(r0 * d, {rows, d}).copy_(matmul(logits, embedding));
-        if (ge.defined()) {  // dE += dlogits^T h, accumulated by the product in fp32 (beta = 1)
+        if (ge.defined()) {  // dE (+)= dlogits^T h, accumulated by the product in fp32
           profile::Scope prof("matmul", Device::CUDA);
           kernels::cuda::matmul_bf16_f32(logits.data<kernels::bf16>(), h.view(r0 * d, {rows, d}).data<kernels::bf16>(),
-                                         ge.data<float>(), V, d, rows, true, false, 1.0);
+                                         ge.data<float>(), V, d, rows, true, false, r0 == 0 ? 0.0 : 1.0);
         }
         continue;
       }
 #endif
       Tensor logits = matmul(h.view(r0 * d, {rows, d}), embedding, false, true);  // f32 or f64: the loss dtype
       Tensor lse = Tensor::empty({rows}, ld, h.device());
-      Tensor loss_c = rows_loss.view(r0, {rows}), t_c = targets.view(r0, {rows});
+      Tensor loss_c = rows_loss.view(r0, {rows}), t_c = t_dev.view(r0, {rows});
       AVEY_DISPATCH(op, logits, cross_entropy, rows, V, logits.data<T>(), t_c.data<int32_t>(), -100,
                     loss_c.data<T>(), lse.data<T>());
       if (!grad || counted == 0) continue;
@@ -88,12 +95,13 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
   }
   if (counted == 0) {  // nothing counted: the loss is 0 and so are its gradients
     if (gh.defined()) gh.fill_(0.0);
+    if (ge.defined()) ge.fill_(0.0);
   }
   record(loss, "avey.tied_head_loss", {h, embedding}, [gh, ge](const Tensor& gl) -> std::vector<Tensor> {
-    // scale the precomputed gradients by dL/d(loss) (1 in training: skip the multiply then)
+    // scale the precomputed gradients by dL/d(loss) (backward()'s own seed 1 in training: skip the
+    // multiply then, without reading the seed back from the device)
     auto scaled = [&gl](const Tensor& g) -> Tensor {
-      if (!g.defined()) return g;
-      if (gl.numel() == 1 && gl.item() == 1.0) return g;
+      if (!g.defined() || gl.impl()->unit_seed) return g;
       return mul(g, gl.dtype() == g.dtype() ? gl : gl.to(g.dtype()));
     };
     return {scaled(gh), scaled(ge)};

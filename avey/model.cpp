@@ -260,8 +260,8 @@ Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
   if (rows.empty()) fail("avey loss", "every label is -100: no position to average the loss over");
   const int64_t M = int64_t(rows.size());
   Tensor hf = norm(gather_rows(h, Tensor::from(rows, {M}, device_)), lnf_w_, lnf_b_);
-  Tensor tg = Tensor::from(targets, {M}, device_);
-  return composed_ ? tied_head_loss_composed(hf, wte_, tg) : tied_head_loss(hf, wte_, tg);
+  Tensor tg = Tensor::from(targets, {M});  // on the host, where the fused head checks and counts them
+  return composed_ ? tied_head_loss_composed(hf, wte_, tg.to(device_)) : tied_head_loss(hf, wte_, tg);
 }
 
 Tensor Model::logits(const Tensor& input_ids) {

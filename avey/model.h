@@ -63,7 +63,8 @@ class Model {
   // not added (no pass that zeroes the buffer: engine::Tensor::discard_grad).
   void zero_grad();
 
-  // Mean cross-entropy over labels != -100; input_ids, labels [B, T] i32 (any device). Records the graph.
+  // Mean cross-entropy over labels != -100; input_ids, labels [B, T] i32 (any device: they are read
+  // on the host, so host tensors spare the GPU a wait). Records the graph.
   engine::Tensor loss(const engine::Tensor& input_ids, const engine::Tensor& labels);
   // [B, T, V] logits, no gradient.
   engine::Tensor logits(const engine::Tensor& input_ids);

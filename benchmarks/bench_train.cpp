@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
       ids.insert(ids.end(), row.begin(), row.end() - 1);
       labels.insert(labels.end(), row.begin() + 1, row.end());
     }
-    batches.push_back({Tensor::from(ids, {B, T}, dev), Tensor::from(labels, {B, T}, dev)});
+    batches.push_back({Tensor::from(ids, {B, T}), Tensor::from(labels, {B, T})});  // on the host, as avey train
   }
   double last_loss = 0;
   double phase[3] = {0, 0, 0};
@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
     loss.backward();
     if (phases) sync(dev), phase[1] = seconds_since(t0), t0 = clock_type::now();
     optim::ClipResult clip = optim::clip_grad_norm(model.flat_grads(), 1.0);
-    opt.step(model.flat_grads(), 1e-3, clip.scale, model.working_params());
+    opt.step(model.flat_grads(), 1e-3, clip, model.working_params());
     if (phases) sync(dev), phase[2] = seconds_since(t0), last_loss = loss.item();
     return loss;
   };

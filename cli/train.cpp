@@ -185,8 +185,9 @@ int run_train(int argc, char** argv) {
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
       data::Batch b = loader.next();
-      engine::Tensor ids = engine::Tensor::from(b.inputs, {b.B, b.T}, device);
-      engine::Tensor labels = engine::Tensor::from(b.targets, {b.B, b.T}, device);
+      // On the host: the model reads them there and uploads what the device needs.
+      engine::Tensor ids = engine::Tensor::from(b.inputs, {b.B, b.T});
+      engine::Tensor labels = engine::Tensor::from(b.targets, {b.B, b.T});
       engine::Tensor loss = model.loss(ids, labels);
       (accum > 1 ? engine::scale(loss, 1.0 / double(accum)) : loss).backward();
       loss_sum += loss.item();
@@ -194,21 +195,22 @@ int run_train(int argc, char** argv) {
     const double loss = loss_sum / double(accum);
     engine::Tensor& grads = model.flat_grads();
     optim::ClipResult clip = optim::clip_grad_norm(grads, real("clip"));
-    if (!std::isfinite(loss) || !std::isfinite(clip.norm))
+    const double grad_norm = clip.norm();
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm))
       throw std::runtime_error(fmt::format("the loss or gradient became non-finite at step {} (loss {}, grad norm {}); "
                                            "nothing was saved over the last checkpoint in {}",
-                                           st.step + 1, loss, clip.norm, dir));
+                                           st.step + 1, loss, grad_norm, dir));
     const double lr = schedule.lr_at(st.step);
-    opt.step(grads, lr, clip.scale, model.working_params());  // bf16: refreshes the working copy too
+    opt.step(grads, lr, clip, model.working_params());  // bf16: refreshes the working copy too
     st.step++;
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tok_s = double(B * T * accum) / secs;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const double eta = elapsed / double(st.step - first_step) * double(std::min(max_steps, stop_at) - st.step);
-    nlohmann::json m = {{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", clip.norm}, {"tok_s", tok_s}};
+    nlohmann::json m = {{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tok_s", tok_s}};
     std::string line = fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.0f} tok/s | {:.0f} ms",
-                                   st.step, max_steps, loss, lr, clip.norm, tok_s, secs * 1e3);
+                                   st.step, max_steps, loss, lr, grad_norm, tok_s, secs * 1e3);
     if (device == engine::Device::CUDA && peak > 0)
       line += fmt::format(" | MFU {:.1f}%", 100.0 * tok_s * flops_per_token / peak);
     else  // a CPU's sustained clock is not knowable from /proc/cpuinfo: report the rate itself

@@ -68,6 +68,7 @@ void backward(const Tensor& root, const Tensor& seed) {
   if (!g0.defined()) {
     if (root.numel() != 1) fail("backward", "needs a scalar, got " + root.describe());
     g0 = Tensor::full(root.shape(), 1.0, root.dtype(), root.device());
+    g0.impl()->unit_seed = true;  // a backward function may skip multiplying by it (no read from the GPU)
   }
   std::shared_ptr<Node> start = gradient_edge(root);
 

@@ -39,6 +39,7 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_accumulator;  // leaves only: where their gradient arrives
   std::shared_ptr<TensorImpl> grad;        // leaves only: accumulated gradient (+= each backward)
   bool stale = false;  // a gradient after discard_grad: old values, overwritten by the next gradient
+  bool unit_seed = false;  // backward()'s own seed d(root)/d(root) = 1: its value is known on the host
   std::string name;
 };
 

@@ -136,6 +136,15 @@ AVEY_HOST_DEVICE T l2_inverse(T d) {
   return d > T(0) ? T(1) / d : T(0);
 }
 
+// PyTorch's clip coefficient for a gradient norm: min(1, max_norm / (norm + 1e-6)); max_norm <= 0
+// disables clipping (1). A NaN norm gives NaN (torch.clamp keeps NaN), an infinite one 0.
+AVEY_HOST_DEVICE double clip_coefficient(double norm, double max_norm) {
+  if (max_norm <= 0) return 1.0;
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef != coef) return coef;
+  return coef < 1.0 ? coef : 1.0;
+}
+
 // One AdamW step's constants, formed in double (as PyTorch forms them in Python) and applied
 // in T (PyTorch's opmath), and the update of one element in the order of PyTorch's fused kernel:
 //   p *= 1 - lr wd (decayed elements only); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
@@ -144,7 +153,7 @@ template <class T>
 struct AdamWStep {
   T decay_factor, scale, beta1, beta2, one_minus_b1, one_minus_b2, step_size, bias2_sqrt, epsilon;
 
-  AdamWStep(double lr, double b1, double b2, double eps, double wd, double bias1, double bias2, double grad_scale)
+  AdamWStep(double lr, double b1, double b2, double eps, double wd, double bias1, double bias2, double grad_scale = 1)
       : decay_factor(T(1.0 - lr * wd)), scale(T(grad_scale)), beta1(T(b1)), beta2(T(b2)), one_minus_b1(T(1.0 - b1)),
         one_minus_b2(T(1.0 - b2)), step_size(T(lr / bias1)), bias2_sqrt(T(std::sqrt(bias2))), epsilon(T(eps)) {}
 

@@ -80,6 +80,19 @@ AdamW::AdamW(Tensor params, const std::vector<Segment>& segments, AdamWConfig co
 }
 
 void AdamW::step(const Tensor& grads, double lr, double grad_scale, Tensor bf16_copy) {
+  const Tensor scale = Tensor::from(std::vector<double>{grad_scale}, {1}, params_.device());
+  update(grads, lr, scale.data<double>(), std::move(bf16_copy));
+}
+
+void AdamW::step(const Tensor& grads, double lr, const ClipResult& clip, Tensor bf16_copy) {
+  if (!clip.stats.defined() || clip.stats.dtype() != DType::F64 || clip.stats.numel() != 2 ||
+      clip.stats.device() != params_.device())
+    fail(std::string("clip must come from clip_grad_norm on ") + engine::name_of(params_.device()) + ", got " +
+         (clip.stats.defined() ? clip.stats.describe() : std::string("undefined")));
+  update(grads, lr, clip.stats.data<double>() + 1, std::move(bf16_copy));
+}
+
+void AdamW::update(const Tensor& grads, double lr, const double* grad_scale, Tensor bf16_copy) {
   const int64_t n = params_.numel();
   if (!grads.defined() || grads.dtype() != DType::F32 || grads.numel() != n || grads.device() != params_.device())
     fail("grads must be f32 with " + std::to_string(n) + " elements on " + engine::name_of(params_.device()) +

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/tensor.h"
+#include "optim/clip.h"
 #include "optim/segment.h"
 
 namespace optim {
@@ -42,6 +43,9 @@ class AdamW {
   // (optim::clip_grad_norm(...).scale) to fold clipping into the step. bf16_copy: when defined,
   // a bf16 tensor of params' numel and device that receives the updated weights.
   void step(const engine::Tensor& grads, double lr, double grad_scale = 1.0, engine::Tensor bf16_copy = {});
+  // The same with the coefficient of optim::clip_grad_norm, read where it lies: on the GPU the
+  // step is queued behind the norm without waiting for it.
+  void step(const engine::Tensor& grads, double lr, const ClipResult& clip, engine::Tensor bf16_copy = {});
 
   int64_t step_count() const { return step_; }  // steps taken (t of the last step)
   const AdamWConfig& config() const { return config_; }
@@ -65,6 +69,9 @@ class AdamW {
   void read_state(std::istream& in, const std::string& what = "optimizer state");
 
  private:
+  // grad_scale: one double on params' device.
+  void update(const engine::Tensor& grads, double lr, const double* grad_scale, engine::Tensor bf16_copy);
+
   engine::Tensor params_, m_, v_;
   std::shared_ptr<engine::Storage> decay_mask_;  // numel bytes on params' device; null: all decay
   AdamWConfig config_;

@@ -1,10 +1,10 @@
 #include "optim/clip.h"
 
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 
 #include "kernels/cpu/kernels.h"
+#include "kernels/elementwise_math.h"
 #ifdef AVEY_HAVE_CUDA
 #include "kernels/cuda/kernels.h"
 #endif
@@ -41,17 +41,25 @@ double grad_norm(const Tensor& grads) {
   return std::sqrt(ss);
 }
 
-double clip_scale(double norm, double max_norm) {
-  if (max_norm <= 0) return 1.0;
-  const double coef = max_norm / (norm + 1e-6);
-  if (std::isnan(coef)) return std::numeric_limits<double>::quiet_NaN();  // torch.clamp keeps NaN
-  return coef < 1.0 ? coef : 1.0;
-}
+double clip_scale(double norm, double max_norm) { return kernels::clip_coefficient(norm, max_norm); }
+
+double ClipResult::norm() const { return stats.to(Device::CPU).data<double>()[0]; }
+double ClipResult::scale() const { return stats.to(Device::CPU).data<double>()[1]; }
 
 ClipResult clip_grad_norm(const Tensor& grads, double max_norm) {
-  ClipResult r;
-  r.norm = grad_norm(grads);
-  r.scale = clip_scale(r.norm, max_norm);
+  check_grads("clip_grad_norm", grads);
+  ClipResult r{Tensor::empty({2}, DType::F64, grads.device())};
+  double* out = r.stats.data<double>();
+  if (grads.device() == Device::CPU) {
+    if (grads.dtype() == DType::F32) kernels::cpu::clip_norm<float>(grads.numel(), grads.data<float>(), max_norm, out);
+    else kernels::cpu::clip_norm<double>(grads.numel(), grads.data<double>(), max_norm, out);
+  } else {
+#ifdef AVEY_HAVE_CUDA
+    kernels::cuda::clip_norm<float>(grads.numel(), grads.data<float>(), max_norm, out);
+#else
+    throw std::invalid_argument("clip_grad_norm: this build has no CUDA backend");
+#endif
+  }
   return r;
 }
 

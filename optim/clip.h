@@ -10,11 +10,13 @@
 
 namespace optim {
 
+// The global norm and clip coefficient, left where the gradients are: on the GPU nothing waits
+// for them unless norm() or scale() is read. Pass the whole result to AdamW::step.
 struct ClipResult {
-  double norm = 0;   // ||g||_2 over the whole buffer, before clipping
-  double scale = 1;  // the coefficient to multiply g by: pass it to AdamW::step as grad_scale
+  engine::Tensor stats;  // f64 [2] on the gradients' device: ||g||_2 (before clipping), the coefficient
+  double norm() const;   // read on the host (waits for the GPU)
+  double scale() const;  // likewise
 };
-
 // sqrt(sum g^2) over every element of grads (f32 on CPU or CUDA; f64 on the CPU).
 double grad_norm(const engine::Tensor& grads);
 
@@ -24,7 +26,8 @@ double grad_norm(const engine::Tensor& grads);
 // step rather than apply it.
 double clip_scale(double norm, double max_norm);
 
-// Both of the above. Nothing is written to grads: the scale is applied inside the AdamW step.
+// Both of the above, computed on grads' device. Nothing is written to grads: the coefficient is
+// applied inside the AdamW step.
 ClipResult clip_grad_norm(const engine::Tensor& grads, double max_norm);
 
 // ||g[segment]||_2 for each segment, in the order given (one pass over the buffer).

@@ -171,7 +171,7 @@ TEST_CASE("cuda model: two bf16 training runs with one seed give bit-identical l
       loss.backward();
       losses.push_back(loss.item());
       optim::ClipResult clip = optim::clip_grad_norm(model.flat_grads(), 1.0);
-      opt.step(model.flat_grads(), 1e-3, clip.scale, model.working_params());
+      opt.step(model.flat_grads(), 1e-3, clip, model.working_params());
     }
     return losses;
   };

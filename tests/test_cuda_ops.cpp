@@ -24,6 +24,7 @@ TEST_CASE("cuda: GPU op tests (no CUDA build)") { MESSAGE("no CUDA build: the GP
 #include "avey/block.h"
 #include "avey/head.h"
 #include "kernels/cuda/kernels.h"
+#include "optim/clip.h"
 
 using namespace engine;
 using testing::rel_diff;
@@ -432,7 +433,8 @@ TEST_CASE("cuda: the tied head's bf16 cross-entropy matches the CPU" * doctest::
       return (dev == Device::CUDA ? x.to(Device::CPU).to(Device::CUDA) : x.to(Device::CPU).to(DType::F32)).requires_grad_();
     };
     Tensor hh = copy(h), ee = copy(e);
-    Tensor loss = avey::tied_head_loss(hh, ee, t.to(dev), 8 * V);  // 8 rows a chunk: 5 chunks
+    // 8 rows a chunk, 5 chunks (the GPU's bf16 path takes 16x the elements a chunk)
+    Tensor loss = avey::tied_head_loss(hh, ee, t.to(dev), dev == Device::CUDA ? V / 2 : 8 * V);
     loss.backward();
     return std::vector<Tensor>{loss, hh.grad(), ee.grad()};
   };
@@ -517,12 +519,13 @@ TEST_CASE("cuda: AdamW and sums of squares match the CPU kernels" * doctest::ski
     Tensor half = Tensor::empty({n}, DType::BF16, Device::CUDA);
     void* mask_gpu = kernels::cuda::allocate(size_t(n));
     kernels::cuda::copy_to_device(mask_gpu, mask.data(), size_t(n));
-    const double b1 = 0.9, b2 = 0.95, bias1 = 1 - b1 * b1, bias2 = 1 - b2 * b2;
+    const double b1 = 0.9, b2 = 0.95, bias1 = 1 - b1 * b1, bias2 = 1 - b2 * b2, scale = 0.5;
+    Tensor scale_gpu = Tensor::from(std::vector<double>{scale}, {1}, Device::CUDA);
     kernels::cpu::adamw<float>(n, p.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(), mask.data(),
-                               nullptr, 3e-3, b1, b2, 1e-8, 0.1, bias1, bias2, 0.5);
+                               nullptr, 3e-3, b1, b2, 1e-8, 0.1, bias1, bias2, &scale);
     kernels::cuda::adamw<float>(n, pg.data<float>(), gg.data<float>(), mg.data<float>(), vg.data<float>(),
                                 static_cast<const uint8_t*>(mask_gpu), half.data<kernels::bf16>(), 3e-3, b1, b2, 1e-8,
-                                0.1, bias1, bias2, 0.5);
+                                0.1, bias1, bias2, scale_gpu.data<double>());
     CHECK(rel_diff(pg, p) < 1e-6);
     CHECK(rel_diff(mg, m) < 1e-6);
     CHECK(rel_diff(vg, v) < 1e-6);
@@ -540,6 +543,12 @@ TEST_CASE("cuda: AdamW and sums of squares match the CPU kernels" * doctest::ski
   kernels::cpu::segment_sum_squares<float>(4, offset.data(), count.data(), g.data<float>(), seg_want.data());
   kernels::cuda::segment_sum_squares<float>(4, offset.data(), count.data(), gg.data<float>(), seg_got.data());
   for (int s = 0; s < 4; ++s) CHECK(std::abs(seg_got[size_t(s)] - seg_want[size_t(s)]) <= 1e-12 * seg_want[size_t(s)]);
+  // The clip on the device: the norm has the bits of the host-summed one; the coefficient follows.
+  for (double max_norm : {1.0, 1e9, 0.0}) {
+    const std::vector<double> clip = optim::clip_grad_norm(gg, max_norm).stats.to(Device::CPU).to_vector<double>();
+    CHECK(clip[0] == std::sqrt(got));
+    CHECK(clip[1] == optim::clip_scale(clip[0], max_norm));
+  }
 }
 
 TEST_CASE("cuda: the caching allocator reuses blocks and counts bytes" * doctest::skip(kNoGpu)) {

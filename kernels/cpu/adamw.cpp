@@ -11,8 +11,8 @@ namespace kernels::cpu {
 
 template <class T>
 void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
-           double b2, double eps, double wd, double bias1, double bias2, double grad_scale) {
-  const AdamWStep<T> step(lr, b1, b2, eps, wd, bias1, bias2, grad_scale);
+           double b2, double eps, double wd, double bias1, double bias2, const double* grad_scale) {
+  const AdamWStep<T> step(lr, b1, b2, eps, wd, bias1, bias2, grad_scale ? *grad_scale : 1.0);
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     const T pi = step.update(p[i], g[i], m[i], v[i], decay == nullptr || decay[i]);
@@ -50,6 +50,11 @@ template <class T> static double blocked_sum_squares(int64_t n, const T* x) {
 
 template <class T> double sum_squares(int64_t n, const T* x) { return blocked_sum_squares(n, x); }
 
+template <class T> void clip_norm(int64_t n, const T* x, double max_norm, double* out) {
+  out[0] = std::sqrt(blocked_sum_squares(n, x));
+  out[1] = clip_coefficient(out[0], max_norm);
+}
+
 template <class T>
 void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* count, const T* x, double* out) {
   for (int64_t s = 0; s < nseg; ++s) out[s] = blocked_sum_squares(count[s], x + offset[s]);
@@ -57,8 +62,9 @@ void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* cou
 
 #define INSTANTIATE(T)                                                                                      \
   template void adamw<T>(int64_t, T*, const T*, T*, T*, const uint8_t*, bf16*, double, double, double, double, \
-                         double, double, double, double);                                                   \
+                         double, double, double, const double*);                                            \
   template double sum_squares<T>(int64_t, const T*);                                                        \
+  template void clip_norm<T>(int64_t, const T*, double, double*);                                           \
   template void segment_sum_squares<T>(int64_t, const int64_t*, const int64_t*, const T*, double*);
 INSTANTIATE(float)
 INSTANTIATE(double)

@@ -156,7 +156,8 @@ void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const 
 // One fused AdamW step (torch.optim.AdamW, amsgrad=False; the order of operations of PyTorch's
 // fused kernel) over n elements of a flat parameter buffer p and its gradient g, with the
 // moments m and v (all T, fp32 in practice; double for tests). Per element i:
-//   gi = grad_scale * g[i]                       (grad_scale: the clip coefficient, or 1)
+//   gi = *grad_scale * g[i]                      (the clip coefficient, read on the kernel's
+//                                                 device; grad_scale == nullptr: 1)
 //   p[i] *= 1 - lr * wd                          (decoupled decay; only where decay[i] != 0,
 //                                                 every element when decay == nullptr)
 //   m[i] = b1 m[i] + (1 - b1) gi
@@ -167,11 +168,15 @@ void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const 
 // decay (n bytes) and p_bf16 (n elements) live on the kernel's device, like p.
 template <class T>
 void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
-           double b2, double eps, double wd, double bias1, double bias2, double grad_scale);
+           double b2, double eps, double wd, double bias1, double bias2, const double* grad_scale);
 // Sum of x[i]^2 accumulated in fp64, in a fixed order (independent of the thread count), returned
 // to the host. segment_sum_squares does the same for nseg ranges [offset[s], offset[s] + count[s])
 // of x in one pass; offset, count and out (nseg each) are host memory.
 template <class T> double sum_squares(int64_t n, const T* x);
+// The clip of the global gradient norm, computed where x lives (no copy to the host):
+// out[0] = sqrt(sum_squares(n, x)) (the same bits as sum_squares), out[1] =
+// clip_coefficient(out[0], max_norm) (kernels/elementwise_math.h). out: 2 doubles on x's device.
+template <class T> void clip_norm(int64_t n, const T* x, double max_norm, double* out);
 template <class T>
 void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* count, const T* x, double* out);
 

@@ -157,8 +157,9 @@ void cross_entropy_bf16(int64_t rows, int64_t vocab, bf16* logits, const int32_t
 // ---- optimizer (instantiated for float only) ----
 template <class T>
 void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
-           double b2, double eps, double wd, double bias1, double bias2, double grad_scale);
+           double b2, double eps, double wd, double bias1, double bias2, const double* grad_scale);
 template <class T> double sum_squares(int64_t n, const T* x);
+template <class T> void clip_norm(int64_t n, const T* x, double max_norm, double* out);
 template <class T>
 void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* count, const T* x, double* out);
 

@@ -13,7 +13,8 @@
 // combines them through two fixed trees), the loss in fp32, and a second read (from L2: the
 // rows in flight fit in it) to write the gradient over the logits in place. Against converting
 // the logits to fp32 first and running the two kernels above, that moves ~3 bytes per logit
-// instead of ~16. Rows whose length is a multiple of 8 are read as 16-byte vectors.
+// instead of ~16. Rows whose length is a multiple of 8 are read as 16-byte vectors, and when
+// such a row fits in shared memory it is staged there (one read from global memory, see below).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
 
@@ -133,10 +134,80 @@ __global__ void cross_entropy_bf16_kernel(int64_t vocab, bf16* logits, const int
   }
 }
 
+// The same with the row staged in shared memory (rows of 16-byte vectors that fit: the vocabulary
+// of the GPT-2 family takes ~100 KB, two blocks a multiprocessor): the row is read from global
+// memory once, 16 bytes a load and four loads in flight a thread, and every later pass reads the
+// thread's own vectors back from shared memory. Each thread's max, then sum of exp(x - max),
+// then its part of the gradient; the block combines the max and the sums by the fixed trees.
+constexpr int kRowThreads = 512;
+constexpr int64_t kMaxStagedRowBytes = 110 * 1024;
+
+__global__ void __launch_bounds__(kRowThreads) cross_entropy_bf16_staged_kernel(int64_t vocab, bf16* logits,
+                                                                                const int32_t* target, int32_t ignore,
+                                                                                float* loss, float scale,
+                                                                                unsigned* error) {
+  extern __shared__ uint4 row[];
+  __shared__ float shared[32];
+  uint4* xr = reinterpret_cast<uint4*>(logits + int64_t(blockIdx.x) * vocab);
+  const int nvec = int(vocab / 8);
+  const int32_t t = target[blockIdx.x];
+  const bool bad = t != ignore && (t < 0 || t >= vocab);
+  auto unpack = [](const uint4& u, float (&v)[8]) {
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) v[2 * k] = __uint_as_float(w[k] << 16), v[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+  };
+  float m = -INFINITY;
+#pragma unroll 4
+  for (int j = threadIdx.x; j < nvec; j += kRowThreads) {
+    const uint4 u = xr[j];
+    row[j] = u;
+    float v[8];
+    unpack(u, v);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) m = fmaxf(m, v[k]);
+  }
+  const float mx = block_reduce(m, Max{}, shared);  // its barrier also publishes the staged row
+  float s = 0.f;
+  for (int j = threadIdx.x; j < nvec; j += kRowThreads) {
+    float v[8];
+    unpack(row[j], v);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) s += expf(v[k] - mx);
+  }
+  const float lse = mx + logf(block_reduce(s, Sum{}, shared));
+  if (threadIdx.x == 0) {
+    const float xt = t != ignore && !bad ? __uint_as_float(uint32_t(reinterpret_cast<const bf16*>(row)[t].bits) << 16) : 0.f;
+    loss[blockIdx.x] = t == ignore ? 0.f : (bad ? NAN : lse - xt);
+    if (bad) atomicOr(error, unsigned(BadTarget));
+  }
+  if (scale == 0.f) return;
+  const float k = t == ignore ? 0.f : scale;
+  for (int j = threadIdx.x; j < nvec; j += kRowThreads) {
+    float v[8];
+    unpack(row[j], v);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[e] = k * (expf(v[e] - lse) - (j * 8 + e == t ? 1.f : 0.f));
+    store_vec(logits + int64_t(blockIdx.x) * vocab, int64_t(j) * 8, v);
+  }
+}
+
 void cross_entropy_bf16(int64_t rows, int64_t vocab, bf16* logits, const int32_t* target, int32_t ignore, float* loss,
                         double grad_scale) {
   if (rows <= 0) return;
   const bool vec = vocab % 8 == 0 && aligned16(logits);
+  if (vec && vocab * 2 <= kMaxStagedRowBytes) {
+    static const bool configured = [] {
+      AVEY_CUDA_CHECK(cudaFuncSetAttribute(cross_entropy_bf16_staged_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           int(kMaxStagedRowBytes)));
+      return true;
+    }();
+    (void)configured;
+    cross_entropy_bf16_staged_kernel<<<unsigned(rows), kRowThreads, size_t(vocab) * 2, stream()>>>(
+        vocab, logits, target, ignore, loss, float(grad_scale), device_error_word());
+    AVEY_LAUNCH_CHECK("cross_entropy_bf16");
+    return;
+  }
   cross_entropy_bf16_kernel<<<unsigned(rows), threads_for_row(vec ? vocab / 2 : vocab), 0, stream()>>>(
       vocab, logits, target, ignore, loss, float(grad_scale), vec, device_error_word());
   AVEY_LAUNCH_CHECK("cross_entropy_bf16");

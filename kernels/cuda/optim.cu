@@ -6,6 +6,8 @@
 // share of its segment, accumulates x^2 in fp64 and reduces with a fixed tree into one partial;
 // the host adds each segment's partials in order. The shape depends only on the sizes, so the
 // result repeats bit for bit (it is not bitwise the CPU's, which blocks differently).
+// clip_norm: the same partials, added by one device thread in the host's order, so a training
+// step never waits for the GPU to learn its clip coefficient; adamw reads it from there.
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
@@ -16,7 +18,8 @@ namespace kernels::cuda {
 
 template <class T>
 __global__ void adamw_kernel(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16,
-                             AdamWStep<T> step) {
+                             AdamWStep<T> step, const double* grad_scale) {
+  if (grad_scale) step.scale = T(*grad_scale);
   AVEY_GRID_STRIDE(i, n) {
     T mi = m[i], vi = v[i];
     const T pi = step.update(p[i], g[i], mi, vi, decay == nullptr || decay[i]);
@@ -31,7 +34,8 @@ __global__ void adamw_kernel(int64_t n, T* p, const T* g, T* m, T* v, const uint
 // flags as one 4-byte word and the bf16 copy as one 8-byte store (the step moves ~31 bytes an
 // element: it is bound by memory traffic, and wide accesses keep more of it in flight).
 __global__ void adamw_vec4_kernel(uint32_t nvec, float* p, const float* g, float* m, float* v, const uint8_t* decay,
-                                  bf16* p_bf16, AdamWStep<float> step) {
+                                  bf16* p_bf16, AdamWStep<float> step, const double* grad_scale) {
+  if (grad_scale) step.scale = float(*grad_scale);
   for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
     const int64_t i = int64_t(j) * 4;
     float pi[4], gi[4], mi[4], vi[4];
@@ -54,25 +58,26 @@ __global__ void adamw_vec4_kernel(uint32_t nvec, float* p, const float* g, float
 
 template <class T>
 void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
-           double b2, double eps, double wd, double bias1, double bias2, double grad_scale) {
+           double b2, double eps, double wd, double bias1, double bias2, const double* grad_scale) {
   if (n <= 0) return;
-  const AdamWStep<T> step(lr, b1, b2, eps, wd, bias1, bias2, grad_scale);
+  const AdamWStep<T> step(lr, b1, b2, eps, wd, bias1, bias2);  // the scale is read on the device
   const auto aligned = [](const void* q, uintptr_t bytes) { return !q || (reinterpret_cast<uintptr_t>(q) % bytes) == 0; };
   if constexpr (std::is_same_v<T, float>) {
     if (n % 4 == 0 && n / 4 <= int64_t(UINT32_MAX) && aligned16(p) && aligned16(g) && aligned16(m) && aligned16(v) &&
         aligned(decay, 4) && aligned(p_bf16, 8)) {
-      adamw_vec4_kernel<<<blocks_for(n / 4), kThreads, 0, stream()>>>(uint32_t(n / 4), p, g, m, v, decay, p_bf16, step);
+      adamw_vec4_kernel<<<blocks_for(n / 4), kThreads, 0, stream()>>>(uint32_t(n / 4), p, g, m, v, decay, p_bf16, step,
+                                                                     grad_scale);
       AVEY_LAUNCH_CHECK("adamw");
       return;
     }
   }
-  adamw_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, p, g, m, v, decay, p_bf16, step);
+  adamw_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, p, g, m, v, decay, p_bf16, step, grad_scale);
   AVEY_LAUNCH_CHECK("adamw");
 }
 
 // ---------------------------------------------------------------- sums of squares
 
-constexpr int kPartsPerSegment = 128;
+constexpr int kPartsPerSegment = 512;
 
 template <class T>
 __global__ void sum_squares_kernel(const int64_t* offset, const int64_t* count, const T* x, double* partial) {
@@ -113,6 +118,26 @@ void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* cou
   }
 }
 
+// The norm and the clip coefficient from one segment's partials, on the device: the partials
+// are added in the order the host adds them in segment_sum_squares, so the norm has the same bits.
+__global__ void clip_norm_finish_kernel(const double* partial, double max_norm, double* out) {
+  double sum = 0;
+  for (int k = 0; k < kPartsPerSegment; ++k) sum += partial[k];
+  out[0] = sqrt(sum);
+  out[1] = clip_coefficient(out[0], max_norm);
+}
+
+template <class T> void clip_norm(int64_t n, const T* x, double max_norm, double* out) {
+  Scratch partial(kPartsPerSegment * sizeof(double)), range(2 * sizeof(int64_t));
+  const int64_t offset_count[2] = {0, n};
+  copy_to_device(range.ptr, offset_count, range.nbytes);
+  sum_squares_kernel<<<dim3(kPartsPerSegment, 1), kThreads, 0, stream()>>>(range.as<int64_t>(), range.as<int64_t>() + 1,
+                                                                         x, partial.as<double>());
+  AVEY_LAUNCH_CHECK("clip_norm");
+  clip_norm_finish_kernel<<<1, 1, 0, stream()>>>(partial.as<double>(), max_norm, out);
+  AVEY_LAUNCH_CHECK("clip_norm");
+}
+
 template <class T> double sum_squares(int64_t n, const T* x) {
   const int64_t offset = 0;
   double out = 0;
@@ -121,7 +146,8 @@ template <class T> double sum_squares(int64_t n, const T* x) {
 }
 
 template void adamw<float>(int64_t, float*, const float*, float*, float*, const uint8_t*, bf16*, double, double,
-                           double, double, double, double, double, double);
+                           double, double, double, double, double, const double*);
+template void clip_norm<float>(int64_t, const float*, double, double*);
 template double sum_squares<float>(int64_t, const float*);
 template void segment_sum_squares<float>(int64_t, const int64_t*, const int64_t*, const float*, double*);
 
