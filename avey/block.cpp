@@ -194,7 +194,8 @@ Tensor block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, con
                gz0 = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
                ::engine::profile::Scope prof("l2norm_rows_backward", gyc.device());
                kernels::cuda::l2norm_rows_backward_gathered<kernels::bf16>(
-                   NormEps::Inside, rows, h, bf(z0), kCosineEps, packed ? pack.to_full.transposed.ptr.data<int32_t>() : nullptr,
+                   NormEps::Inside, rows, pack.pad_rows, h, bf(z0), kCosineEps,
+                   packed ? pack.to_full.transposed.ptr.data<int32_t>() : nullptr,
                    packed ? pack.to_full.transposed.src.data<int32_t>() : nullptr, bf(gzn), bf(direct), bf(gz0));
 #endif
              } else {

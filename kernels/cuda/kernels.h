@@ -112,9 +112,11 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
 // The same where row r's gradient is the sum of gy's rows src[ptr[r]..ptr[r+1]) (a row map,
 // engine::RowMap), plus the sum of extra's same rows (extra may be null) added to gx; rows whole
 // 16-byte vectors (the packed contexts' dZ0: a padding row's gradient summed over its contexts).
+// The first summed_rows rows may sum many rows (the padding rows): they take a block each.
 template <class T>
-void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps,
-                                   const int32_t* ptr, const int32_t* src, const T* gy, const T* extra, T* gx);
+void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t summed_rows, int64_t cols, const T* x,
+                                   double eps, const int32_t* ptr, const int32_t* src, const T* gy, const T* extra,
+                                   T* gx);
 
 // ---- reductions ----
 template <class T> void sum_all(int64_t n, const T* x, T* y);

@@ -477,6 +477,67 @@ __global__ void l2norm_backward_warp_kernel(NormEps mode, int64_t rows, int64_t 
   }
 }
 
+// The rows that sum many rows of the map (a padding row: one row of every context that has it)
+// take one block each, so the sums are not one warp's chain of dependent loads: warp w adds the
+// sources k0 + w, k0 + w + kRowsPerBlock, ... of gy and of extra (fp32), the block then adds
+// the warps' partial rows in order w = 0, 1, ... in shared memory (a fixed tree: the same bits
+// every run), and finishes the row like the warp kernel. Shared memory: 2 cols fp32 for the
+// summed rows, 2 x kRowsPerBlock x 32 x V fp32 for one column chunk's partials.
+template <class T>
+__global__ void l2norm_backward_summed_kernel(NormEps mode, int64_t cols, const T* x, float eps, const T* gy, T* gx,
+                                              const int32_t* ptr, const int32_t* src, const T* extra) {
+  constexpr int V = kVec<T>, kChunk = 32 * V;
+  extern __shared__ float smem[];
+  float* row_g = smem;                    // [cols]: the summed gy row
+  float* row_e = smem + cols;             // [cols]: the summed extra row
+  float* part = smem + 2 * cols;          // [2][kRowsPerBlock][kChunk]
+  __shared__ float shared[32];
+  const int64_t row = blockIdx.x;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const int32_t k0 = ptr[row], k1 = ptr[row + 1];
+  for (int64_t c0 = 0; c0 < cols; c0 += kChunk) {
+    const int64_t c = c0 + lane * V;
+    float gv[V] = {}, ev[V] = {};
+    if (c < cols) {
+#pragma unroll 4
+      for (int32_t k = k0 + warp; k < k1; k += kRowsPerBlock) {
+        float u[V];
+        load_vec(gy, int64_t(src[k]) * cols + c, u);
+#pragma unroll
+        for (int e = 0; e < V; ++e) gv[e] += u[e];
+        if (extra) {
+          load_vec(extra, int64_t(src[k]) * cols + c, u);
+#pragma unroll
+          for (int e = 0; e < V; ++e) ev[e] += u[e];
+        }
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) part[warp * kChunk + lane * V + e] = gv[e], part[(kRowsPerBlock + warp) * kChunk + lane * V + e] = ev[e];
+    __syncthreads();
+    for (int i = threadIdx.x; i < kChunk && c0 + i < cols; i += blockDim.x) {
+      float sg = 0.f, se = 0.f;
+      for (int w = 0; w < kRowsPerBlock; ++w) sg += part[w * kChunk + i], se += part[(kRowsPerBlock + w) * kChunk + i];
+      row_g[c0 + i] = sg, row_e[c0 + i] = se;
+    }
+    __syncthreads();
+  }
+  const int64_t base = row * cols;
+  float ss = 0.f, p = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float xv = load(x, base + c);
+    ss += xv * xv, p += row_g[c] * xv;
+  }
+  ss = block_reduce(ss, Sum{}, shared);
+  p = block_reduce(p, Sum{}, shared);
+  const float s = sqrtf(ss), d = l2_denominator(mode, ss, eps), inv = l2_inverse(d);
+  float k = 0.f;  // gx = gy / d - k x
+  if (mode == NormEps::Inside) k = p * inv * inv * inv;
+  else if (s > 0.f && (mode == NormEps::Outside || s > eps)) k = p * inv * inv / s;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    store(gx, base + c, row_g[c] * inv - k * load(x, base + c) + row_e[c]);
+}
+
 template <class T>
 void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom) {
   if (rows <= 0) return;
@@ -505,14 +566,25 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
 }
 
 template <class T>
-void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps,
-                                   const int32_t* ptr, const int32_t* src, const T* gy, const T* extra, T* gx) {
+void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t summed_rows, int64_t cols, const T* x,
+                                   double eps, const int32_t* ptr, const int32_t* src, const T* gy, const T* extra,
+                                   T* gx) {
   if (rows <= 0) return;
   if (!rows_vec_ok<T>(cols, {x, gy, gx, extra}))
     fail("l2norm_rows_backward_gathered", "rows must be whole 16-byte vectors", __FILE__, __LINE__);
-  l2norm_backward_warp_kernel<<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(mode, rows, cols, x,
-                                                                                        float(eps), gy, gx, ptr, src,
-                                                                                        extra);
+  summed_rows = ptr ? std::min(summed_rows, rows) : 0;
+  if (summed_rows > 0) {
+    const size_t smem = (2 * size_t(cols) + 2 * kRowsPerBlock * 32 * kVec<T>) * sizeof(float);
+    if (smem > 48 * 1024) fail("l2norm_rows_backward_gathered", "rows too long for the summed rows' kernel", __FILE__, __LINE__);
+    l2norm_backward_summed_kernel<T><<<unsigned(summed_rows), 32 * kRowsPerBlock, smem, stream()>>>(
+        mode, cols, x, float(eps), gy, gx, ptr, src, extra);
+    AVEY_LAUNCH_CHECK("l2norm_rows_backward_gathered");
+  }
+  const int64_t rest = rows - summed_rows;
+  if (rest <= 0) return;
+  l2norm_backward_warp_kernel<<<warp_rows_grid(rest), 32 * kRowsPerBlock, 0, stream()>>>(
+      mode, rest, cols, x + summed_rows * cols, float(eps), gy, gx + summed_rows * cols,
+      ptr ? ptr + summed_rows : nullptr, src, extra);
   AVEY_LAUNCH_CHECK("l2norm_rows_backward_gathered");
 }
 
@@ -528,8 +600,8 @@ void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t cols, con
                                       T*);                                                                       \
   template void l2norm_rows<T>(NormEps, int64_t, int64_t, const T*, double, T*, T*);                             \
   template void l2norm_rows_backward<T>(NormEps, int64_t, int64_t, const T*, double, const T*, const T*, T*);   \
-  template void l2norm_rows_backward_gathered<T>(NormEps, int64_t, int64_t, const T*, double, const int32_t*,     \
-                                                 const int32_t*, const T*, const T*, T*);
+  template void l2norm_rows_backward_gathered<T>(NormEps, int64_t, int64_t, int64_t, const T*, double,            \
+                                                 const int32_t*, const int32_t*, const T*, const T*, T*);
 INSTANTIATE(float)
 INSTANTIATE(bf16)
 #undef INSTANTIATE
