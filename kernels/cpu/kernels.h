@@ -139,6 +139,36 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
                      bool has_act, Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp,
                      T* gbias);
 
+// ---- top-k context selection (a ranker's plan; the formulas: kernels/selection_math.h) ----
+// batch x queries contexts, context c = b * queries + r built for row q = query[r] of sequence b
+// (rows b * table .. b * table + table - 1 of a table of rows), with K = k + 1 slots each
+// (outputs [batch * queries * K], slot s of context c at c * K + s). The selected rows: with
+// `ranked`, the min(max(0, min(q, cols)), k) rows j < min(q, cols) with the highest
+// scores[c * cols + j] (scores [batch, queries, cols]; equal scores: the lower j wins); without,
+// j in [max(0, q - k), q) (scores unread, may be null). Slots: the k - selected empty ones first
+// (split 0, weight 0), then the selected by ascending j (split b * table + j), then q itself
+// (split b * table + q, weight 1). weight in double: with `weighted`, w_j = s_j / (s_n + eps),
+// s_n the largest selected score (norm_max; the earliest on ties) or the first selected one's,
+// and score_index / norm_index the flat indices of s_j / s_n in scores; otherwise w = 1 and the
+// indices -1. query: [queries] on the kernel's device, or null for query[r] = r.
+template <class T>
+void select_contexts(int64_t batch, int64_t queries, int64_t cols, int64_t k, int64_t table, const int32_t* query,
+                     const T* scores, bool ranked, bool weighted, bool norm_max, double eps, int32_t* split,
+                     double* weight, int32_t* score_index, int32_t* norm_index);
+// P [batch, slots, table] (slots per sequence): P[b, s, split[i] - b * table] = weight[i] for slot
+// i = b * slots + s where weight[i] != 0, 0 elsewhere; the contexts' gradient goes back to the
+// rows as P^T dH.
+template <class T>
+void selection_matrix(int64_t batch, int64_t slots, int64_t table, const int32_t* split, const double* weight, T* P);
+// The scores' gradient [contexts, cols] from the weights' (gw [contexts * slots], double), the
+// plan of select_contexts (weighted): context c's row zeroed, then for each slot t in order with
+// score_index[t] >= 0, n_t = scores[norm_index[t]] + eps, w_t = scores[score_index[t]] / n_t:
+//   gscores[score_index[t]] += gw_t / n_t,  gscores[norm_index[t]] -= gw_t w_t / n_t
+// summed in double, rounded to T once.
+template <class T>
+void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T* scores, const int32_t* score_index,
+                          const int32_t* norm_index, const double* gw, double eps, T* gscores);
+
 // ---- loss ----
 // Per row: loss[r] = logsumexp(logits[r]) - logits[r, target[r]], or 0 when target == ignore;
 // lse[r] saved. Returns nothing; the engine averages over the counted rows.

@@ -143,6 +143,17 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
                      bool has_act, Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp,
                      T* gbias);
 
+// ---- top-k context selection (one thread per context; weights and gradients in double) ----
+template <class T>
+void select_contexts(int64_t batch, int64_t queries, int64_t cols, int64_t k, int64_t table, const int32_t* query,
+                     const T* scores, bool ranked, bool weighted, bool norm_max, double eps, int32_t* split,
+                     double* weight, int32_t* score_index, int32_t* norm_index);
+template <class T>
+void selection_matrix(int64_t batch, int64_t slots, int64_t table, const int32_t* split, const double* weight, T* P);
+template <class T>
+void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T* scores, const int32_t* score_index,
+                          const int32_t* norm_index, const double* gw, double eps, T* gscores);
+
 // ---- loss ----
 template <class T>
 void cross_entropy(int64_t rows, int64_t vocab, const T* logits, const int32_t* target, int32_t ignore, T* loss,

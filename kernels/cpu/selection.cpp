@@ -1,0 +1,65 @@
+// Top-k context selection (a ranker's plan: which earlier rows each context holds, with what
+// weight), the matrix that scatters the contexts' gradient back to the rows, and the scores'
+// gradient from the weights'. The per-context formulas are in kernels/selection_math.h, shared
+// with the CUDA kernels; here one OpenMP iteration per context (or per matrix row).
+#include <algorithm>
+
+#include "kernels/cpu/kernels.h"
+#include "kernels/selection_math.h"
+
+namespace kernels::cpu {
+
+template <class T>
+void select_contexts(int64_t batch, int64_t queries, int64_t cols, int64_t k, int64_t table, const int32_t* query,
+                     const T* scores, bool ranked, bool weighted, bool norm_max, double eps, int32_t* split,
+                     double* weight, int32_t* score_index, int32_t* norm_index) {
+  const int64_t K = k + 1, contexts = batch * queries;
+#pragma omp parallel for schedule(static) if (contexts * (ranked ? cols * (k + 1) : K) > 65536)
+  for (int64_t c = 0; c < contexts; ++c) {
+    const int64_t b = c / queries, r = c % queries, srow = c * cols;  // context c's first score
+    auto score = [&](int64_t j) { return double(scores[srow + j]); };
+    const int64_t q = query ? int64_t(query[r]) : r;
+    select_context(q, cols, k, b * table, srow, score, ranked, weighted, norm_max, eps, split + c * K, weight + c * K,
+                   score_index + c * K, norm_index + c * K);
+  }
+}
+
+// P[b, s, j] = w_s where j = split_s - b * table (the slot's row in its sequence) and w_s != 0;
+// 0 elsewhere. One row of P per slot.
+template <class T>
+void selection_matrix(int64_t batch, int64_t slots, int64_t table, const int32_t* split, const double* weight, T* P) {
+  const int64_t rows = batch * slots;
+#pragma omp parallel for schedule(static) if (rows * table > 65536)
+  for (int64_t i = 0; i < rows; ++i) {
+    T* p = P + i * table;
+    std::fill(p, p + table, T(0));
+    if (weight[i] != 0.0) p[split[i] - (i / slots) * table] = T(weight[i]);  // one rounding of w to T
+  }
+}
+
+// Per context c (scores row c): the row zeroed, then each weighted slot's score written once with
+// its gradient summed in double (context_score_grad), rounded to T once.
+template <class T>
+void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T* scores, const int32_t* score_index,
+                          const int32_t* norm_index, const double* gw, double eps, T* gscores) {
+  auto score = [scores](int64_t i) { return double(scores[i]); };
+#pragma omp parallel for schedule(static) if (contexts * slots * slots > 65536)
+  for (int64_t c = 0; c < contexts; ++c) {
+    std::fill(gscores + c * cols, gscores + (c + 1) * cols, T(0));
+    const int32_t *si = score_index + c * slots, *ni = norm_index + c * slots;
+    for (int64_t s = 0; s < slots; ++s)
+      if (si[s] >= 0) gscores[si[s]] = T(context_score_grad(slots, si, ni, gw + c * slots, score, eps, si[s]));
+  }
+}
+
+#define INSTANTIATE(T)                                                                                            \
+  template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \
+                                   bool, bool, double, int32_t*, double*, int32_t*, int32_t*);                   \
+  template void selection_matrix<T>(int64_t, int64_t, int64_t, const int32_t*, const double*, T*);              \
+  template void selection_score_grad<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const int32_t*,      \
+                                        const double*, double, T*);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
+
+}  // namespace kernels::cpu

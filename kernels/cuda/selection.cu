@@ -1,0 +1,101 @@
+// Top-k context selection (a ranker's plan), its scatter matrix P and the scores' gradient:
+// select_contexts, selection_matrix, selection_score_grad (kernels/cpu/kernels.h says what each
+// computes). The per-context formulas are kernels/selection_math.h, the same code the CPU
+// kernels run, in double: the same rows, weights and gradients bit for bit.
+//
+// select_contexts, selection_score_grad: one thread per context. A context's work is small
+// (k passes over its cols scores, k <= ~16, cols <= ~1024) and there are batch * queries of
+// them; each thread owns its context's slots and its row of the scores' gradient (zeroed, then
+// each weighted slot's entry written once), so no atomics and a fixed order of the sums.
+// selection_matrix: one thread per element of P (zero, or the slot's weight at its row).
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernels.h"
+#include "kernels/selection_math.h"
+
+namespace kernels::cuda {
+
+template <class T>
+__global__ void select_contexts_kernel(int64_t contexts, int64_t queries, int64_t cols, int64_t k, int64_t table,
+                                       const int32_t* query, const T* scores, bool ranked, bool weighted,
+                                       bool norm_max, double eps, int32_t* split, double* weight,
+                                       int32_t* score_index, int32_t* norm_index) {
+  const int64_t K = k + 1;
+  AVEY_GRID_STRIDE(c, contexts) {
+    const int64_t b = c / queries, r = c % queries, srow = c * cols;  // context c's first score
+    auto score = [=](int64_t j) { return double(load(scores, srow + j)); };
+    const int64_t q = query ? int64_t(query[r]) : r;
+    select_context(q, cols, k, b * table, srow, score, ranked, weighted, norm_max, eps, split + c * K, weight + c * K,
+                   score_index + c * K, norm_index + c * K);
+  }
+}
+
+template <class T>
+void select_contexts(int64_t batch, int64_t queries, int64_t cols, int64_t k, int64_t table, const int32_t* query,
+                     const T* scores, bool ranked, bool weighted, bool norm_max, double eps, int32_t* split,
+                     double* weight, int32_t* score_index, int32_t* norm_index) {
+  const int64_t contexts = batch * queries;
+  if (contexts <= 0) return;
+  // small blocks: few contexts, each a long serial loop, spread over as many SMs as possible
+  select_contexts_kernel<<<blocks_for(contexts, 64), 64, 0, stream()>>>(contexts, queries, cols, k, table, query,
+                                                                        scores, ranked, weighted, norm_max, eps,
+                                                                        split, weight, score_index, norm_index);
+  AVEY_LAUNCH_CHECK("select_contexts");
+}
+
+// P[b, s, j] = w_s if j = split_s - b * table and w_s != 0, else 0 (w_s rounded to T once: to
+// float, then to bf16, as the engine's conversion from double does).
+template <class T>
+__global__ void selection_matrix_kernel(int64_t batch, int64_t slots, int64_t table, const int32_t* split,
+                                        const double* weight, T* P) {
+  AVEY_GRID_STRIDE(i, batch * slots * table) {
+    const int64_t row = i / table, j = i % table;
+    const double w = weight[row];
+    const bool here = w != 0.0 && int64_t(split[row]) - (row / slots) * table == j;
+    store(P, i, here ? float(w) : 0.f);
+  }
+}
+
+template <class T>
+void selection_matrix(int64_t batch, int64_t slots, int64_t table, const int32_t* split, const double* weight, T* P) {
+  const int64_t n = batch * slots * table;
+  if (n <= 0) return;
+  selection_matrix_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(batch, slots, table, split, weight, P);
+  AVEY_LAUNCH_CHECK("selection_matrix");
+}
+
+// Context c: its row of gscores zeroed, then every weighted slot's score entry written once
+// with the gradient summed over the context's slots in order (double), rounded to T once.
+template <class T>
+__global__ void selection_score_grad_kernel(int64_t contexts, int64_t slots, int64_t cols, const T* scores,
+                                            const int32_t* score_index, const int32_t* norm_index, const double* gw,
+                                            double eps, T* gscores) {
+  AVEY_GRID_STRIDE(c, contexts) {
+    for (int64_t j = 0; j < cols; ++j) store(gscores, c * cols + j, 0.f);
+    const int32_t *si = score_index + c * slots, *ni = norm_index + c * slots;
+    auto score = [=](int64_t i) { return double(load(scores, i)); };
+    for (int64_t s = 0; s < slots; ++s)
+      if (si[s] >= 0)
+        store(gscores, si[s], float(context_score_grad(slots, si, ni, gw + c * slots, score, eps, si[s])));
+  }
+}
+
+template <class T>
+void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T* scores, const int32_t* score_index,
+                          const int32_t* norm_index, const double* gw, double eps, T* gscores) {
+  if (contexts <= 0) return;
+  selection_score_grad_kernel<<<blocks_for(contexts, 64), 64, 0, stream()>>>(contexts, slots, cols, scores,
+                                                                             score_index, norm_index, gw, eps, gscores);
+  AVEY_LAUNCH_CHECK("selection_score_grad");
+}
+
+#define INSTANTIATE(T)                                                                                            \
+  template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \
+                                   bool, bool, double, int32_t*, double*, int32_t*, int32_t*);                   \
+  template void selection_matrix<T>(int64_t, int64_t, int64_t, const int32_t*, const double*, T*);              \
+  template void selection_score_grad<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const int32_t*,      \
+                                        const double*, double, T*);
+INSTANTIATE(float)
+INSTANTIATE(bf16)
+#undef INSTANTIATE
+
+}  // namespace kernels::cuda
