@@ -153,7 +153,6 @@ Model::Contexts Model::contexts(const Tensor& x, int64_t B, int64_t n) const {
   std::vector<int64_t> queries(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) queries[size_t(i)] = i;
   Tensor scores;
-  std::vector<double> host;
   if (cfg_.ranker) {
     // Scores in fp32 even in mixed precision: bf16 scores would round near-ties into different selections.
     Tensor x3 = reshape(x.dtype() == DType::BF16 ? cast(x, DType::F32) : x, {B, n * S, d});
@@ -163,9 +162,8 @@ Model::Contexts Model::contexts(const Tensor& x, int64_t B, int64_t n) const {
       NoGrad no_grad;  // scores only select; nothing flows back through them
       scores = maxsim_scores(x3, x3, S);
     }
-    host = host_doubles(scores);
   }
-  ContextPlan plan = plan_contexts(cfg_, B, n, queries, host, n);
+  ContextPlan plan = select_contexts(cfg_, B, n, queries, scores, n, x.device());  // on x's device
   Tensor splits = reshape(x, {B * n, S * d});
   Tensor ctx = composed_ ? build_contexts_composed(splits, scores, plan) : build_contexts(splits, scores, plan);
   return pack(reshape(ctx, {B * n * cfg_.context_rows(), d}), plan);
@@ -286,14 +284,14 @@ Tensor Model::next_token_logits(const std::vector<int32_t>& ids) {
   std::vector<int32_t> checked = host_ids(ids_t, B1, T1);
   const int64_t n = (T + S - 1) / S, J = n - 1;
   Tensor x = embed(checked, 1, T);  // [n*S, d]
-  std::vector<double> host;
+  Tensor scores;
   if (cfg_.ranker && J > 0) {
     Tensor x3 = reshape(x.dtype() == DType::BF16 ? x.to(DType::F32) : x, {1, n * S, d});
     Tensor cur = reshape(x3.view(J * S * d, {S, d}), {1, S, d});
     Tensor prev = reshape(x3.view(0, {J * S, d}), {1, J * S, d});
-    host = host_doubles(maxsim_scores(cur, prev, S));  // [1, 1, J]
+    scores = maxsim_scores(cur, prev, S);  // [1, 1, J]
   }
-  ContextPlan plan = plan_contexts(cfg_, 1, n, {J}, host, J);
+  ContextPlan plan = select_contexts(cfg_, 1, n, {J}, scores, J, x.device());
   Tensor ctx = build_contexts(reshape(x, {n, S * d}), Tensor(), plan);  // [K, S*d] = one context
   Tensor h = run_blocks(pack(reshape(ctx, {C, d}), plan));
   const int64_t pos = T - 1 - J * S;  // in the current split

@@ -1,15 +1,11 @@
 #include "avey/ranker.h"
 
-#include <algorithm>
-#include <numeric>
+#include "engine/dispatch.h"
+#include "kernels/selection_math.h"
 
 namespace avey {
 
 using namespace engine;
-
-std::vector<double> host_doubles(const Tensor& t) {
-  return t.detach().to(Device::CPU).to(DType::F64).to_vector<double>();
-}
 
 Tensor maxsim_scores(const Tensor& xq, const Tensor& xc, int64_t S) {
   if (xq.ndim() != 3 || xc.ndim() != 3 || xq.size(1) % S || xc.size(1) % S || xq.size(0) != xc.size(0))
@@ -24,74 +20,55 @@ Tensor maxsim_scores(const Tensor& xq, const Tensor& xc, int64_t S) {
   return reshape(sum_cols(per_row), {B, R, J});              // sum over the rows t of split i
 }
 
-bool ContextPlan::weighted() const {
-  return std::any_of(score_index.begin(), score_index.end(), [](int32_t i) { return i >= 0; });
+ContextPlan select_contexts(const Config& cfg, int64_t B, int64_t n, const std::vector<int64_t>& query_split,
+                            const Tensor& scores, int64_t J, Device device) {
+  ContextPlan p;
+  const int64_t R = int64_t(query_split.size()), k = cfg.top_k, K = k + 1;
+  p.batch = B, p.table_splits = n, p.queries = R, p.slots = K, p.score_cols = J;
+  const bool ranked = cfg.ranker, weighting = cfg.ranker && cfg.split_weighting;
+  if (ranked && B * R * J > 0 &&
+      (!scores.defined() || scores.numel() != B * R * J || scores.device() != device))
+    fail("select_contexts", "the ranker needs scores [" + std::to_string(B) + ", " + std::to_string(R) + ", " +
+                                std::to_string(J) + "] on " + name_of(device) + ", got " +
+                                (scores.defined() ? scores.describe() : std::string("none")));
+  // What the scores do not change, on the host: each context's number of empty slots, and
+  // whether any slot is weighted (one is selected: ranker, split weighting).
+  std::vector<int32_t> query(size_t(R), 0);
+  bool identity = true;  // query_split = 0 .. R-1 (the model's forward): nothing to upload
+  p.empty_slots.assign(size_t(B * R), 0);
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t q = query_split[size_t(r)], selected = kernels::selected_rows(ranked, q, J, k);
+    query[size_t(r)] = int32_t(q);
+    identity &= q == r;
+    for (int64_t b = 0; b < B; ++b) p.empty_slots[size_t(b * R + r)] = int32_t(k - selected);
+    p.weighted |= weighting && B > 0 && selected > 0;
+  }
+  const int64_t total = B * R * K;
+  p.split = Tensor::empty({total}, DType::I32, device);
+  p.weight = Tensor::empty({total}, DType::F64, device);
+  p.score_index = Tensor::empty({total}, DType::I32, device);
+  p.norm_index = Tensor::empty({total}, DType::I32, device);
+  if (total == 0) return p;
+  Tensor qs = identity ? Tensor() : Tensor::from(query, {R}, device);  // an upload (generation): no wait
+  // The kernel's element type is the scores'; without them (no ranker) any: they are not read.
+  const bool read = ranked && scores.defined();
+  const Tensor& typed = read ? scores : Tensor::empty({0}, DType::F32, device);
+  const int32_t* qp = identity ? nullptr : qs.data<int32_t>();
+  AVEY_DISPATCH("select_contexts", typed, select_contexts, B, R, J, k, n, qp, read ? typed.data<T>() : nullptr,
+                ranked, weighting, cfg.ranker_weight_norm == "max", kRankerEps,
+                p.split.data<int32_t>(), p.weight.data<double>(), p.score_index.data<int32_t>(),
+                p.norm_index.data<int32_t>());
+  return p;
 }
 
 ContextPlan plan_contexts(const Config& cfg, int64_t B, int64_t n, const std::vector<int64_t>& query_split,
                           const std::vector<double>& scores, int64_t J) {
-  ContextPlan p;
-  const int64_t R = int64_t(query_split.size()), k = cfg.top_k, K = k + 1;
-  p.batch = B, p.table_splits = n, p.queries = R, p.slots = K, p.score_cols = J;
-  const size_t total = size_t(B * R * K);
-  p.split.assign(total, 0);
-  p.weight.assign(total, 0.0);
-  p.score_index.assign(total, -1);
-  p.norm_index.assign(total, -1);
-  p.norm.assign(total, 1.0);
-  p.empty_slots.assign(size_t(B * R), 0);
-  const bool weighted = cfg.ranker && cfg.split_weighting;
+  const int64_t R = int64_t(query_split.size());
   if (cfg.ranker && int64_t(scores.size()) != B * R * J)
     throw std::invalid_argument("plan_contexts: " + std::to_string(scores.size()) + " scores for [" +
                                 std::to_string(B) + ", " + std::to_string(R) + ", " + std::to_string(J) + "]");
-  std::vector<int64_t> cand, chosen;
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t q = query_split[size_t(r)];
-      const int64_t base = (b * R + r) * K;  // first slot of this context
-      const int64_t srow = (b * R + r) * J;  // first score of this query
-      chosen.clear();
-      if (cfg.ranker) {
-        cand.resize(size_t(std::max<int64_t>(0, std::min(q, J))));
-        std::iota(cand.begin(), cand.end(), 0);
-        // highest score first; equal scores keep ascending j (the lower j wins)
-        std::stable_sort(cand.begin(), cand.end(),
-                         [&](int64_t a, int64_t c) { return scores[size_t(srow + a)] > scores[size_t(srow + c)]; });
-        chosen.assign(cand.begin(), cand.begin() + std::min<int64_t>(int64_t(cand.size()), k));
-        std::sort(chosen.begin(), chosen.end());
-      } else {
-        for (int64_t j = std::max<int64_t>(0, q - k); j < q; ++j) chosen.push_back(j);
-      }
-      const int64_t rsel = int64_t(chosen.size());
-      p.empty_slots[size_t(b * R + r)] = int32_t(k - rsel);
-      // the norm: the largest selected score (first arg-max = earliest split) or the earliest's
-      int64_t norm_j = -1;
-      if (weighted && rsel > 0) {
-        norm_j = chosen[0];
-        if (cfg.ranker_weight_norm == "max")
-          for (int64_t j : chosen)
-            if (scores[size_t(srow + j)] > scores[size_t(srow + norm_j)]) norm_j = j;
-      }
-      for (int64_t s = 0; s < rsel; ++s) {
-        const size_t slot = size_t(base + (k - rsel) + s);  // empty slots come first
-        const int64_t j = chosen[size_t(s)];
-        p.split[slot] = int32_t(b * n + j);
-        if (weighted) {
-          const double norm = scores[size_t(srow + norm_j)] + kRankerEps;
-          p.weight[slot] = scores[size_t(srow + j)] / norm;
-          p.score_index[slot] = int32_t(srow + j);
-          p.norm_index[slot] = int32_t(srow + norm_j);
-          p.norm[slot] = norm;
-        } else {
-          p.weight[slot] = 1.0;
-        }
-      }
-      const size_t cur = size_t(base + k);  // the last slot: the split itself
-      p.split[cur] = int32_t(b * n + q);
-      p.weight[cur] = 1.0;
-    }
-  }
-  return p;
+  Tensor sc = cfg.ranker && !scores.empty() ? Tensor::from(scores, {B, R, J}) : Tensor();
+  return select_contexts(cfg, B, n, query_split, sc, J, Device::CPU);
 }
 
 namespace {
@@ -102,26 +79,29 @@ void check_plan(const Tensor& splits, const Tensor& scores, const ContextPlan& p
                                splits.describe());
   if (scores.defined() && scores.numel() != plan.batch * plan.queries * plan.score_cols)
     fail("build_contexts", "scores " + scores.describe() + " do not match the plan");
+  if (plan.split.device() != splits.device() || (scores.defined() && scores.device() != splits.device()))
+    fail("build_contexts", "the plan (on " + std::string(name_of(plan.split.device())) + "), splits " +
+                               splits.describe() + " and scores must be on one device");
 }
 
-Tensor index_tensor(const ContextPlan& plan, Device device) {
-  return Tensor::from(plan.split, {int64_t(plan.split.size())}, device);
-}
-
-Tensor column(const std::vector<double>& v, const Tensor& like) {
-  return Tensor::from(v, {int64_t(v.size()), 1}).to(like.dtype()).to(like.device());
+// The plan's weights as a column [B*R*K, 1] in the splits' dtype (double rounded once).
+Tensor weight_column(const ContextPlan& plan, const Tensor& like) {
+  return reshape(plan.weight, {plan.weight.numel(), 1}).to(like.dtype());
 }
 
 }  // namespace
 
 Tensor build_contexts_composed(const Tensor& splits, const Tensor& scores, const ContextPlan& plan) {
   check_plan(splits, scores, plan);
-  Tensor gathered = gather_rows(splits, index_tensor(plan, splits.device()));
-  const size_t total = plan.split.size();
+  Tensor gathered = gather_rows(splits, plan.split);
+  const std::vector<double> weight = plan.weight.to(Device::CPU).to_vector<double>();
+  const std::vector<int32_t> score_index = plan.score_index.to(Device::CPU).to_vector<int32_t>();
+  const std::vector<int32_t> norm_index = plan.norm_index.to(Device::CPU).to_vector<int32_t>();
+  const size_t total = weight.size();
   std::vector<double> constant(total);
-  for (size_t s = 0; s < total; ++s) constant[s] = plan.score_index[s] >= 0 ? 0.0 : plan.weight[s];
-  Tensor w = column(constant, splits);
-  if (scores.defined() && plan.weighted()) {
+  for (size_t s = 0; s < total; ++s) constant[s] = score_index[s] >= 0 ? 0.0 : weight[s];
+  Tensor w = Tensor::from(constant, {int64_t(total), 1}).to(splits.dtype()).to(splits.device());
+  if (scores.defined() && plan.weighted) {
     // scores as a column with two extra rows: a zero (numerator of constant slots) and a one
     // (their norm), so one gather gives every slot's numerator and one its norm.
     const int64_t ns = scores.numel();
@@ -129,8 +109,8 @@ Tensor build_contexts_composed(const Tensor& splits, const Tensor& scores, const
                                 Tensor::full({1, 1}, 1.0, scores.dtype(), scores.device())});
     std::vector<int32_t> num(total), den(total);
     for (size_t s = 0; s < total; ++s) {
-      num[s] = plan.score_index[s] >= 0 ? plan.score_index[s] : int32_t(ns);
-      den[s] = plan.norm_index[s] >= 0 ? plan.norm_index[s] : int32_t(ns + 1);
+      num[s] = score_index[s] >= 0 ? score_index[s] : int32_t(ns);
+      den[s] = norm_index[s] >= 0 ? norm_index[s] : int32_t(ns + 1);
     }
     Tensor numer = gather_rows(table, Tensor::from(num, {int64_t(total)}, splits.device()));
     Tensor denom = add_scalar(gather_rows(table, Tensor::from(den, {int64_t(total)}, splits.device())), kRankerEps);
@@ -141,36 +121,29 @@ Tensor build_contexts_composed(const Tensor& splits, const Tensor& scores, const
 
 Tensor build_contexts(const Tensor& splits, const Tensor& scores, const ContextPlan& plan) {
   check_plan(splits, scores, plan);
-  Tensor index = index_tensor(plan, splits.device());
   Tensor out;
   {
     NoGrad no_grad;
-    out = mul(gather_rows(splits, index), column(plan.weight, splits));
+    out = mul(gather_rows(splits, plan.split), weight_column(plan, splits));
   }
-  Tensor sc = plan.weighted() ? scores : Tensor();
-  record(out, "avey.build_contexts", {splits, sc}, [splits, sc, index, plan](const Tensor& g) -> std::vector<Tensor> {
+  Tensor sc = plan.weighted ? scores : Tensor();
+  record(out, "avey.build_contexts", {splits, sc}, [splits, sc, plan](const Tensor& g) -> std::vector<Tensor> {
     const int64_t B = plan.batch, n = plan.table_splits, RK = plan.queries * plan.slots, row = splits.size(1);
     Tensor gx, gs;
     if (splits.requires_grad()) {
       // P [B, R*K, n]: w at (slot, split); dX = P^T dH per sequence.
-      std::vector<double> p(size_t(B * RK * n), 0.0);
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t s = 0; s < RK; ++s) {
-          const size_t slot = size_t(b * RK + s);
-          if (plan.weight[slot] != 0.0) p[size_t((b * RK + s) * n + (plan.split[slot] - b * n))] += plan.weight[slot];
-        }
-      Tensor pm = Tensor::from(p, {B, RK, n}).to(splits.dtype()).to(splits.device());
+      Tensor pm = Tensor::empty({B, RK, n}, splits.dtype(), splits.device());
+      AVEY_DISPATCH("build_contexts", pm, selection_matrix, B, RK, n, plan.split.data<int32_t>(),
+                    plan.weight.data<double>(), pm.data<T>());
       gx = reshape(matmul(pm, reshape(g, {B, RK, row}), true, false), {B * n, row});
     }
     if (sc.defined() && sc.requires_grad()) {
-      std::vector<double> dw = host_doubles(sum_cols(mul(g, gather_rows(splits, index))));
-      std::vector<double> ds(size_t(sc.numel()), 0.0);
-      for (size_t s = 0; s < dw.size(); ++s) {
-        if (plan.score_index[s] < 0) continue;
-        ds[size_t(plan.score_index[s])] += dw[s] / plan.norm[s];
-        ds[size_t(plan.norm_index[s])] -= dw[s] * plan.weight[s] / plan.norm[s];
-      }
-      gs = Tensor::from(ds, sc.shape()).to(sc.dtype()).to(sc.device());
+      // dw_s = <dH[s], X[j_s]> (exactly in double), then per context its scores' gradient
+      Tensor dw = sum_cols(mul(g, gather_rows(splits, plan.split))).to(DType::F64);
+      gs = Tensor::empty(sc.shape(), sc.dtype(), sc.device());
+      AVEY_DISPATCH("build_contexts", gs, selection_score_grad, B * plan.queries, plan.slots, plan.score_cols,
+                    sc.data<T>(), plan.score_index.data<int32_t>(), plan.norm_index.data<int32_t>(),
+                    dw.data<double>(), kRankerEps, gs.data<T>());
     }
     return {gx, gs};
   });

@@ -1,6 +1,8 @@
 // Every fused Avey layer against the same computation composed from engine primitives (forward
 // and gradients, f64), plus an fp64 finite-difference check of the fused version.
+#include <algorithm>
 #include <functional>
+#include <numeric>
 
 #include "avey/activation.h"
 #include "avey/contextualizer.h"
@@ -19,6 +21,21 @@ using testing::rel_diff;
 namespace {
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// A context plan's slots read on the host (the plan keeps them on the scores' device).
+struct HostPlan {
+  explicit HostPlan(const avey::ContextPlan& p)
+      : split(p.split.to(Device::CPU).to_vector<int32_t>()),
+        weight(p.weight.to(Device::CPU).to_vector<double>()),
+        score_index(p.score_index.to(Device::CPU).to_vector<int32_t>()),
+        norm_index(p.norm_index.to(Device::CPU).to_vector<int32_t>()),
+        empty_slots(p.empty_slots),
+        weighted(p.weighted) {}
+  std::vector<int32_t> split;
+  std::vector<double> weight;
+  std::vector<int32_t> score_index, norm_index, empty_slots;
+  bool weighted;
+};
 
 std::vector<Tensor> fresh_copies(const std::vector<Tensor>& xs) {
   std::vector<Tensor> out;
@@ -192,7 +209,7 @@ TEST_CASE("avey ranker: selection, order, ties, weights (max and first), window"
                            5, 0, 0, 0,  //
                            1, 2, 0, 0,  //
                            3, 1, 3, 0};
-  auto plan = avey::plan_contexts(cfg, 1, 4, {0, 1, 2, 3}, s, 4);
+  const HostPlan plan(avey::plan_contexts(cfg, 1, 4, {0, 1, 2, 3}, s, 4));
   const int64_t K = 3;
   auto slot = [&](int64_t i, int64_t q) { return size_t(i * K + q); };
   // split 0: two empty slots, then itself
@@ -217,27 +234,230 @@ TEST_CASE("avey ranker: selection, order, ties, weights (max and first), window"
   // a tie at the cut: k = 1 keeps the lower j
   avey::Config one = cfg;
   one.top_k = 1;
-  auto p1 = avey::plan_contexts(one, 1, 4, {3}, {3, 1, 3, 0}, 4);
+  const HostPlan p1(avey::plan_contexts(one, 1, 4, {3}, {3, 1, 3, 0}, 4));
   CHECK(p1.split[0] == 0);
   // "first": the earliest selected split's score
   avey::Config first = cfg;
   first.ranker_weight_norm = "first";
-  auto pf = avey::plan_contexts(first, 1, 4, {0, 1, 2, 3}, s, 4);
+  const HostPlan pf(avey::plan_contexts(first, 1, 4, {0, 1, 2, 3}, s, 4));
   CHECK(pf.weight[slot(2, 0)] == doctest::Approx(1.0 / (1.0 + 1e-8)));
   CHECK(pf.weight[slot(2, 1)] == doctest::Approx(2.0 / (1.0 + 1e-8)));
   // no weighting: 1; no ranker: the k splits right before, unweighted
   avey::Config flat = cfg;
   flat.split_weighting = false;
-  auto pw = avey::plan_contexts(flat, 1, 4, {0, 1, 2, 3}, s, 4);
+  const HostPlan pw(avey::plan_contexts(flat, 1, 4, {0, 1, 2, 3}, s, 4));
   CHECK(pw.weight[slot(3, 0)] == 1.0);
-  CHECK_FALSE(pw.weighted());
+  CHECK_FALSE(pw.weighted);
   avey::Config window = cfg;
   window.ranker = false;
-  auto pn = avey::plan_contexts(window, 1, 4, {0, 1, 2, 3}, {}, 4);
+  const HostPlan pn(avey::plan_contexts(window, 1, 4, {0, 1, 2, 3}, {}, 4));
   CHECK(pn.split[slot(3, 0)] == 1);
   CHECK(pn.split[slot(3, 1)] == 2);
   CHECK(pn.weight[slot(3, 0)] == 1.0);
   CHECK(pn.weight[slot(1, 0)] == 0.0);
+}
+
+namespace {
+
+// The selection as the host did it before it moved into the kernels (the reference): per
+// context a stable sort of the candidates by descending score, the first k kept, sorted by j.
+struct OldPlan {
+  std::vector<int32_t> split, score_index, norm_index, empty_slots;
+  std::vector<double> weight, norm;
+  bool weighted = false;
+};
+
+OldPlan old_plan(const avey::Config& cfg, int64_t B, int64_t n, const std::vector<int64_t>& query_split,
+                 const std::vector<double>& scores, int64_t J) {
+  OldPlan p;
+  const int64_t R = int64_t(query_split.size()), k = cfg.top_k, K = k + 1;
+  const size_t total = size_t(B * R * K);
+  p.split.assign(total, 0);
+  p.weight.assign(total, 0.0);
+  p.score_index.assign(total, -1);
+  p.norm_index.assign(total, -1);
+  p.norm.assign(total, 1.0);
+  p.empty_slots.assign(size_t(B * R), 0);
+  const bool weighted = cfg.ranker && cfg.split_weighting;
+  std::vector<int64_t> cand, chosen;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t q = query_split[size_t(r)];
+      const int64_t base = (b * R + r) * K;
+      const int64_t srow = (b * R + r) * J;
+      chosen.clear();
+      if (cfg.ranker) {
+        cand.resize(size_t(std::max<int64_t>(0, std::min(q, J))));
+        std::iota(cand.begin(), cand.end(), 0);
+        std::stable_sort(cand.begin(), cand.end(),
+                         [&](int64_t a, int64_t c) { return scores[size_t(srow + a)] > scores[size_t(srow + c)]; });
+        chosen.assign(cand.begin(), cand.begin() + std::min<int64_t>(int64_t(cand.size()), k));
+        std::sort(chosen.begin(), chosen.end());
+      } else {
+        for (int64_t j = std::max<int64_t>(0, q - k); j < q; ++j) chosen.push_back(j);
+      }
+      const int64_t rsel = int64_t(chosen.size());
+      p.empty_slots[size_t(b * R + r)] = int32_t(k - rsel);
+      int64_t norm_j = -1;
+      if (weighted && rsel > 0) {
+        norm_j = chosen[0];
+        if (cfg.ranker_weight_norm == "max")
+          for (int64_t j : chosen)
+            if (scores[size_t(srow + j)] > scores[size_t(srow + norm_j)]) norm_j = j;
+      }
+      for (int64_t s = 0; s < rsel; ++s) {
+        const size_t slot = size_t(base + (k - rsel) + s);
+        const int64_t j = chosen[size_t(s)];
+        p.split[slot] = int32_t(b * n + j);
+        if (weighted) {
+          const double norm = scores[size_t(srow + norm_j)] + avey::kRankerEps;
+          p.weight[slot] = scores[size_t(srow + j)] / norm;
+          p.score_index[slot] = int32_t(srow + j);
+          p.norm_index[slot] = int32_t(srow + norm_j);
+          p.norm[slot] = norm;
+          p.weighted = true;
+        } else {
+          p.weight[slot] = 1.0;
+        }
+      }
+      const size_t cur = size_t(base + k);
+      p.split[cur] = int32_t(b * n + q);
+      p.weight[cur] = 1.0;
+    }
+  }
+  return p;
+}
+
+// Random scores with many exact ties: `levels` > 0 draws from {0, 0.5, ..., (levels-1)/2}
+// (negative ones too), 0 draws normals.
+std::vector<double> tied_scores(size_t count, Rng& rng, int levels) {
+  std::vector<double> v(count);
+  for (double& x : v)
+    x = levels > 0 ? 0.5 * (double(rng.below(uint64_t(levels))) - (levels > 3 ? 1.0 : 0.0)) : rng.normal();
+  return v;
+}
+
+struct PlanCase {
+  int64_t B, n;
+  std::vector<int64_t> queries;
+  int64_t J, k;
+};
+
+std::vector<PlanCase> plan_cases() {
+  return {
+      {1, 4, {0, 1, 2, 3}, 4, 2},               // the model's queries, J = n
+      {2, 9, {0, 1, 2, 3, 4, 5, 6, 7, 8}, 9, 3},  // J > k
+      {2, 6, {5}, 5, 7},                          // one query (next_token_logits: {J}), J < k
+      {3, 8, {7, 2, 0, 5, 3}, 6, 4},              // queries out of order, some beyond J
+      {2, 12, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 12, 1},
+      {1, 3, {0, 1, 2}, 3, 0},                    // k = 0: only the split itself
+      {2, 20, {19, 3, 11}, 19, 5},
+  };
+}
+
+std::vector<avey::Config> plan_configs() {
+  std::vector<avey::Config> out;
+  for (int ranker = 0; ranker < 2; ++ranker)
+    for (int weighting = 0; weighting < 2; ++weighting)
+      for (const char* norm : {"max", "first"}) {
+        avey::Config c;
+        c.ranker = ranker == 1, c.split_weighting = weighting == 1, c.ranker_weight_norm = norm;
+        out.push_back(c);
+      }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("avey ranker: the selection kernel equals the old host selection (ties, ablations, query lists)") {
+  Rng rng(21);
+  int compared = 0;
+  for (const PlanCase& pc : plan_cases())
+    for (avey::Config cfg : plan_configs())
+      for (int levels : {2, 3, 7, 0}) {
+        cfg.top_k = pc.k;
+        const int64_t R = int64_t(pc.queries.size());
+        INFO("B " << pc.B << " n " << pc.n << " R " << R << " J " << pc.J << " k " << pc.k << " ranker " << cfg.ranker
+                  << " weighting " << cfg.split_weighting << " norm " << cfg.ranker_weight_norm
+                  << " levels " << levels);
+        std::vector<double> s = tied_scores(size_t(pc.B * R * pc.J), rng, levels);
+        const OldPlan want = old_plan(cfg, pc.B, pc.n, pc.queries, s, pc.J);
+        for (DType dt : {DType::F64, DType::F32}) {
+          // f32 scores: the reference gets the same f32 values (ties stay ties)
+          std::vector<double> sd = Tensor::from(s, {int64_t(s.size())}).to(dt).to(DType::F64).to_vector<double>();
+          const OldPlan ref = dt == DType::F64 ? want : old_plan(cfg, pc.B, pc.n, pc.queries, sd, pc.J);
+          Tensor sc = cfg.ranker ? Tensor::from(sd, {pc.B, R, pc.J}).to(dt) : Tensor();
+          const HostPlan got(avey::select_contexts(cfg, pc.B, pc.n, pc.queries, sc, pc.J, Device::CPU));
+          CHECK(got.split == ref.split);
+          CHECK(got.weight == ref.weight);  // bit for bit
+          CHECK(got.score_index == ref.score_index);
+          CHECK(got.norm_index == ref.norm_index);
+          CHECK(got.empty_slots == ref.empty_slots);
+          CHECK(got.weighted == ref.weighted);
+          ++compared;
+        }
+        if (cfg.ranker) {  // the host entry the tests use
+          const HostPlan host(avey::plan_contexts(cfg, pc.B, pc.n, pc.queries, s, pc.J));
+          CHECK(host.split == want.split);
+          CHECK(host.weight == want.weight);
+        }
+      }
+  CHECK(compared == 7 * 8 * 4 * 2);
+}
+
+TEST_CASE("avey ranker: build_contexts' forward, P^T dH and score gradient equal the old host computation") {
+  Rng rng(22);
+  for (const PlanCase& pc : plan_cases())
+    for (avey::Config cfg : plan_configs())
+      for (DType dt : {DType::F64, DType::F32}) {
+        if (!cfg.ranker || pc.k == 0) continue;
+        cfg.top_k = pc.k;
+        const int64_t R = int64_t(pc.queries.size()), K = pc.k + 1, row = 5;
+        INFO("B " << pc.B << " n " << pc.n << " R " << R << " J " << pc.J << " k " << pc.k << " weighting "
+                  << cfg.split_weighting << " norm " << cfg.ranker_weight_norm << " " << name_of(dt));
+        std::vector<double> s = tied_scores(size_t(pc.B * R * pc.J), rng, 5);
+        for (double& x : s) x += 3.0;  // norms away from 0
+        Tensor scores = Tensor::from(s, {pc.B, R, pc.J}).to(dt);
+        scores.requires_grad_();
+        Tensor splits = Tensor::randn({pc.B * pc.n, row}, rng, 1.0, dt);
+        splits.requires_grad_();
+        Tensor w = Tensor::randn({pc.B * R * K, row}, rng, 1.0, dt);
+        auto plan = avey::select_contexts(cfg, pc.B, pc.n, pc.queries, scores, pc.J, Device::CPU);
+        Tensor out = avey::build_contexts(splits, scores, plan);
+        sum(mul(out, w)).backward();
+
+        // the old host computation, from the old plan on the same scores
+        const OldPlan old = old_plan(cfg, pc.B, pc.n, pc.queries, scores.to(DType::F64).to_vector<double>(), pc.J);
+        const int64_t total = pc.B * R * K, RK = R * K;
+        Tensor index = Tensor::from(old.split, {total});
+        Tensor fwd = mul(gather_rows(splits.detach(), index), Tensor::from(old.weight, {total, 1}).to(dt));
+        CHECK(rel_diff(out.detach(), fwd) == 0.0);
+        std::vector<double> p(size_t(pc.B * RK * pc.n), 0.0);
+        for (int64_t b = 0; b < pc.B; ++b)
+          for (int64_t q = 0; q < RK; ++q) {
+            const size_t slot = size_t(b * RK + q);
+            if (old.weight[slot] != 0.0)
+              p[size_t((b * RK + q) * pc.n + (old.split[slot] - b * pc.n))] += old.weight[slot];
+          }
+        Tensor pm = Tensor::from(p, {pc.B, RK, pc.n}).to(dt);
+        Tensor gx = reshape(matmul(pm, reshape(w, {pc.B, RK, row}), true, false), {pc.B * pc.n, row});
+        CHECK(rel_diff(splits.grad(), gx) == 0.0);
+        if (cfg.split_weighting) {
+          std::vector<double> dw =
+              sum_cols(mul(w, gather_rows(splits.detach(), index))).to(DType::F64).to_vector<double>();
+          std::vector<double> ds(s.size(), 0.0);
+          for (size_t q = 0; q < dw.size(); ++q) {
+            if (old.score_index[q] < 0) continue;
+            ds[size_t(old.score_index[q])] += dw[q] / old.norm[q];
+            ds[size_t(old.norm_index[q])] -= dw[q] * old.weight[q] / old.norm[q];
+          }
+          Tensor gs = Tensor::from(ds, scores.shape()).to(dt);
+          REQUIRE(scores.grad().defined());
+          CHECK(scores.grad().to(DType::F64).to_vector<double>() == gs.to(DType::F64).to_vector<double>());
+        } else {
+          CHECK_FALSE(scores.grad().defined());
+        }
+      }
 }
 
 TEST_CASE("avey ranker: fused contexts == composed (max, first, unweighted, window), gradcheck through X") {
@@ -255,12 +475,8 @@ TEST_CASE("avey ranker: fused contexts == composed (max, first, unweighted, wind
         Tensor x3 = v[0];
         std::vector<int64_t> queries{0, 1, 2, 3};
         Tensor scores;
-        std::vector<double> host;
-        if (cfg.ranker) {
-          scores = avey::maxsim_scores(x3, x3, S);
-          host = avey::host_doubles(scores);
-        }
-        auto plan = avey::plan_contexts(cfg, B, n, queries, host, n);
+        if (cfg.ranker) scores = avey::maxsim_scores(x3, x3, S);
+        auto plan = avey::select_contexts(cfg, B, n, queries, scores, n, x3.device());
         Tensor splits = reshape(x3, {B * n, S * d});
         return fused ? avey::build_contexts(splits, scores, plan) : avey::build_contexts_composed(splits, scores, plan);
       };
