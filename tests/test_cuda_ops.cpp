@@ -84,6 +84,12 @@ std::vector<GpuCase> cases() {
   tc.validate();
   const std::vector<int64_t> tpad{64, 0, 64};
   const int64_t tR = 64 + 64 + 128 + 64;
+  // k 3 (C 256, two tile rows): padding of whole tile rows, contexts with and without padding
+  avey::Config tc3 = tc;
+  tc3.top_k = 3;
+  tc3.validate();
+  const std::vector<int64_t> tpad3{192, 128, 64, 0, 192};
+  const int64_t tR3 = 192 + 64 + 128 + 192 + 256 + 64;
   return {
       {"matmul", {F({33, 65}), F({65, 17})}, [](V x) { return matmul(x[0], x[1]); }},
       {"matmul aT", {F({65, 33}), F({65, 17})}, [](V x) { return matmul(x[0], x[1], true, false); }},
@@ -169,6 +175,13 @@ std::vector<GpuCase> cases() {
        [tc, tpad](V x) {
          return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], tc,
                                  avey::make_packing(tc.split_size, tc.context_rows(), tpad, x[0].device()));
+       },
+       2e-2},
+      {"avey block_body (packed, triangle kernels in bf16, k 3)",
+       {F({tR3, 128}), F({128}), F({512, 128}), F({512}), F({256, 256}), F({128, tc3.fuser_in()}), F({128})},
+       [tc3, tpad3](V x) {
+         return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], tc3,
+                                 avey::make_packing(tc3.split_size, tc3.context_rows(), tpad3, x[0].device()));
        },
        2e-2},
       {"map_rows (packed contexts and back, summed padding rows)", {F({pR, 40})},
