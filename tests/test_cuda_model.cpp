@@ -28,14 +28,14 @@ TEST_CASE("cuda model: GPU model tests (no CUDA build)") { MESSAGE("no CUDA buil
 #include "kernels/cuda/kernels.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
+#include "tests/cuda_testing.h"
 
 using namespace engine;
 using testing::rel_diff;
+using testing::kNoGpu;
 namespace fs = std::filesystem;
 
 namespace {
-
-const bool kNoGpu = !kernels::cuda::available();
 
 struct Case {
   std::string name;

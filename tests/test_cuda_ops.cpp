@@ -24,14 +24,16 @@ TEST_CASE("cuda: GPU op tests (no CUDA build)") { MESSAGE("no CUDA build: the GP
 #include "avey/block.h"
 #include "avey/head.h"
 #include "kernels/cuda/kernels.h"
+#include "tests/cuda_testing.h"
 #include "optim/clip.h"
 
 using namespace engine;
 using testing::rel_diff;
+using testing::kNoGpu;
+using testing::Poison;
 
 namespace {
 
-const bool kNoGpu = !kernels::cuda::available();
 
 // A random CPU input: f32 normal (optionally kept `margin` away from 0, or positive), or i32
 // uniform in [0, int_range) when int_range > 0 (indices, targets; -100 appears as "ignore"
@@ -90,6 +92,12 @@ std::vector<GpuCase> cases() {
   tc3.validate();
   const std::vector<int64_t> tpad3{192, 128, 64, 0, 192};
   const int64_t tR3 = 192 + 64 + 128 + 192 + 256 + 64;
+  auto tri_block = [](const avey::Config& c, const std::vector<int64_t>& p) {  // packed, config c, padding p
+    return [c, p](V x) {
+      return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], c,
+                              avey::make_packing(c.split_size, c.context_rows(), p, x[0].device()));
+    };
+  };
   return {
       {"matmul", {F({33, 65}), F({65, 17})}, [](V x) { return matmul(x[0], x[1]); }},
       {"matmul aT", {F({65, 33}), F({65, 17})}, [](V x) { return matmul(x[0], x[1], true, false); }},
@@ -172,18 +180,10 @@ std::vector<GpuCase> cases() {
        2e-2},
       {"avey block_body (packed, triangle kernels in bf16)",
        {F({tR, 128}), F({128}), F({512, 128}), F({512}), F({128, 128}), F({128, tc.fuser_in()}), F({128})},
-       [tc, tpad](V x) {
-         return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], tc,
-                                 avey::make_packing(tc.split_size, tc.context_rows(), tpad, x[0].device()));
-       },
-       2e-2},
+       tri_block(tc, tpad), 2e-2},
       {"avey block_body (packed, triangle kernels in bf16, k 3)",
        {F({tR3, 128}), F({128}), F({512, 128}), F({512}), F({256, 256}), F({128, tc3.fuser_in()}), F({128})},
-       [tc3, tpad3](V x) {
-         return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], tc3,
-                                 avey::make_packing(tc3.split_size, tc3.context_rows(), tpad3, x[0].device()));
-       },
-       2e-2},
+       tri_block(tc3, tpad3), 2e-2},
       {"map_rows (packed contexts and back, summed padding rows)", {F({pR, 40})},
        [bc, on, pad](V x) {
          const avey::Packing p = on(pad, x[0]);
@@ -226,10 +226,6 @@ std::vector<Tensor> run(const GpuCase& c, const std::vector<Tensor>& inputs, con
 }
 
 // While alive, every new GPU allocation is filled with NaN bytes.
-struct Poison {
-  Poison() { kernels::cuda::poison_allocations(true); }
-  ~Poison() { kernels::cuda::poison_allocations(false); }
-};
 
 // The largest error seen per dtype, reported at the end.
 struct Worst {

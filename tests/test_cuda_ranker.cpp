@@ -24,18 +24,16 @@ TEST_CASE("cuda ranker: GPU ranker tests (no CUDA build)") { MESSAGE("no CUDA bu
 
 #include "avey/ranker.h"
 #include "kernels/cuda/kernels.h"
+#include "tests/cuda_testing.h"
 
 using namespace engine;
 using testing::rel_diff;
+using testing::kNoGpu;
+using testing::Poison;
 
 namespace {
 
-const bool kNoGpu = !kernels::cuda::available();
 
-struct Poison {
-  Poison() { kernels::cuda::poison_allocations(true); }
-  ~Poison() { kernels::cuda::poison_allocations(false); }
-};
 
 template <class T> std::vector<T> host(const Tensor& t) { return t.to(Device::CPU).to_vector<T>(); }
 

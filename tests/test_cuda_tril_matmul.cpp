@@ -28,14 +28,15 @@ TEST_CASE("cuda tril_matmul: GPU tests (no CUDA build)") {
 
 #include "kernels/bf16.h"
 #include "kernels/cuda/kernels.h"
+#include "tests/cuda_testing.h"
 
 using kernels::bf16;
 using kernels::to_bf16;
 using kernels::to_float;
+using testing::kNoGpu;
 
 namespace {
 
-const bool kNoGpu = !kernels::cuda::available();
 constexpr int64_t kTile = 128;
 
 // A device copy of a host vector (or an allocation of n elements filled with `fill` bits).
