@@ -91,10 +91,27 @@ void backward(const Tensor& root, const Tensor& seed) {
 
   NoGrad no_grad;  // backward functions compute with ops, but record nothing
   std::unordered_map<Node*, Tensor> grads{{start.get(), g0}};
+  // The gradients reaching a parameter whose gradient lives in an fp32 buffer (and that has no
+  // hooks, which want the summed gradient) are not summed on arrival: each is kept, and once the
+  // walk is done accumulate_grads adds every parameter's parts into its buffer in one pass.
+  std::unordered_map<Node*, std::vector<Tensor>> leaf_parts;
+  std::vector<GradTarget> targets;
+  auto collects = [&leaf_parts](Node& n, const Tensor& g) {
+    if (leaf_parts.count(&n)) return true;
+    auto leaf = n.leaf.lock();
+    return leaf && n.hooks.empty() && leaf->grad && leaf->grad->dtype == DType::F32 &&
+           (g.dtype() == DType::F32 || g.dtype() == DType::BF16) && g.device() == Tensor(leaf->grad).device();
+  };
   std::vector<std::shared_ptr<Node>> ready{start};
   while (!ready.empty()) {
     std::shared_ptr<Node> node = std::move(ready.back());
     ready.pop_back();
+    if (auto it = leaf_parts.find(node.get()); it != leaf_parts.end()) {
+      auto leaf = node->leaf.lock();
+      targets.push_back({Tensor(leaf->grad), std::move(it->second), leaf->grad->stale});
+      leaf_parts.erase(it);
+      continue;
+    }
     Tensor g;
     if (auto it = grads.find(node.get()); it != grads.end()) {
       g = std::move(it->second);
@@ -124,7 +141,9 @@ void backward(const Tensor& root, const Tensor& seed) {
           fail("backward", "op '" + node->op + "' returned a gradient " + to_string(gi.shape()) + " for input " +
                                std::to_string(i) + " of shape " + to_string(node->input_shapes[i]));
         auto it = grads.find(nx.get());
-        if (it == grads.end())
+        if (collects(*nx, gi))
+          leaf_parts[nx.get()].push_back(gi);
+        else if (it == grads.end())
           grads.emplace(nx.get(), gi);
         else if (it->second.dtype() == gi.dtype())
           it->second = add(it->second, gi);
@@ -134,6 +153,8 @@ void backward(const Tensor& root, const Tensor& seed) {
       if (--pending_inputs[nx.get()] == 0) ready.push_back(nx);
     }
   }
+  accumulate_grads(targets);
+  for (GradTarget& t : targets) t.grad.impl()->stale = false;
 }
 
 }  // namespace engine

@@ -8,7 +8,9 @@
 //
 // backward(loss) walks the graph in reverse topological order, sums the gradients arriving
 // at each Node, calls its hooks, then its backward function. Leaves (parameters) have an
-// accumulator Node that adds into their .grad, so calling backward twice accumulates.
+// accumulator Node that adds into their .grad, so calling backward twice accumulates. A leaf
+// whose .grad is an fp32 buffer (the model's flat gradient) and that has no hooks gets its
+// gradients at the end, all leaves in one accumulate_grads pass (engine/ops.h).
 #pragma once
 #include <functional>
 #include <memory>

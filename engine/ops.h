@@ -91,5 +91,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
 
 // ---- in place, never recorded (optimizer and gradient accumulation) ----
 void add_(Tensor& y, const Tensor& x, double alpha = 1.0);  // y += alpha * x
+// The parameters' gradients at the end of backward(), all at once: each target's grad (an fp32
+// tensor, e.g. a parameter's slice of the flat gradient buffer) becomes
+// (replace ? 0 : grad) + (parts[0] + parts[1] + ...), the parts fp32 or bf16 of grad's size, added
+// in fp32 in their order. On the GPU one pass does them all (no kernel per parameter).
+struct GradTarget {
+  Tensor grad;
+  std::vector<Tensor> parts;
+  bool replace = false;
+};
+void accumulate_grads(const std::vector<GradTarget>& targets);
 
 }  // namespace engine

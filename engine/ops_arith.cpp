@@ -1,4 +1,5 @@
-// add, sub, mul, div (with the narrow broadcasting of ops.h), scale, add_scalar, add_.
+// add, sub, mul, div (with the narrow broadcasting of ops.h), scale, add_scalar, add_, and the
+// parameters' gradients (accumulate_grads).
 //
 // y = a (op) b:   dy/da = 1, 1, b, 1/b;   dy/db = 1, -1, a, -a/b^2 = -y/b.
 // Where b was broadcast, its gradient is summed over the broadcast rows or columns.
@@ -116,6 +117,39 @@ void add_(Tensor& y, const Tensor& x, double alpha) {
   check_same_dtype("add_", y, x);
   check_same_shape("add_", y, x);
   AVEY_DISPATCH("add_", y, axpy, y.numel(), alpha, x.data<T>(), y.data<T>());
+}
+
+void accumulate_grads(const std::vector<GradTarget>& targets) {
+  std::vector<kernels::GradSlot> slots[2];  // [CPU, CUDA]
+  std::vector<Tensor> folded;               // partial sums of targets with many parts
+  for (const GradTarget& t : targets) {
+    if (t.grad.dtype() != DType::F32 || t.parts.empty())
+      fail("accumulate_grads", "needs an fp32 gradient and at least one part, got " + t.grad.describe());
+    std::vector<Tensor> parts = t.parts;
+    while (parts.size() > size_t(kernels::kGradParts)) {  // sum the first ones first: the same order
+      Tensor head = Tensor::empty(t.grad.shape(), DType::F32, t.grad.device());
+      accumulate_grads({{head, std::vector<Tensor>(parts.begin(), parts.begin() + kernels::kGradParts), true}});
+      parts.erase(parts.begin(), parts.begin() + kernels::kGradParts);
+      parts.insert(parts.begin(), head);
+      folded.push_back(head);
+    }
+    kernels::GradSlot g;
+    g.dst = const_cast<Tensor&>(t.grad).data<float>();
+    g.n = t.grad.numel();
+    g.replace = t.replace;
+    for (const Tensor& p : parts) {
+      check_same_device("accumulate_grads", t.grad, p);
+      if (p.numel() != g.n || (p.dtype() != DType::F32 && p.dtype() != DType::BF16))
+        fail("accumulate_grads", "a part " + p.describe() + " does not fit the gradient " + t.grad.describe());
+      g.part_bf16[g.parts] = p.dtype() == DType::BF16;
+      g.part[g.parts++] = p.raw();
+    }
+    slots[t.grad.device() == Device::CPU ? 0 : 1].push_back(g);
+  }
+  if (!slots[0].empty()) kernels::cpu::accumulate_grads(int(slots[0].size()), slots[0].data());
+#ifdef AVEY_HAVE_CUDA
+  if (!slots[1].empty()) kernels::cuda::accumulate_grads(int(slots[1].size()), slots[1].data());
+#endif
 }
 
 }  // namespace engine

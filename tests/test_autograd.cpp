@@ -49,6 +49,57 @@ TEST_CASE("autograd: discard_grad makes the next gradient overwrite the buffer, 
   CHECK(f.to_vector<float>() == std::vector<float>{1.5f, -3.0f});
 }
 
+TEST_CASE("autograd: a parameter with an fp32 gradient buffer gets its gradients summed at the end") {
+  Tensor buf = Tensor::from(std::vector<float>{7, 7, 7, 7}, {4});
+  Tensor w = Tensor::from(std::vector<float>{1, -2, 0.5f}, {3});
+  w.requires_grad_();
+  w.set_grad(buf.view(1, {3}));
+  w.discard_grad();
+  sum(add(mul(w, w), scale(w, 3.0))).backward();  // two paths: 2w + 3, written over the 7s
+  CHECK(buf.to_vector<float>() == std::vector<float>{7, 5, -1, 4});
+  sum(scale(w, 0.5)).backward();  // then added
+  CHECK(buf.to_vector<float>() == std::vector<float>{7, 5.5f, -0.5f, 4.5f});
+  // a hook on the parameter still sees its summed gradient, which still lands in the buffer
+  std::vector<float> seen;
+  gradient_edge(w)->hooks.push_back({"w", [&seen](const Tensor& g) { seen = g.to_vector<float>(); }});
+  w.discard_grad();
+  sum(add(w, w)).backward();
+  CHECK(seen == std::vector<float>{2, 2, 2});
+  CHECK(buf.to_vector<float>() == std::vector<float>{7, 2, 2, 2});
+}
+
+TEST_CASE("accumulate_grads: parts in fp32 and bf16 are added in fp32 in their order, then replace or add") {
+  Rng rng(5);
+  const int64_t n = 37;
+  std::vector<Tensor> parts;
+  for (int k = 0; k < 6; ++k) parts.push_back(Tensor::randn({n}, rng, k + 1.0, k % 2 ? DType::BF16 : DType::F32));
+  Tensor old = Tensor::randn({n}, rng);
+  for (size_t count : {1, 2, 4, 6}) {  // 6 parts: more than one slot holds (kGradParts), summed first
+    for (bool replace : {true, false}) {
+      CAPTURE(count);
+      CAPTURE(replace);
+      Tensor grad = old.clone();
+      accumulate_grads({{grad, std::vector<Tensor>(parts.begin(), parts.begin() + int64_t(count)), replace}});
+      std::vector<float> want = old.to_vector<float>();
+      for (int64_t i = 0; i < n; ++i) {
+        float v = 0.f;
+        for (size_t k = 0; k < count; ++k) {
+          const float x = parts[k].to(DType::F32).to_vector<float>()[size_t(i)];
+          v = k == 0 ? x : v + x;
+        }
+        want[size_t(i)] = replace ? v : want[size_t(i)] + v;
+      }
+      CHECK(grad.to_vector<float>() == want);
+    }
+  }
+  Tensor f64 = Tensor::zeros({n}, DType::F64);
+  CHECK_THROWS_WITH_AS(accumulate_grads({{f64, {parts[0]}, true}}), doctest::Contains("accumulate_grads"),
+                       std::invalid_argument);
+  Tensor short_grad = Tensor::zeros({n - 1});
+  CHECK_THROWS_WITH_AS(accumulate_grads({{short_grad, {parts[0]}, true}}), doctest::Contains("does not fit"),
+                       std::invalid_argument);
+}
+
 TEST_CASE("autograd: no-grad scope records nothing") {
   Tensor w = Tensor::from(std::vector<double>{1, 2}, {2});
   w.requires_grad_();

@@ -486,6 +486,39 @@ TEST_CASE("cuda: dtype conversions and fill equal the CPU's bit for bit" * docte
   }
 }
 
+TEST_CASE("cuda: accumulate_grads equals the CPU bit for bit, over many slots of any size and alignment" *
+          doctest::skip(kNoGpu)) {
+  Rng rng(17);
+  // 40 slots (more than one launch takes) in one flat buffer at odd offsets: sizes 1..80, some
+  // multiples of 4 at 16-byte offsets (the vector path), the rest not; parts fp32 and bf16.
+  std::vector<int64_t> size, offset;
+  int64_t total = 0;
+  for (int s = 0; s < 40; ++s) {
+    const int64_t n = s % 3 == 0 ? 4 * (s + 1) : s + 1;
+    total += s % 3 == 0 ? (4 - total % 4) % 4 : 1;
+    offset.push_back(total);
+    size.push_back(n);
+    total += n;
+  }
+  Tensor flat = Tensor::randn({total}, rng);
+  Tensor flat_gpu = flat.to(Device::CUDA);
+  std::vector<GradTarget> cpu, gpu;
+  for (int s = 0; s < 40; ++s) {
+    const int parts = 1 + s % 6;  // up to 6: more than a slot holds
+    std::vector<Tensor> p, pg;
+    for (int k = 0; k < parts; ++k) {
+      Tensor x = Tensor::randn({size[size_t(s)]}, rng, 1.0, (s + k) % 2 ? DType::BF16 : DType::F32);
+      p.push_back(x);
+      pg.push_back(x.to(Device::CUDA));
+    }
+    cpu.push_back({flat.view(offset[size_t(s)], {size[size_t(s)]}), p, s % 4 == 1});
+    gpu.push_back({flat_gpu.view(offset[size_t(s)], {size[size_t(s)]}), pg, s % 4 == 1});
+  }
+  accumulate_grads(cpu);
+  accumulate_grads(gpu);
+  CHECK(flat_gpu.to(Device::CPU).to_vector<float>() == flat.to_vector<float>());
+}
+
 TEST_CASE("cuda: reductions and scatters repeat bit for bit" * doctest::skip(kNoGpu)) {
   Rng rng(3);
   Tensor table = Tensor::randn({40, 64}, rng, 1.0, DType::F32, Device::CUDA).requires_grad_();

@@ -32,6 +32,20 @@ enum class NormEps : uint8_t {
   Max,      // x / max(||x||, eps)      (Avey-B)
 };
 
+// One parameter's gradient for accumulate_grads: dst (n fp32 elements) becomes
+// (replace ? 0 : dst) + (part[0] + part[1] + ...), each part n elements of fp32 or bf16, added in
+// fp32 in the order given (autograd's last step: the gradients that reached a parameter, e.g. the
+// head's and the embedding's for a tied table, into its slice of the flat gradient buffer).
+constexpr int kGradParts = 4;
+struct GradSlot {
+  float* dst = nullptr;
+  int64_t n = 0;
+  bool replace = false;
+  int parts = 0;
+  const void* part[kGradParts] = {};
+  bool part_bf16[kGradParts] = {};
+};
+
 namespace cpu {
 
 // ---- memory ----
@@ -41,6 +55,8 @@ template <class T> void axpy(int64_t n, double alpha, const T* x, T* y);  // y +
 // y += x with x's elements converted to D first (mixed precision: a bf16 gradient added into an
 // fp32 gradient buffer). Instantiated for (bf16, float), (float, float) and (double, double).
 template <class S, class D> void accumulate(int64_t n, const S* x, D* y);
+// Every slot's gradient (GradSlot above); the GPU does all of them in one pass.
+void accumulate_grads(int count, const GradSlot* slots);
 
 // ---- matrix products ----
 // For b in [0, batch): C_b = alpha * op(A_b) op(B_b) + beta * C_b, op = transpose when ta/tb.

@@ -1,4 +1,5 @@
-// Filling, converting between element types, and y += alpha * x.
+// Filling, converting between element types, y += alpha * x, and the parameters' gradients
+// (accumulate_grads: kernels.h).
 #include <cmath>
 
 #include "kernels/cpu/kernels.h"
@@ -38,6 +39,22 @@ template <class T> void axpy(int64_t n, double alpha, const T* x, T* y) {
 template <class S, class D> void accumulate(int64_t n, const S* x, D* y) {
 #pragma omp parallel for if (n > 65536)
   for (int64_t i = 0; i < n; ++i) y[i] += D(to_double(x[i]));
+}
+
+void accumulate_grads(int count, const GradSlot* slots) {
+  for (int s = 0; s < count; ++s) {
+    const GradSlot& g = slots[s];
+#pragma omp parallel for if (g.n > 65536)
+    for (int64_t i = 0; i < g.n; ++i) {
+      float v = 0.f;
+      for (int k = 0; k < g.parts; ++k) {
+        const float x = g.part_bf16[k] ? to_float(static_cast<const bf16*>(g.part[k])[i])
+                                       : static_cast<const float*>(g.part[k])[i];
+        v = k == 0 ? x : v + x;
+      }
+      g.dst[i] = g.replace ? v : g.dst[i] + v;
+    }
+  }
 }
 
 #define FOR_ALL(S)                                        \

@@ -21,6 +21,7 @@ template <class T> void fill(int64_t n, T* y, double value);
 template <class S, class D> void convert(int64_t n, const S* x, D* y);
 template <class T> void axpy(int64_t n, double alpha, const T* x, T* y);
 template <class S, class D> void accumulate(int64_t n, const S* x, D* y);  // (bf16, float), (float, float)
+void accumulate_grads(int count, const GradSlot* slots);  // slots in host memory, pointers device
 
 // ---- matrix products ----
 template <class T>

@@ -1,5 +1,6 @@
 // Device memory: the stream, the caching allocator, copies, synchronisation, error reporting,
-// and the two kernels every dtype needs (fill, convert).
+// the two kernels every dtype needs (fill, convert), and the parameters' gradients in one pass
+// (accumulate, accumulate_grads).
 //
 // Caching allocator: a request is rounded up to a size class (a multiple of 512 bytes below
 // 1 MiB, else 1/8 of its power of two, so at most 12.5% is wasted) and served from that class's
@@ -258,6 +259,88 @@ template <class S, class D> void accumulate(int64_t n, const S* x, D* y) {
 }
 template void accumulate<bf16, float>(int64_t, const bf16*, float*);
 template void accumulate<float, float>(int64_t, const float*, float*);
+
+// accumulate_grads: up to kGradBatch slots a launch, passed by value (kernel parameters: no
+// upload, no wait). The slots' elements are laid end to end in units of 4 (a slot's last unit may
+// be short); unit u belongs to the slot s with start[s] <= u < start[s + 1], found by a binary
+// search. A unit moves as 16-byte (fp32) and 8-byte (bf16) vectors when its slot's pointers are
+// aligned and its 4 elements are all there, else one element at a time. Each element is written
+// by one thread, its parts added in their order: the result does not depend on the schedule.
+namespace {
+constexpr int kGradBatch = 32;
+struct GradBatch {
+  int count = 0;
+  int64_t start[kGradBatch + 1] = {};
+  bool vec[kGradBatch] = {};
+  GradSlot slot[kGradBatch];
+};
+
+__device__ __forceinline__ void load4(const void* p, bool is_bf16, int64_t i, float (&v)[4]) {
+  if (is_bf16) {
+    const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const bf16*>(p) + i);
+    v[0] = __uint_as_float(u.x << 16), v[1] = __uint_as_float(u.x & 0xffff0000u);
+    v[2] = __uint_as_float(u.y << 16), v[3] = __uint_as_float(u.y & 0xffff0000u);
+  } else {
+    load_vec(static_cast<const float*>(p), i, v);
+  }
+}
+__device__ __forceinline__ float load1(const void* p, bool is_bf16, int64_t i) {
+  return is_bf16 ? load(static_cast<const bf16*>(p), i) : load(static_cast<const float*>(p), i);
+}
+
+__global__ void accumulate_grads_kernel(const __grid_constant__ GradBatch b) {
+  AVEY_GRID_STRIDE(u, b.start[b.count]) {
+    int lo = 0, hi = b.count - 1;  // the last slot whose start is <= u
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (b.start[mid] <= u) lo = mid;
+      else hi = mid - 1;
+    }
+    const GradSlot& g = b.slot[lo];
+    const int64_t i = (u - b.start[lo]) * 4;
+    if (b.vec[lo]) {
+      float v[4], x[4];
+      for (int k = 0; k < g.parts; ++k) {
+        load4(g.part[k], g.part_bf16[k], i, x);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] = k == 0 ? x[e] : v[e] + x[e];
+      }
+      if (!g.replace) {
+        load_vec(g.dst, i, x);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) v[e] = x[e] + v[e];
+      }
+      store_vec(g.dst, i, v);
+    } else {
+      for (int64_t j = i; j < i + 4 && j < g.n; ++j) {
+        float v = 0.f;
+        for (int k = 0; k < g.parts; ++k) v = k == 0 ? load1(g.part[k], g.part_bf16[k], j) : v + load1(g.part[k], g.part_bf16[k], j);
+        g.dst[j] = g.replace ? v : g.dst[j] + v;
+      }
+    }
+  }
+}
+}  // namespace
+
+void accumulate_grads(int count, const GradSlot* slots) {
+  for (int s = 0; s < count;) {
+    GradBatch b;
+    for (; s < count && b.count < kGradBatch; ++s) {
+      const GradSlot& g = slots[s];
+      if (g.n <= 0 || g.parts <= 0) continue;
+      bool vec = g.n % 4 == 0 && aligned16(g.dst);
+      for (int k = 0; k < g.parts; ++k)
+        vec &= (reinterpret_cast<uintptr_t>(g.part[k]) & (g.part_bf16[k] ? 7u : 15u)) == 0;
+      b.slot[b.count] = g;
+      b.vec[b.count] = vec;
+      b.start[b.count + 1] = b.start[b.count] + (g.n + 3) / 4;
+      ++b.count;
+    }
+    if (b.count == 0) continue;
+    accumulate_grads_kernel<<<blocks_for(b.start[b.count]), kThreads, 0, stream()>>>(b);
+    AVEY_LAUNCH_CHECK("accumulate_grads");
+  }
+}
 
 #define FOR_ALL(S)                                                \
   template void fill<S>(int64_t, S*, double);                     \
