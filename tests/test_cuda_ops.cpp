@@ -486,6 +486,39 @@ TEST_CASE("cuda: dtype conversions and fill equal the CPU's bit for bit" * docte
   }
 }
 
+TEST_CASE("cuda: tril_product_column_sums reads only the lower triangles and sums every batch entry" *
+          doctest::skip(kNoGpu)) {
+  Rng rng(23);
+  for (int64_t C : {37, 136}) {      // not and a multiple of 8 (16-byte vectors of bf16)
+    for (int64_t batch : {1, 70}) {  // one chunk of entries, three
+      CAPTURE(C);
+      CAPTURE(batch);
+      Tensor a = Tensor::randn({batch, C, C}, rng), b = Tensor::randn({batch, C, C}, rng);
+      std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
+      std::vector<double> want(size_t(C * C), 0.0);
+      for (int64_t n = 0; n < batch; ++n)
+        for (int64_t i = 0; i < C; ++i)
+          for (int64_t j = 0; j <= i; ++j) {
+            const size_t at = size_t((n * C + i) * C + j);
+            want[size_t(i * C + j)] += double(av[at]) * double(bv[at]);
+          }
+      for (int64_t n = 0; n < batch; ++n)  // above the diagonal: NaN, which must not be read
+        for (int64_t i = 0; i < C; ++i)
+          for (int64_t j = i + 1; j < C; ++j) av[size_t((n * C + i) * C + j)] = NAN;
+      Tensor ag = Tensor::from(av, {batch, C, C}).to(Device::CUDA), bg = b.to(Device::CUDA);
+      Tensor out = Tensor::empty({C, C}, DType::F32, Device::CUDA);
+      kernels::cuda::tril_product_column_sums<float>(batch, C, ag.data<float>(), bg.data<float>(), out.data<float>());
+      std::vector<float> got = out.to(Device::CPU).to_vector<float>();
+      double worst = 0.0;
+      for (size_t e = 0; e < want.size(); ++e) {
+        const double err = std::abs(double(got[e]) - want[e]);
+        worst = std::isfinite(err) ? std::max(worst, err) : INFINITY;  // NaN: a value above the diagonal was read
+      }
+      CHECK(worst < 1e-4 * std::sqrt(double(batch)));
+    }
+  }
+}
+
 TEST_CASE("cuda: accumulate_grads equals the CPU bit for bit, over many slots of any size and alignment" *
           doctest::skip(kNoGpu)) {
   Rng rng(17);
