@@ -421,7 +421,9 @@ TEST_CASE("cuda: bias_act_split, act_grad_concat and mul_pair with row strides m
     CHECK(rel_diff(ya, mul(gc, on_cpu(z0))) < tol);
     CHECK(rel_diff(yb, mul(gc, on_cpu(g0))) < tol);
   };
-  for (const Case& k : {Case{70, 16, 16, 32, 48}, Case{33, 5, 7, 9, 12}}) {
+  // narrow rows in short chunks; unaligned widths (the scalar kernels); wide rows (more than one
+  // block of columns) over 16384 rows (64-row chunks, the last one short)
+  for (const Case& k : {Case{70, 16, 16, 32, 48}, Case{33, 5, 7, 9, 12}, Case{16400, 256, 256, 264, 272}}) {
     CAPTURE(k.w0);
     run.operator()<float>(k, DType::F32);
     run.operator()<kernels::bf16>(k, DType::BF16);

@@ -430,32 +430,38 @@ __global__ void act_grad_concat_vec_kernel(uint32_t nvec, uint32_t cvec, const T
   }
 }
 
-// The same with the column sums of gp (the enricher bias's gradient) in the same pass: thread
-// (x, y) of a block takes vector column c = blockIdx.x * 128 + x (its part, hence its source
-// pointers, is fixed) on the rows y, y + 4, ... of a chunk of 64 rows (blockIdx.y), adding up its
-// 8 columns. The block's 4 row sets meet in shared memory in y order and leave as one partial
-// row per chunk, which finish_columns adds up in a fixed order: deterministic. The sums take the
-// stored (rounded) gp, as a product with a ones vector over gp would.
-// Three blocks a multiprocessor (40 registers a thread): at two, register-bound, it
-// moved 2.25 TB/s (ncu).
-constexpr int kAgcColumns = 128, kAgcRowSets = 4, kAgcChunk = 64;
+// The same with the column sums of gp (the enricher bias's gradient) in the same pass: a block
+// of 512 threads, X = 32, 64 or 128 vector columns (the fewest that cover the row, so narrow rows
+// leave no thread idle) times 512 / X row sets. Thread (x, y) takes vector column
+// c = blockIdx.x * X + x (its part, hence its source pointers, is fixed) on the rows y, y + Y,
+// ... of a chunk of rows (blockIdx.y), adding up its 8 columns. The row sets meet in shared
+// memory in y order and leave as one partial row per chunk, which finish_columns adds up in a
+// fixed order: deterministic. The sums take the stored (rounded) gp, as a product with a ones
+// vector over gp would. Chunks of 64 rows, or 16 below 16384 rows (enough blocks to fill the
+// GPU); both set by the shape alone. Three blocks a multiprocessor (40 registers a thread): at
+// two, register-bound, it moved 2.25 TB/s (ncu).
+constexpr int kAgcThreads = 512;
+inline int agc_columns(uint32_t cvec) { return cvec <= 32 ? 32 : (cvec <= 64 ? 64 : 128); }
+inline uint32_t agc_chunk(int64_t rows) { return rows >= 16384 ? 64 : 16; }
 template <class T, int A>
-__global__ void __launch_bounds__(kAgcColumns* kAgcRowSets, 3) act_grad_concat_sum_kernel(uint32_t rows, uint32_t cvec, const T* __restrict__ p,
-                                           const T* __restrict__ z0, const T* __restrict__ z1,
-                                           const T* __restrict__ z2, uint32_t l2, uint32_t v0, uint32_t v1,
-                                           const T* __restrict__ g0, const T* __restrict__ g1,
-                                           const T* __restrict__ g2, T* __restrict__ gp, float* __restrict__ partial) {
+__global__ void __launch_bounds__(kAgcThreads, 3)
+    act_grad_concat_sum_kernel(uint32_t rows, uint32_t cvec, uint32_t chunk, const T* __restrict__ p,
+                               const T* __restrict__ z0, const T* __restrict__ z1, const T* __restrict__ z2,
+                               uint32_t l2, uint32_t v0, uint32_t v1, const T* __restrict__ g0,
+                               const T* __restrict__ g1, const T* __restrict__ g2, T* __restrict__ gp,
+                               float* __restrict__ partial) {
   constexpr int V = kVec<T>;
-  __shared__ float buf[kAgcRowSets][kAgcColumns * V];
-  const uint32_t c = blockIdx.x * kAgcColumns + threadIdx.x;
+  __shared__ float buf[kAgcThreads * V];  // [row set][column of the block's X * V]
+  const uint32_t X = blockDim.x, Y = blockDim.y, width_el = X * V;
+  const uint32_t c = blockIdx.x * X + threadIdx.x;
   const bool live = c < cvec;
   const int part = c < v0 ? 0 : (c < v0 + v1 ? 1 : 2);
   const uint32_t width = part == 0 ? v0 : (part == 1 ? v1 : l2), col = part == 0 ? c : (part == 1 ? c - v0 : c - v0 - v1);
   const T* g_src = part == 0 ? g0 : (part == 1 ? g1 : g2);
   const T* z_src = part == 0 ? z0 : (part == 1 ? z1 : z2);
   float sum[V] = {};
-  const uint32_t r0 = blockIdx.y * kAgcChunk, r1 = min(rows, r0 + kAgcChunk);
-  for (uint32_t r = r0 + threadIdx.y; live && r < r1; r += kAgcRowSets) {
+  const uint32_t r0 = blockIdx.y * chunk, r1 = min(rows, r0 + chunk);
+  for (uint32_t r = r0 + threadIdx.y; live && r < r1; r += Y) {
     const int64_t j = int64_t(r) * cvec + c;
     float g[V];
     act_grad_vector<T, A>(p, z_src, g_src, (int64_t(r) * width + col) * V, j, g);
@@ -464,13 +470,13 @@ __global__ void __launch_bounds__(kAgcColumns* kAgcRowSets, 3) act_grad_concat_s
     for (int k = 0; k < V; ++k) sum[k] += rounded<T>(g[k]);
   }
 #pragma unroll
-  for (int k = 0; k < V; ++k) buf[threadIdx.y][threadIdx.x * V + k] = sum[k];
+  for (int k = 0; k < V; ++k) buf[threadIdx.y * width_el + threadIdx.x * V + k] = sum[k];
   __syncthreads();
-  for (int i = threadIdx.y * kAgcColumns + threadIdx.x; i < kAgcColumns * V; i += kAgcRowSets * kAgcColumns) {
-    const int64_t col_el = int64_t(blockIdx.x) * kAgcColumns * V + i;
+  for (uint32_t i = threadIdx.y * X + threadIdx.x; i < width_el; i += X * Y) {
+    const int64_t col_el = int64_t(blockIdx.x) * width_el + i;
     if (col_el >= int64_t(cvec) * V) continue;
     float t = 0.f;
-    for (int y = 0; y < kAgcRowSets; ++y) t += buf[y][i];
+    for (uint32_t y = 0; y < Y; ++y) t += buf[y * width_el + i];
     partial[int64_t(blockIdx.y) * cvec * V + col_el] = t;
   }
 }
@@ -573,14 +579,15 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
     AVEY_LAUNCH_CHECK("act_grad_concat");
     return;
   }
-  const uint32_t chunks = uint32_t((rows + kAgcChunk - 1) / kAgcChunk);
+  const uint32_t chunk = agc_chunk(rows), chunks = uint32_t((rows + chunk - 1) / chunk);
   if (chunks > 65535) fail("act_grad_concat", "too many rows for the column grid", __FILE__, __LINE__);
   Scratch partial(size_t(chunks) * size_t(cols) * sizeof(float));
+  const int X = agc_columns(cvec);
   with_act(has_act, f, [&](auto a) {
     act_grad_concat_sum_kernel<T, decltype(a)::value>
-        <<<dim3((cvec + kAgcColumns - 1) / kAgcColumns, chunks), dim3(kAgcColumns, kAgcRowSets), 0, stream()>>>(
-            uint32_t(rows), cvec, p, z0, z1, z2, uint32_t(ld2 / V), uint32_t(w0 / V), uint32_t(w1 / V), g0, g1, g2,
-            gp, partial.as<float>());
+        <<<dim3((cvec + X - 1) / X, chunks), dim3(X, kAgcThreads / X), 0, stream()>>>(
+            uint32_t(rows), cvec, chunk, p, z0, z1, z2, uint32_t(ld2 / V), uint32_t(w0 / V), uint32_t(w1 / V), g0, g1,
+            g2, gp, partial.as<float>());
   });
   AVEY_LAUNCH_CHECK("act_grad_concat");
   finish_columns(int64_t(chunks), cols, partial.as<float>(), gbias);
