@@ -7,15 +7,41 @@ namespace avey {
 
 using namespace engine;
 
+namespace {
+
+// best[b, t, j] = max over u of (qn_b cn_b^T)[t, j S + u] ([B, R*S, J] flattened): the product and
+// the max, recorded as one op whose backward touches only the arg-max similarities
+// (kernels' maxsim_backward) instead of two dense products with a mostly zero matrix.
+Tensor maxsim_best(const Tensor& qn, const Tensor& cn, int64_t S) {
+  const int64_t B = qn.size(0), rs = qn.size(1), js = cn.size(1), d = qn.size(2), J = js / S;
+  Tensor best = Tensor::empty({B * rs * J}, qn.dtype(), qn.device());
+  Tensor argmax = Tensor::empty({B * rs * J}, DType::I32, qn.device());
+  {
+    NoGrad no_grad;
+    Tensor sims = matmul(qn, cn, false, true);  // [B, R*S, J*S]
+    AVEY_DISPATCH("maxsim_scores", sims, max_cols, B * rs * J, S, sims.data<T>(), best.data<T>(),
+                  argmax.data<int32_t>());
+  }
+  record(best, "avey.maxsim", {qn, cn}, [=](const Tensor& g) -> std::vector<Tensor> {
+    Tensor gq = Tensor::empty(qn.shape(), g.dtype(), g.device()), gc = Tensor::empty(cn.shape(), g.dtype(), g.device());
+    AVEY_DISPATCH("maxsim_scores", g, maxsim_backward, B, rs, js, S, d, qn.data<T>(), cn.data<T>(),
+                  argmax.data<int32_t>(), g.data<T>(), gq.data<T>(), gc.data<T>());
+    return {qn.requires_grad() ? gq : Tensor(), cn.requires_grad() ? gc : Tensor()};
+  });
+  return best;
+}
+
+}  // namespace
+
 Tensor maxsim_scores(const Tensor& xq, const Tensor& xc, int64_t S) {
-  if (xq.ndim() != 3 || xc.ndim() != 3 || xq.size(1) % S || xc.size(1) % S || xq.size(0) != xc.size(0))
+  if (xq.ndim() != 3 || xc.ndim() != 3 || xq.size(1) % S || xc.size(1) % S || xq.size(0) != xc.size(0) ||
+      xq.size(2) != xc.size(2))
     fail("maxsim_scores", "expected [B, R*S, d] and [B, J*S, d] with S = " + std::to_string(S) + ", got " +
                               xq.describe() + " and " + xc.describe());
   const int64_t B = xq.size(0), R = xq.size(1) / S, J = xc.size(1) / S;
   Tensor qn = l2norm_rows(xq, kRankerEps, NormEps::Outside);
   Tensor cn = xc.impl() == xq.impl() ? qn : l2norm_rows(xc, kRankerEps, NormEps::Outside);
-  Tensor sims = matmul(qn, cn, false, true);                 // [B, R*S, J*S]
-  Tensor best = max_cols(reshape(sims, {B * R * S * J, S}));  // max over the rows u of split j
+  Tensor best = maxsim_best(qn, cn, S);                      // max over the rows u of split j
   Tensor per_row = transpose(reshape(best, {B * R, S, J}));  // [B*R, J, S]
   return reshape(sum_cols(per_row), {B, R, J});              // sum over the rows t of split i
 }

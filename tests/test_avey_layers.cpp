@@ -199,6 +199,18 @@ TEST_CASE("avey ranker: MaxSim scores equal a plain loop") {
         CHECK(std::abs(sv[size_t((b * n + i) * n + j)] - score) < 1e-12);
       }
   check_gradients([S](auto& v) { return avey::maxsim_scores(v[0], v[0], S); }, {x});
+  // other query and candidate rows (R = 2 splits against J = 3), and against the composition the
+  // fused op replaces: the dense product, max over each split's rows, then the sum over t
+  Tensor q = random_leaf({B, 2 * S, d}, rng), c = random_leaf({B, 3 * S, d}, rng);
+  check_gradients([S](auto& v) { return avey::maxsim_scores(v[0], v[1], S); }, {q, c});
+  check_fused([S](auto& v) { return avey::maxsim_scores(v[0], v[1], S); },
+              [S](auto& v) {
+                Tensor qn = l2norm_rows(v[0], avey::kRankerEps, kernels::NormEps::Outside);
+                Tensor cn = l2norm_rows(v[1], avey::kRankerEps, kernels::NormEps::Outside);
+                Tensor best = max_cols(reshape(matmul(qn, cn, false, true), {B * 2 * S * 3, S}));
+                return reshape(sum_cols(transpose(reshape(best, {B * 2, S, 3}))), {B, 2, 3});
+              },
+              {q, c});
 }
 
 TEST_CASE("avey ranker: selection, order, ties, weights (max and first), window") {

@@ -521,6 +521,20 @@ TEST_CASE("cuda: tril_product_column_sums reads only the lower triangles and sum
   }
 }
 
+TEST_CASE("cuda: add_ (axpy) equals the CPU, vectorised and element by element" * doctest::skip(kNoGpu)) {
+  Rng rng(29);
+  for (int64_t n : {1000, 1001}) {  // whole 16-byte vectors, and not
+    for (DType t : {DType::F32, DType::BF16}) {
+      CAPTURE(n);
+      Tensor y = Tensor::randn({n}, rng).to(t), x = Tensor::randn({n}, rng).to(t);
+      Tensor yg = y.to(Device::CUDA), xg = x.to(Device::CUDA);
+      add_(yg, xg, 0.5);
+      Tensor want = add(y.to(DType::F32), scale(x.to(DType::F32), 0.5)).to(t).to(DType::F32);
+      CHECK(yg.to(Device::CPU).to(DType::F32).to_vector<float>() == want.to_vector<float>());
+    }
+  }
+}
+
 TEST_CASE("cuda: accumulate_grads equals the CPU bit for bit, over many slots of any size and alignment" *
           doctest::skip(kNoGpu)) {
   Rng rng(17);

@@ -135,4 +135,32 @@ TEST_CASE("cuda ranker: selection, weights, P^T dH and the score gradient equal 
   CHECK(runs == 7 * 2 * 2 * 2 * 2);
 }
 
+TEST_CASE("cuda ranker: MaxSim scores and their sparse backward equal the CPU's" * doctest::skip(kNoGpu)) {
+  Poison poison;
+  Rng rng(41);
+  const int64_t B = 3, S = 64, d = 256, J = 8;
+  // the scores (the arg-max may differ where two similarities tie to f32 rounding: not the values)
+  Tensor x = Tensor::randn({B, J * S, d}, rng);
+  CHECK(rel_diff(avey::maxsim_scores(x.to(Device::CUDA), x.to(Device::CUDA), S).to(Device::CPU),
+                 avey::maxsim_scores(x, x, S)) < 1e-5);
+  // the backward kernel on the same arg-maxes: every index in range, some rows never chosen
+  for (int64_t R : {8, 2}) {
+    CAPTURE(R);
+    Tensor q = Tensor::randn({B, R * S, d}, rng), c = Tensor::randn({B, J * S, d}, rng);
+    Tensor g = Tensor::randn({B * R * S * J}, rng);
+    std::vector<int32_t> am(size_t(B * R * S * J));
+    for (size_t i = 0; i < am.size(); ++i) am[i] = int32_t((i * 7 + i / 5) % size_t(S / 2));
+    Tensor a = Tensor::from(am, {int64_t(am.size())});
+    Tensor gq = Tensor::empty(q.shape()), gc = Tensor::empty(c.shape());
+    kernels::cpu::maxsim_backward<float>(B, R * S, J * S, S, d, q.data<float>(), c.data<float>(), a.data<int32_t>(),
+                                         g.data<float>(), gq.data<float>(), gc.data<float>());
+    Tensor qd = q.to(Device::CUDA), cd = c.to(Device::CUDA), ad = a.to(Device::CUDA), gd = g.to(Device::CUDA);
+    Tensor gqd = Tensor::empty(q.shape(), DType::F32, Device::CUDA), gcd = Tensor::empty(c.shape(), DType::F32, Device::CUDA);
+    kernels::cuda::maxsim_backward<float>(B, R * S, J * S, S, d, qd.data<float>(), cd.data<float>(),
+                                          ad.data<int32_t>(), gd.data<float>(), gqd.data<float>(), gcd.data<float>());
+    CHECK(rel_diff(gqd.to(Device::CPU), gq) < 1e-6);
+    CHECK(rel_diff(gcd.to(Device::CPU), gc) < 1e-6);
+  }
+}
+
 #endif

@@ -155,6 +155,16 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
                      bool has_act, Unary f, int64_t w0, int64_t w1, const T* g0, const T* g1, const T* g2, T* gp,
                      T* gbias);
 
+// ---- the ranker's MaxSim backward ----
+// best[b, t, j] = max over u < S of (Q_b C_b^T)[t, j S + u], taken at u = argmax[b, t, j] (Q_b
+// [rs, d], C_b [js, d], js = J S): its gradient touches one similarity per (t, j), so
+//   dQ[b, t]         = sum over j (in order) of g[b, t, j] C_b[j S + argmax[b, t, j]]
+//   dC[b, j S + u]   = sum over t with argmax[b, t, j] = u (in order of t) of g[b, t, j] Q_b[t]
+// (written, not added to) instead of two dense products with a matrix that is zero but there.
+template <class T>
+void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
+                     const int32_t* argmax, const T* g, T* dQ, T* dC);
+
 // ---- top-k context selection (a ranker's plan; the formulas: kernels/selection_math.h) ----
 // batch x queries contexts, context c = b * queries + r built for row q = query[r] of sequence b
 // (rows b * table .. b * table + table - 1 of a table of rows), with K = k + 1 slots each

@@ -1,7 +1,8 @@
 // Top-k context selection (a ranker's plan: which earlier rows each context holds, with what
 // weight), the matrix that scatters the contexts' gradient back to the rows, and the scores'
 // gradient from the weights'. The per-context formulas are in kernels/selection_math.h, shared
-// with the CUDA kernels; here one OpenMP iteration per context (or per matrix row).
+// with the CUDA kernels; here one OpenMP iteration per context (or per matrix row). Also the
+// MaxSim scores' sparse backward (maxsim_backward), which feeds the ranker's gradient to its rows.
 #include <algorithm>
 
 #include "kernels/cpu/kernels.h"
@@ -52,7 +53,38 @@ void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T
   }
 }
 
+template <class T>
+void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
+                     const int32_t* argmax, const T* g, T* dQ, T* dC) {
+  const int64_t J = js / S;
+#pragma omp parallel for schedule(static) if (batch * rs * d > 65536)
+  for (int64_t bt = 0; bt < batch * rs; ++bt) {  // dQ: row (b, t) gathers J rows of C
+    const int64_t b = bt / rs;
+    T* out = dQ + bt * d;
+    std::fill(out, out + d, T(0));
+    for (int64_t j = 0; j < J; ++j) {
+      const T gj = g[bt * J + j];
+      const T* c = C + (b * js + j * S + argmax[bt * J + j]) * d;
+      for (int64_t e = 0; e < d; ++e) out[e] += gj * c[e];
+    }
+  }
+#pragma omp parallel for schedule(static) if (batch * js * d > 65536)
+  for (int64_t bc = 0; bc < batch * js; ++bc) {  // dC: row (b, j S + u) from the rows t that chose it
+    const int64_t b = bc / js, j = (bc % js) / S, u = bc % S;
+    T* out = dC + bc * d;
+    std::fill(out, out + d, T(0));
+    for (int64_t t = 0; t < rs; ++t) {
+      const int64_t at = (b * rs + t) * J + j;
+      if (argmax[at] != u) continue;
+      const T* q = Q + (b * rs + t) * d;
+      for (int64_t e = 0; e < d; ++e) out[e] += g[at] * q[e];
+    }
+  }
+}
+
 #define INSTANTIATE(T)                                                                                            \
+  template void maxsim_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*,               \
+                                   const int32_t*, const T*, T*, T*);                                            \
   template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \
                                    bool, bool, double, int32_t*, double*, int32_t*, int32_t*);                   \
   template void selection_matrix<T>(int64_t, int64_t, int64_t, const int32_t*, const double*, T*);              \

@@ -194,6 +194,18 @@ template <class T> __global__ void affine_kernel(int64_t n, float s, float t, co
 template <class T> __global__ void axpy_kernel(int64_t n, float alpha, const T* x, T* y) {
   AVEY_GRID_STRIDE(i, n) store(y, i, load(y, i) + alpha * load(x, i));
 }
+// The same, one 16-byte vector a thread (n a multiple of kVec, pointers aligned).
+template <class T> __global__ void axpy_vec_kernel(uint32_t nvec, float alpha, const T* x, T* y) {
+  constexpr int V = kVec<T>;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    float a[V], b[V];
+    load_vec(y, int64_t(j) * V, a);
+    load_vec(x, int64_t(j) * V, b);
+#pragma unroll
+    for (int k = 0; k < V; ++k) a[k] = a[k] + alpha * b[k];
+    store_vec(y, int64_t(j) * V, a);
+  }
+}
 
 template <class T> void scale(int64_t n, double s, const T* x, T* y) {
   if (n <= 0) return;
@@ -207,7 +219,10 @@ template <class T> void add_scalar(int64_t n, double s, const T* x, T* y) {
 }
 template <class T> void axpy(int64_t n, double alpha, const T* x, T* y) {
   if (n <= 0) return;
-  axpy_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, float(alpha), x, y);
+  if (n % kVec<T> == 0 && n / kVec<T> <= int64_t(UINT32_MAX) / 2 && aligned16(x) && aligned16(y))
+    axpy_vec_kernel<<<blocks_for(n / kVec<T>), kThreads, 0, stream()>>>(uint32_t(n / kVec<T>), float(alpha), x, y);
+  else
+    axpy_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, float(alpha), x, y);
   AVEY_LAUNCH_CHECK("axpy");
 }
 

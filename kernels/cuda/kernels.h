@@ -146,6 +146,9 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
 
 // ---- top-k context selection (one thread per context; weights and gradients in double) ----
 template <class T>
+void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
+                     const int32_t* argmax, const T* g, T* dQ, T* dC);
+template <class T>
 void select_contexts(int64_t batch, int64_t queries, int64_t cols, int64_t k, int64_t table, const int32_t* query,
                      const T* scores, bool ranked, bool weighted, bool norm_max, double eps, int32_t* split,
                      double* weight, int32_t* score_index, int32_t* norm_index);

@@ -157,14 +157,15 @@ __global__ void rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, int64_t
   for (int64_t row = r0 + warp; row < r1; row += kRowsPerBlock) {
     const int64_t base = row * cols;
     const float r = load(rstd, row);
-    float xv[NV][V], gv[NV][V], d = 0.f;
+    float xv[NV][V], gv[NV][V], res[NV][V] = {}, d = 0.f;
 #pragma unroll
-    for (int j = 0; j < NV; ++j) {
+    for (int j = 0; j < NV; ++j) {  // every load of the row first (gres too): one round trip a row
       const int64_t c = int64_t(lane + 32 * j) * V;
       if (c >= cols) continue;
       float w[V];
       load_vec(x, base + c, xv[j]);
       load_vec(gy, base + c, gv[j]);
+      if (gres) load_vec(gres, base + c, res[j]);
       load_vec(g, c, w);
 #pragma unroll
       for (int k = 0; k < V; ++k) d += w[k] * gv[j][k] * xv[j][k];
@@ -174,14 +175,13 @@ __global__ void rmsnorm_backward_warp_kernel(int64_t rows, int64_t cols, int64_t
     for (int j = 0; j < NV; ++j) {
       const int64_t c = int64_t(lane + 32 * j) * V;
       if (c >= cols) continue;
-      float w[V], res[V] = {}, out[V];
+      float w[V], out[V];
       load_vec(g, c, w);
-      if (gres) load_vec(gres, base + c, res);
 #pragma unroll
       for (int k = 0; k < V; ++k) {
-        out[k] = r * w[k] * gv[j][k] - xv[j][k] * kk + res[k];
+        out[k] = r * w[k] * gv[j][k] - xv[j][k] * kk + res[j][k];
         sg[j][k] += gv[j][k] * xv[j][k] * r;
-        if (ResSum) sr[j][k] += res[k];
+        if (ResSum) sr[j][k] += res[j][k];
       }
       store_vec(gx, base + c, out);
     }

@@ -8,6 +8,7 @@
 // them; each thread owns its context's slots and its row of the scores' gradient (zeroed, then
 // each weighted slot's entry written once), so no atomics and a fixed order of the sums.
 // selection_matrix: one thread per element of P (zero, or the slot's weight at its row).
+// maxsim_backward: the MaxSim scores' sparse backward (below).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
 #include "kernels/selection_math.h"
@@ -88,7 +89,81 @@ void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T
   AVEY_LAUNCH_CHECK("selection_score_grad");
 }
 
+// maxsim_backward: a warp per output row, its lanes across 256 columns at a time (8 a lane, in
+// registers); dQ's warp adds its J rows of C in j order. dC's warp (row j S + u of batch entry b)
+// reads the arg-maxes of 32 rows t at a time and adds the rows that chose u in t order (a ballot
+// of the matches): the same order as the CPU, no atomics.
+constexpr int kMaxsimCols = 8;  // columns a lane holds: 256 a warp
+template <class T>
+__global__ void maxsim_dq_kernel(int64_t rows, int64_t rs, int64_t js, int64_t S, int64_t d, const T* C,
+                                 const int32_t* argmax, const T* g, T* dQ) {
+  const int64_t J = js / S, lane = threadIdx.x & 31;
+  for (int64_t bt = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; bt < rows;
+       bt += int64_t(gridDim.x) * blockDim.x / 32) {
+    const int64_t b = bt / rs;
+    for (int64_t e0 = 0; e0 < d; e0 += 32 * kMaxsimCols) {
+      float s[kMaxsimCols] = {};
+      for (int64_t j = 0; j < J; ++j) {
+        const float gj = load(g, bt * J + j);
+        const T* c = C + (b * js + j * S + argmax[bt * J + j]) * d;
+#pragma unroll
+        for (int k = 0; k < kMaxsimCols; ++k)
+          if (e0 + lane + 32 * k < d) s[k] += gj * load(c, e0 + lane + 32 * k);
+      }
+#pragma unroll
+      for (int k = 0; k < kMaxsimCols; ++k)
+        if (e0 + lane + 32 * k < d) store(dQ, bt * d + e0 + lane + 32 * k, s[k]);
+    }
+  }
+}
+
+template <class T>
+__global__ void maxsim_dc_kernel(int64_t rows, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q,
+                                 const int32_t* argmax, const T* g, T* dC) {
+  const int64_t J = js / S, lane = threadIdx.x & 31;
+  for (int64_t bc = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; bc < rows;
+       bc += int64_t(gridDim.x) * blockDim.x / 32) {
+    const int64_t b = bc / js, j = (bc % js) / S;
+    const int32_t u = int32_t(bc % S);
+    for (int64_t e0 = 0; e0 < d; e0 += 32 * kMaxsimCols) {
+      float s[kMaxsimCols] = {};
+      for (int64_t t0 = 0; t0 < rs; t0 += 32) {
+        const int64_t t = t0 + lane;
+        unsigned hits = __ballot_sync(0xffffffffu, t < rs && argmax[(b * rs + t) * J + j] == u);
+        while (hits) {
+          const int64_t tt = t0 + __ffs(hits) - 1;
+          hits &= hits - 1;
+          const float gt = load(g, (b * rs + tt) * J + j);
+          const T* q = Q + (b * rs + tt) * d;
+#pragma unroll
+          for (int k = 0; k < kMaxsimCols; ++k)
+            if (e0 + lane + 32 * k < d) s[k] += gt * load(q, e0 + lane + 32 * k);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kMaxsimCols; ++k)
+        if (e0 + lane + 32 * k < d) store(dC, bc * d + e0 + lane + 32 * k, s[k]);
+    }
+  }
+}
+
+template <class T>
+void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
+                     const int32_t* argmax, const T* g, T* dQ, T* dC) {
+  if (batch <= 0 || d <= 0) return;
+  if (rs > 0) {
+    maxsim_dq_kernel<<<blocks_for(batch * rs * 32), kThreads, 0, stream()>>>(batch * rs, rs, js, S, d, C, argmax, g, dQ);
+    AVEY_LAUNCH_CHECK("maxsim_backward");
+  }
+  if (js > 0) {
+    maxsim_dc_kernel<<<blocks_for(batch * js * 32), kThreads, 0, stream()>>>(batch * js, rs, js, S, d, Q, argmax, g, dC);
+    AVEY_LAUNCH_CHECK("maxsim_backward");
+  }
+}
+
 #define INSTANTIATE(T)                                                                                            \
+  template void maxsim_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*,               \
+                                   const int32_t*, const T*, T*, T*);                                            \
   template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \
                                    bool, bool, double, int32_t*, double*, int32_t*, int32_t*);                   \
   template void selection_matrix<T>(int64_t, int64_t, int64_t, const int32_t*, const double*, T*);              \
