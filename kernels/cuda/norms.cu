@@ -441,8 +441,10 @@ __device__ __forceinline__ void row_vec(const T* g, const RowSum& rs, int64_t co
 }
 
 // With a row map: row r's gy is the sum of gy's rows the map lists, and extra's same rows are
-// summed and added to gx (l2norm_rows_backward_gathered).
-template <class T>
+// summed and added to gx (l2norm_rows_backward_gathered). A warp per row, NV vectors a lane
+// (rows up to 32 NV V long): x, the summed gy and extra are read once and held in registers
+// between the row's two dot products and its output.
+template <class T, int NV>
 __global__ void l2norm_backward_warp_kernel(NormEps mode, int64_t rows, int64_t cols, const T* x, float eps,
                                             const T* gy, T* gx, const int32_t* ptr, const int32_t* src,
                                             const T* extra) {
@@ -452,13 +454,16 @@ __global__ void l2norm_backward_warp_kernel(NormEps mode, int64_t rows, int64_t 
   const int lane = threadIdx.x & 31;
   const int64_t base = row * cols;
   const RowSum rs = row_sum(ptr, src, row);
-  float ss = 0.f, p = 0.f;
-  for (int64_t c = lane * V; c < cols; c += 32 * V) {
-    float xv[V], gv[V];
-    load_vec(x, base + c, xv);
-    row_vec(gy, rs, cols, c, gv);
+  float xv[NV][V], gv[NV][V], ev[NV][V], ss = 0.f, p = 0.f;
 #pragma unroll
-    for (int k = 0; k < V; ++k) ss += xv[k] * xv[k], p += gv[k] * xv[k];
+  for (int j = 0; j < NV; ++j) {
+    const int64_t c = int64_t(lane + 32 * j) * V;
+    if (c >= cols) continue;
+    load_vec(x, base + c, xv[j]);
+    row_vec(gy, rs, cols, c, gv[j]);
+    if (extra) row_vec(extra, rs, cols, c, ev[j]);
+#pragma unroll
+    for (int k = 0; k < V; ++k) ss += xv[j][k] * xv[j][k], p += gv[j][k] * xv[j][k];
   }
   ss = warp_reduce(ss, Sum{});
   p = warp_reduce(p, Sum{});
@@ -466,14 +471,29 @@ __global__ void l2norm_backward_warp_kernel(NormEps mode, int64_t rows, int64_t 
   float k = 0.f;  // gx = gy / d - k x
   if (mode == NormEps::Inside) k = p * inv * inv * inv;
   else if (s > 0.f && (mode == NormEps::Outside || s > eps)) k = p * inv * inv / s;
-  for (int64_t c = lane * V; c < cols; c += 32 * V) {
-    float xv[V], gv[V], ev[V] = {};
-    load_vec(x, base + c, xv);
-    row_vec(gy, rs, cols, c, gv);
-    if (extra) row_vec(extra, rs, cols, c, ev);
 #pragma unroll
-    for (int j = 0; j < V; ++j) gv[j] = gv[j] * inv - k * xv[j] + ev[j];
-    store_vec(gx, base + c, gv);
+  for (int j = 0; j < NV; ++j) {
+    const int64_t c = int64_t(lane + 32 * j) * V;
+    if (c >= cols) continue;
+#pragma unroll
+    for (int e = 0; e < V; ++e) gv[j][e] = gv[j][e] * inv - k * xv[j][e] + (extra ? ev[j][e] : 0.f);
+    store_vec(gx, base + c, gv[j]);
+  }
+}
+
+// Launches the warp kernel with NV = the vectors a lane holds (rows of up to 128 vectors).
+constexpr int64_t kMaxWarpRowVectors = 32 * 4;
+template <class T, class... Args> void launch_l2norm_backward_warp(int64_t rows, int64_t cols, Args... args) {
+  const int64_t nv = (cols / kVec<T> + 31) / 32;
+  auto go = [&](auto nv_c) {
+    l2norm_backward_warp_kernel<T, decltype(nv_c)::value><<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(
+        args...);
+  };
+  switch (nv) {
+    case 1: go(std::integral_constant<int, 1>{}); break;
+    case 2: go(std::integral_constant<int, 2>{}); break;
+    case 3: go(std::integral_constant<int, 3>{}); break;
+    default: go(std::integral_constant<int, 4>{}); break;
   }
 }
 
@@ -555,9 +575,9 @@ template <class T>
 void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T*, const T* gy,
                           T* gx) {
   if (rows <= 0) return;
-  if (rows_vec_ok<T>(cols, {x, gy, gx})) {
-    l2norm_backward_warp_kernel<T><<<warp_rows_grid(rows), 32 * kRowsPerBlock, 0, stream()>>>(
-        mode, rows, cols, x, float(eps), gy, gx, nullptr, nullptr, nullptr);
+  if (rows_vec_ok<T>(cols, {x, gy, gx}) && cols <= kMaxWarpRowVectors * kVec<T>) {
+    launch_l2norm_backward_warp<T>(rows, cols, mode, rows, cols, x, float(eps), gy, gx, (const int32_t*)nullptr,
+                                   (const int32_t*)nullptr, (const T*)nullptr);
     AVEY_LAUNCH_CHECK("l2norm_rows_backward");
     return;
   }
@@ -570,8 +590,9 @@ void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t summed_ro
                                    double eps, const int32_t* ptr, const int32_t* src, const T* gy, const T* extra,
                                    T* gx) {
   if (rows <= 0) return;
-  if (!rows_vec_ok<T>(cols, {x, gy, gx, extra}))
-    fail("l2norm_rows_backward_gathered", "rows must be whole 16-byte vectors", __FILE__, __LINE__);
+  if (!rows_vec_ok<T>(cols, {x, gy, gx, extra}) || cols > kMaxWarpRowVectors * kVec<T>)
+    fail("l2norm_rows_backward_gathered", "rows must be whole 16-byte vectors, at most 128 of them", __FILE__,
+         __LINE__);
   summed_rows = ptr ? std::min(summed_rows, rows) : 0;
   if (summed_rows > 0) {
     const size_t smem = (2 * size_t(cols) + 2 * kRowsPerBlock * 32 * kVec<T>) * sizeof(float);
@@ -582,9 +603,8 @@ void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t summed_ro
   }
   const int64_t rest = rows - summed_rows;
   if (rest <= 0) return;
-  l2norm_backward_warp_kernel<<<warp_rows_grid(rest), 32 * kRowsPerBlock, 0, stream()>>>(
-      mode, rest, cols, x + summed_rows * cols, float(eps), gy, gx + summed_rows * cols,
-      ptr ? ptr + summed_rows : nullptr, src, extra);
+  launch_l2norm_backward_warp<T>(rest, cols, mode, rest, cols, x + summed_rows * cols, float(eps), gy,
+                                 gx + summed_rows * cols, ptr ? ptr + summed_rows : nullptr, src, extra);
   AVEY_LAUNCH_CHECK("l2norm_rows_backward_gathered");
 }
 
