@@ -164,8 +164,10 @@ Tensor build_contexts(const Tensor& splits, const Tensor& scores, const ContextP
       gx = reshape(matmul(pm, reshape(g, {B, RK, row}), true, false), {B * n, row});
     }
     if (sc.defined() && sc.requires_grad()) {
-      // dw_s = <dH[s], X[j_s]> (exactly in double), then per context its scores' gradient
-      Tensor dw = sum_cols(mul(g, gather_rows(splits, plan.split))).to(DType::F64);
+      // dw_s = <dH[s], X[j_s]> (one pass, no gathered copy), then per context its scores' gradient
+      Tensor dw = Tensor::empty({plan.split.numel()}, DType::F64, g.device());
+      AVEY_DISPATCH("build_contexts", g, gathered_row_dots, plan.split.numel(), row, g.data<T>(), splits.data<T>(),
+                    plan.split.data<int32_t>(), dw.data<double>());
       gs = Tensor::empty(sc.shape(), sc.dtype(), sc.device());
       AVEY_DISPATCH("build_contexts", gs, selection_score_grad, B * plan.queries, plan.slots, plan.score_cols,
                     sc.data<T>(), plan.score_index.data<int32_t>(), plan.norm_index.data<int32_t>(),

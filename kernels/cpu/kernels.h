@@ -165,6 +165,11 @@ template <class T>
 void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
                      const int32_t* argmax, const T* g, T* dQ, T* dC);
 
+// out[s] = sum over c of g[s, c] table[idx[s], c], in T (each row of g against the table row it
+// was gathered from: the ranker's weight gradient dw_s = <dH_s, X_{j_s}>), returned in double.
+template <class T>
+void gathered_row_dots(int64_t n, int64_t cols, const T* g, const T* table, const int32_t* idx, double* out);
+
 // ---- top-k context selection (a ranker's plan; the formulas: kernels/selection_math.h) ----
 // batch x queries contexts, context c = b * queries + r built for row q = query[r] of sequence b
 // (rows b * table .. b * table + table - 1 of a table of rows), with K = k + 1 slots each

@@ -82,7 +82,20 @@ void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d
   }
 }
 
+template <class T>
+void gathered_row_dots(int64_t n, int64_t cols, const T* g, const T* table, const int32_t* idx, double* out) {
+#pragma omp parallel for schedule(static) if (n * cols > 65536)
+  for (int64_t s = 0; s < n; ++s) {
+    const T* a = g + s * cols;
+    const T* b = table + int64_t(idx[s]) * cols;
+    T dot = T(0);
+    for (int64_t c = 0; c < cols; ++c) dot += a[c] * b[c];
+    out[s] = double(dot);
+  }
+}
+
 #define INSTANTIATE(T)                                                                                            \
+  template void gathered_row_dots<T>(int64_t, int64_t, const T*, const T*, const int32_t*, double*);             \
   template void maxsim_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*,               \
                                    const int32_t*, const T*, T*, T*);                                            \
   template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \

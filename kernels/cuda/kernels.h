@@ -146,6 +146,8 @@ void act_grad_concat(int64_t rows, int64_t cols, const T* p, const T* z0, const 
 
 // ---- top-k context selection (one thread per context; weights and gradients in double) ----
 template <class T>
+void gathered_row_dots(int64_t n, int64_t cols, const T* g, const T* table, const int32_t* idx, double* out);
+template <class T>
 void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
                      const int32_t* argmax, const T* g, T* dQ, T* dC);
 template <class T>

@@ -89,6 +89,41 @@ void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T
   AVEY_LAUNCH_CHECK("selection_score_grad");
 }
 
+// gathered_row_dots: a block per row s, each thread a strided share of 16-byte vectors (or
+// elements, where the rows are not whole vectors), then the block's fixed tree.
+template <class T>
+__global__ void gathered_row_dots_kernel(int64_t cols, bool vec, const T* g, const T* table, const int32_t* idx,
+                                         double* out) {
+  __shared__ float shared[32];
+  constexpr int V = kVec<T>;
+  const int64_t s = blockIdx.x;
+  const int64_t a = s * cols, b = int64_t(idx[s]) * cols;
+  float dot = 0.f;
+  if (vec) {
+    for (int64_t c = int64_t(threadIdx.x) * V; c < cols; c += int64_t(blockDim.x) * V) {
+      float x[V], y[V];
+      load_vec(g, a + c, x);
+      load_vec(table, b + c, y);
+#pragma unroll
+      for (int e = 0; e < V; ++e) dot += x[e] * y[e];
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dot += load(g, a + c) * load(table, b + c);
+  }
+  dot = block_reduce(dot, Sum{}, shared);
+  if (threadIdx.x == 0) out[s] = double(dot);
+}
+
+template <class T>
+void gathered_row_dots(int64_t n, int64_t cols, const T* g, const T* table, const int32_t* idx, double* out) {
+  if (n <= 0) return;
+  if (n > INT32_MAX) fail("gathered_row_dots", "too many rows", __FILE__, __LINE__);
+  const bool vec = cols % kVec<T> == 0 && aligned16(g) && aligned16(table);
+  gathered_row_dots_kernel<<<unsigned(n), threads_for_row(vec ? cols / kVec<T> * 4 : cols), 0, stream()>>>(
+      cols, vec, g, table, idx, out);
+  AVEY_LAUNCH_CHECK("gathered_row_dots");
+}
+
 // maxsim_backward: a warp per output row, its lanes across 256 columns at a time (8 a lane, in
 // registers); dQ's warp adds its J rows of C in j order. dC's warp (row j S + u of batch entry b)
 // reads the arg-maxes of 32 rows t at a time and adds the rows that chose u in t order (a ballot
@@ -162,6 +197,7 @@ void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d
 }
 
 #define INSTANTIATE(T)                                                                                            \
+  template void gathered_row_dots<T>(int64_t, int64_t, const T*, const T*, const int32_t*, double*);             \
   template void maxsim_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*,               \
                                    const int32_t*, const T*, T*, T*);                                            \
   template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \
