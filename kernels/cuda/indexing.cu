@@ -5,7 +5,8 @@
 // no atomics are needed for the deterministic sums of shared padding rows' gradients.
 //
 // copy_cols, gather_rows: one thread per output element (grid-stride), so neighbouring threads
-// touch neighbouring columns. scatter_cols: one thread per row (each row writes one element).
+// touch neighbouring columns; gather_rows moves one 16-byte vector a thread where the row length
+// and the pointers allow. scatter_cols: one thread per row (each row writes one element).
 //
 // scatter_add_rows (the embedding gradient) must add many rows into the same table row, and
 // float atomics would make the sum depend on timing. Instead: sort the pairs (index, i) by
@@ -56,11 +57,38 @@ __global__ void gather_rows_kernel(int64_t n_idx, int64_t cols, const T* table, 
   }
 }
 
+// Vectorised (rows whole 16-byte vectors): thread j copies y's vector j, vector j % cvec of row
+// j / cvec, from the table bit for bit; a bad index as above. 32-bit indices (the host routes
+// larger outputs to the kernel above).
+template <class T>
+__global__ void gather_rows_vec_kernel(uint32_t nvec, uint32_t cvec, const T* table, int64_t table_rows,
+                                       const int32_t* idx, T* y, unsigned* error) {
+  constexpr int V = kVec<T>;
+  for (uint32_t j = blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += gridDim.x * blockDim.x) {
+    const uint32_t r = j / cvec, c = j - r * cvec;
+    const int64_t t = idx[r];
+    if (t < 0 || t >= table_rows) {
+      float v[V];
+#pragma unroll
+      for (int k = 0; k < V; ++k) v[k] = NAN;
+      store_vec(y, int64_t(j) * V, v);
+      if (c == 0) atomicOr(error, unsigned(BadGatherIndex));
+    } else {
+      reinterpret_cast<uint4*>(y)[j] = reinterpret_cast<const uint4*>(table)[t * cvec + c];
+    }
+  }
+}
+
 template <class T>
 void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows, const int32_t* idx, T* y) {
   if (n_idx * cols <= 0) return;
-  gather_rows_kernel<<<blocks_for(n_idx * cols), kThreads, 0, stream()>>>(n_idx, cols, table, table_rows, idx, y,
-                                                                         device_error_word());
+  const int64_t nvec = n_idx * cols / kVec<T>;
+  if (cols % kVec<T> == 0 && nvec <= int64_t(UINT32_MAX) / 2 && aligned16(table) && aligned16(y))
+    gather_rows_vec_kernel<<<blocks_for(nvec), kThreads, 0, stream()>>>(
+        uint32_t(nvec), uint32_t(cols / kVec<T>), table, table_rows, idx, y, device_error_word());
+  else
+    gather_rows_kernel<<<blocks_for(n_idx * cols), kThreads, 0, stream()>>>(n_idx, cols, table, table_rows, idx, y,
+                                                                           device_error_word());
   AVEY_LAUNCH_CHECK("gather_rows");
 }
 
