@@ -181,7 +181,8 @@ Tensor gather_rows(const Tensor& table, const Tensor& index) {
   Shape ts = table.shape();
   record(y, op, {table}, [ts, n, cols, index](const Tensor& g) -> std::vector<Tensor> {
     Tensor gt = Tensor::zeros(ts, g.dtype(), g.device());
-    AVEY_DISPATCH("gather_rows", g, scatter_add_rows, n, cols, g.data<T>(), index.data<int32_t>(), gt.data<T>());
+    AVEY_DISPATCH("gather_rows", g, scatter_add_rows, n, cols, g.data<T>(), index.data<int32_t>(), gt.data<T>(),
+                  ts[0]);
     return {gt};
   });
   return y;

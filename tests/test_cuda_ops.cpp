@@ -594,12 +594,42 @@ TEST_CASE("cuda: reductions and scatters repeat bit for bit" * doctest::skip(kNo
   for (int k = 0; k < 3; ++k) CHECK(once() == first);
 }
 
+// gather_rows: rows of 3 (one element a thread) and of 8 (16-byte vectors in f32 and bf16): the
+// bad index's row is NaN, the others are copied. scatter_add_rows: indices below 0 and past the
+// table are reported and added nowhere; the rest are added (table rows 64 and 65: the sort's key
+// bits hold the bad key, 64, in both).
 TEST_CASE("cuda: an index out of range found on the GPU is a clear error" * doctest::skip(kNoGpu)) {
-  Tensor table = Tensor::zeros({4, 3}, DType::F32, Device::CUDA);
-  Tensor index = Tensor::from(std::vector<int32_t>{0, 4, 1}, {3}, Device::CUDA);
-  Tensor y = gather_rows(table, index);
-  CHECK_THROWS_WITH_AS(y.to(Device::CPU), doctest::Contains("gather_rows"), std::out_of_range);
-  CHECK_NOTHROW(kernels::cuda::synchronize());  // reported once, then cleared
+  for (int64_t cols : {int64_t(3), int64_t(8)}) {
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      CAPTURE(cols);
+      CAPTURE(std::string(name_of(dtype)));
+      Tensor table = Tensor::full({4, cols}, 2.0, dtype, Device::CUDA);
+      Tensor index = Tensor::from(std::vector<int32_t>{0, 4, 1, -1}, {4}, Device::CUDA);
+      Tensor y = gather_rows(table, index);
+      CHECK_THROWS_WITH_AS(y.to(Device::CPU), doctest::Contains("gather_rows"), std::out_of_range);
+      CHECK_NOTHROW(kernels::cuda::synchronize());  // reported once, then cleared
+      const std::vector<float> v = y.to(DType::F32).to(Device::CPU).to_vector<float>();
+      for (int64_t r = 0; r < 4; ++r)
+        for (int64_t c = 0; c < cols; ++c) CHECK((r % 2 == 1 ? std::isnan(v[size_t(r * cols + c)]) : v[size_t(r * cols + c)] == 2.f));
+    }
+  }
+  for (int64_t table_rows : {int64_t(64), int64_t(65)}) {
+    for (int64_t cols : {int64_t(3), int64_t(8)}) {
+      CAPTURE(table_rows);
+      CAPTURE(cols);
+      const std::vector<int32_t> idx{5, -3, 63, 5, int32_t(table_rows), 1000, 0};
+      const int64_t n = int64_t(idx.size());
+      Tensor g = Tensor::full({n, cols}, 1.0, DType::F32, Device::CUDA);
+      Tensor gt = Tensor::zeros({table_rows, cols}, DType::F32, Device::CUDA);
+      Tensor index = Tensor::from(idx, {n}, Device::CUDA);
+      kernels::cuda::scatter_add_rows<float>(n, cols, g.data<float>(), index.data<int32_t>(), gt.data<float>(),
+                                             table_rows);
+      CHECK_THROWS_WITH_AS(kernels::cuda::synchronize(), doctest::Contains("scatter_add_rows"), std::out_of_range);
+      const std::vector<float> v = gt.to(Device::CPU).to_vector<float>();
+      for (int64_t r = 0; r < table_rows; ++r)
+        CHECK(v[size_t(r * cols)] == (r == 5 ? 2.f : (r == 63 || r == 0 ? 1.f : 0.f)));
+    }
+  }
 }
 
 TEST_CASE("cuda: AdamW and sums of squares match the CPU kernels" * doctest::skip(kNoGpu)) {

@@ -124,8 +124,10 @@ void copy_cols(int64_t rows, int64_t width, const T* src, int64_t src_cols, int6
 // y[i, :] = table[idx[i], :]; indices are checked against table_rows.
 template <class T>
 void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows, const int32_t* idx, T* y);
-// gtable[idx[i], :] += g[i, :]
-template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable);
+// gtable[idx[i], :] += g[i, :]; gtable has table_rows rows (the GPU sorts only the index bits
+// they need, and reports an index outside them).
+template <class T>
+void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable, int64_t table_rows);
 // gx[r, idx[r]] += gy[r] (the backward of max_cols)
 template <class T> void scatter_cols(int64_t rows, int64_t cols, const int32_t* idx, const T* gy, T* gx);
 // y[r, :] = sum of x[src[k], :] for k in [ptr[r], ptr[r+1]), in that order (zero for an empty

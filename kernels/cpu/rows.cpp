@@ -39,7 +39,8 @@ void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows
 // Deterministic: every table row sums its gradients in increasing position i, whatever the
 // number of threads. Positions are stably sorted by index, then each distinct index (a run
 // of the sorted order) is one independent task, so no two threads write the same row.
-template <class T> void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable) {
+template <class T>
+void scatter_add_rows(int64_t n_idx, int64_t cols, const T* g, const int32_t* idx, T* gtable, int64_t /*table_rows*/) {
   if (n_idx * cols <= 65536) {
     for (int64_t i = 0; i < n_idx; ++i) {
       T* d = gtable + int64_t(idx[i]) * cols;
@@ -87,7 +88,7 @@ void map_rows(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t*
 #define INSTANTIATE(T)                                                                                       \
   template void copy_cols<T>(int64_t, int64_t, const T*, int64_t, int64_t, T*, int64_t, int64_t, bool);     \
   template void gather_rows<T>(int64_t, int64_t, const T*, int64_t, const int32_t*, T*);                     \
-  template void scatter_add_rows<T>(int64_t, int64_t, const T*, const int32_t*, T*);                         \
+  template void scatter_add_rows<T>(int64_t, int64_t, const T*, const int32_t*, T*, int64_t);                \
   template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);                             \
   template void map_rows<T>(int64_t, int64_t, const int32_t*, const int32_t*, const T*, T*);
 INSTANTIATE(float)

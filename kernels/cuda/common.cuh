@@ -88,6 +88,17 @@ __device__ __forceinline__ void store_vec(bf16* p, int64_t i, const float (&v)[8
   *reinterpret_cast<uint4*>(p + i) = make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// W elements at i in fp32: one element (W = 1) or one 16-byte vector (W = kVec<T>). Lets one
+// kernel body serve both its vector path and its one-element fallback.
+template <int W, class T> __device__ __forceinline__ void load_n(const T* p, int64_t i, float (&v)[W]) {
+  if constexpr (W == 1) v[0] = load(p, i);
+  else load_vec(p, i, v);
+}
+template <int W, class T> __device__ __forceinline__ void store_n(T* p, int64_t i, const float (&v)[W]) {
+  if constexpr (W == 1) store(p, i, v[0]);
+  else store_vec(p, i, v);
+}
+
 // ---- launch sizes
 constexpr int kThreads = 256;
 // Blocks for a grid-stride loop over n elements: enough to fill the GPU, never above the limit.

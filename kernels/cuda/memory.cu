@@ -170,7 +170,7 @@ void synchronize() {
   AVEY_CUDA_CHECK(cudaMemsetAsync(device_error_word(), 0, sizeof err, stream()));
   std::string what;
   if (err & BadGatherIndex) what += " gather_rows: an index is outside the table;";
-  if (err & BadScatterIndex) what += " scatter_add_rows: an index is negative;";
+  if (err & BadScatterIndex) what += " scatter_add_rows: an index is outside the table;";
   if (err & BadTarget) what += " cross_entropy: a target is outside [0, vocab) and is not the ignore index;";
   throw std::out_of_range("found on the GPU:" + what);
 }
