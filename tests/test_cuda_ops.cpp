@@ -192,6 +192,7 @@ std::vector<GpuCase> cases() {
       {"composite: mlp", {F({64, 48}), F({96, 48}), F({96}), F({48, 96})},
        [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},
       // the 16-byte vector paths and their one-element fallbacks (appended: the cases above keep their inputs)
+      {"mul column (16-byte vectors)", {F({2, 30, 48}), F({2, 30, 1})}, [](V x) { return mul(x[0], x[1]); }},
       {"gather_rows (16-byte vectors in f32 only)", {F({50, 36}), I({6, 100}, 50)},
        [](V x) { return gather_rows(x[0], x[1]); }},
       {"gather_rows odd width", {F({50, 13}), I({600}, 50)}, [](V x) { return gather_rows(x[0], x[1]); }},

@@ -38,7 +38,8 @@ __global__ void binary_kernel(Binary op, Broadcast bc, int64_t rows, int64_t col
 }
 
 // Vectorised: thread j takes elements [j V, j V + V) of one row (the row length is a multiple of
-// V), so b's vector for a Row broadcast is b[(j % (cols / V)) V ...].
+// V), so b's vector for a Row broadcast is b[(j % (cols / V)) V ...], and its scalar for a Column
+// broadcast is b[j / (cols / V)].
 template <class T>
 __global__ void binary_vec_kernel(Binary op, Broadcast bc, uint32_t nvec, uint32_t cvec, const T* a, const T* b, T* y) {
   constexpr int V = kVec<T>;
@@ -50,7 +51,7 @@ __global__ void binary_vec_kernel(Binary op, Broadcast bc, uint32_t nvec, uint32
     } else if (bc == Broadcast::Row) {
       load_vec(b, int64_t(j % cvec) * V, z);
     } else {
-      const float s = load(b, 0);
+      const float s = load(b, bc == Broadcast::Column ? j / cvec : 0);
 #pragma unroll
       for (int k = 0; k < V; ++k) z[k] = s;
     }
@@ -65,8 +66,9 @@ void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, con
   const int64_t n = rows * cols;
   if (n == 0) return;
   constexpr int V = kVec<T>;
-  if (bc != Broadcast::Column && cols % V == 0 && n / V <= int64_t(UINT32_MAX) / 2 && aligned16(a) &&
-      aligned16(b) && aligned16(y)) {
+  const bool b_vectors = bc == Broadcast::None || bc == Broadcast::Row;  // else b is read one element at a time
+  if (cols % V == 0 && n / V <= int64_t(UINT32_MAX) / 2 && aligned16(a) && (!b_vectors || aligned16(b)) &&
+      aligned16(y)) {
     const int64_t nvec = n / V;
     binary_vec_kernel<<<blocks_for(nvec), kThreads, 0, stream()>>>(op, bc, uint32_t(nvec), uint32_t(cols / V), a, b,
                                                                    y);
