@@ -193,6 +193,10 @@ std::vector<GpuCase> cases() {
        [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},
       // the 16-byte vector paths and their one-element fallbacks (appended: the cases above keep their inputs)
       {"mul column (16-byte vectors)", {F({2, 30, 48}), F({2, 30, 1})}, [](V x) { return mul(x[0], x[1]); }},
+      {"sum_cols (16-byte vectors)", {F({40, 2048})}, [](V x) { return sum_cols(x[0]); }},
+      {"sum_cols odd width", {F({7, 333})}, [](V x) { return sum_cols(x[0]); }},
+      {"max_cols (warp per row)", {F({301, 64})}, [](V x) { return max_cols(x[0]); }},
+      {"max_cols odd width (warp per row)", {F({37, 45})}, [](V x) { return max_cols(x[0]); }},
       {"gather_rows (16-byte vectors in f32 only)", {F({50, 36}), I({6, 100}, 50)},
        [](V x) { return gather_rows(x[0], x[1]); }},
       {"gather_rows odd width", {F({50, 13}), I({600}, 50)}, [](V x) { return gather_rows(x[0], x[1]); }},
@@ -490,6 +494,121 @@ TEST_CASE("cuda: dtype conversions and fill equal the CPU's bit for bit" * docte
   for (DType t : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
     Tensor a = Tensor::full({333}, 2.75, t), b = Tensor::full({333}, 2.75, t, Device::CUDA).to(Device::CPU);
     CHECK(std::memcmp(a.raw(), b.raw(), 333 * size_of(t)) == 0);
+  }
+}
+
+TEST_CASE("cuda: tril_product_column_sums reads only the lower triangles and sums every batch entry" *
+          doctest::skip(kNoGpu)) {
+  Rng rng(23);
+  for (int64_t C : {37, 136}) {      // not and a multiple of 8 (16-byte vectors of bf16)
+    for (int64_t batch : {1, 70}) {  // one chunk of entries, three
+      CAPTURE(C);
+      CAPTURE(batch);
+      Tensor a = Tensor::randn({batch, C, C}, rng), b = Tensor::randn({batch, C, C}, rng);
+      std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
+      std::vector<double> want(size_t(C * C), 0.0);
+      for (int64_t n = 0; n < batch; ++n)
+        for (int64_t i = 0; i < C; ++i)
+          for (int64_t j = 0; j <= i; ++j) {
+            const size_t at = size_t((n * C + i) * C + j);
+            want[size_t(i * C + j)] += double(av[at]) * double(bv[at]);
+          }
+      for (int64_t n = 0; n < batch; ++n)  // above the diagonal: NaN, which must not be read
+        for (int64_t i = 0; i < C; ++i)
+          for (int64_t j = i + 1; j < C; ++j) av[size_t((n * C + i) * C + j)] = NAN;
+      Tensor ag = Tensor::from(av, {batch, C, C}).to(Device::CUDA), bg = b.to(Device::CUDA);
+      Tensor out = Tensor::empty({C, C}, DType::F32, Device::CUDA);
+      kernels::cuda::tril_product_column_sums<float>(batch, C, ag.data<float>(), bg.data<float>(), out.data<float>());
+      std::vector<float> got = out.to(Device::CPU).to_vector<float>();
+      double worst = 0.0;
+      for (size_t e = 0; e < want.size(); ++e) {
+        const double err = std::abs(double(got[e]) - want[e]);
+        worst = std::isfinite(err) ? std::max(worst, err) : INFINITY;  // NaN: a value above the diagonal was read
+      }
+      CHECK(worst < 1e-4 * std::sqrt(double(batch)));
+    }
+  }
+}
+
+TEST_CASE("cuda: add_ (axpy) equals the CPU, vectorised and element by element" * doctest::skip(kNoGpu)) {
+  Rng rng(29);
+  for (int64_t n : {1000, 1001}) {  // whole 16-byte vectors, and not
+    for (DType t : {DType::F32, DType::BF16}) {
+      CAPTURE(n);
+      Tensor y = Tensor::randn({n}, rng).to(t), x = Tensor::randn({n}, rng).to(t);
+      Tensor yg = y.to(Device::CUDA), xg = x.to(Device::CUDA);
+      add_(yg, xg, 0.5);
+      Tensor want = add(y.to(DType::F32), scale(x.to(DType::F32), 0.5)).to(t).to(DType::F32);
+      CHECK(yg.to(Device::CPU).to(DType::F32).to_vector<float>() == want.to_vector<float>());
+    }
+  }
+}
+
+TEST_CASE("cuda: accumulate_grads equals the CPU bit for bit, over many slots of any size and alignment" *
+          doctest::skip(kNoGpu)) {
+  Rng rng(17);
+  // 40 slots (more than one launch takes) in one flat buffer at odd offsets: sizes 1..80, some
+  // multiples of 4 at 16-byte offsets (the vector path), the rest not; parts fp32 and bf16.
+  std::vector<int64_t> size, offset;
+  int64_t total = 0;
+  for (int s = 0; s < 40; ++s) {
+    const int64_t n = s % 3 == 0 ? 4 * (s + 1) : s + 1;
+    total += s % 3 == 0 ? (4 - total % 4) % 4 : 1;
+    offset.push_back(total);
+    size.push_back(n);
+    total += n;
+  }
+  Tensor flat = Tensor::randn({total}, rng);
+  Tensor flat_gpu = flat.to(Device::CUDA);
+  std::vector<GradTarget> cpu, gpu;
+  for (int s = 0; s < 40; ++s) {
+    const int parts = 1 + s % 6;  // up to 6: more than a slot holds
+    std::vector<Tensor> p, pg;
+    for (int k = 0; k < parts; ++k) {
+      Tensor x = Tensor::randn({size[size_t(s)]}, rng, 1.0, (s + k) % 2 ? DType::BF16 : DType::F32);
+      p.push_back(x);
+      pg.push_back(x.to(Device::CUDA));
+    }
+    cpu.push_back({flat.view(offset[size_t(s)], {size[size_t(s)]}), p, s % 4 == 1});
+    gpu.push_back({flat_gpu.view(offset[size_t(s)], {size[size_t(s)]}), pg, s % 4 == 1});
+  }
+  accumulate_grads(cpu);
+  accumulate_grads(gpu);
+  CHECK(flat_gpu.to(Device::CPU).to_vector<float>() == flat.to_vector<float>());
+}
+
+// max_cols's ties (the first maximum wins), NaN (never the maximum; a row of NaN reports column
+// 0), rows of -inf, for rows a warp takes (64 columns) and rows a block takes (700), against the
+// CPU kernel on the same values (no NaN in column 0, where the CPU keeps it).
+TEST_CASE("cuda: max_cols ties, NaN and -inf match the CPU" * doctest::skip(kNoGpu)) {
+  Rng rng(31);
+  for (int64_t cols : {int64_t(64), int64_t(700)}) {
+    const int64_t rows = 20;
+    std::vector<float> x = Tensor::randn({rows, cols}, rng).to_vector<float>();
+    auto at = [&](int64_t r, int64_t c) -> float& { return x[size_t(r * cols + c)]; };
+    at(0, 5) = at(0, cols - 3) = 9.f;                     // a tie
+    at(1, 3) = NAN, at(1, 40) = 8.f, at(1, 41) = NAN;      // NaN around the maximum
+    for (int64_t c = 0; c < cols; ++c) at(2, c) = NAN;      // all NaN
+    for (int64_t c = 0; c < cols; ++c) at(3, c) = -INFINITY;
+    for (int64_t c = 0; c < cols; ++c) at(4, c) = 1.f;      // all equal
+    at(5, cols - 1) = 7.f;                                  // the last column
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      CAPTURE(cols);
+      CAPTURE(std::string(name_of(dtype)));
+      const Tensor xg = Tensor::from(x, {rows, cols}).to(dtype).to(Device::CUDA);
+      const Tensor xc = xg.to(Device::CPU).to(DType::F32);
+      Tensor y = Tensor::empty({rows}, dtype, Device::CUDA), yc = Tensor::empty({rows});
+      Tensor idx = Tensor::empty({rows}, DType::I32, Device::CUDA), idxc = Tensor::empty({rows}, DType::I32);
+      if (dtype == DType::F32)
+        kernels::cuda::max_cols<float>(rows, cols, xg.data<float>(), y.data<float>(), idx.data<int32_t>());
+      else
+        kernels::cuda::max_cols<kernels::bf16>(rows, cols, xg.data<kernels::bf16>(), y.data<kernels::bf16>(),
+                                               idx.data<int32_t>());
+      kernels::cpu::max_cols<float>(rows, cols, xc.data<float>(), yc.data<float>(), idxc.data<int32_t>());
+      CHECK(idx.to(Device::CPU).to_vector<int32_t>() == idxc.to_vector<int32_t>());
+      const std::vector<float> a = y.to(DType::F32).to(Device::CPU).to_vector<float>(), b = yc.to_vector<float>();
+      for (size_t r = 0; r < a.size(); ++r) CHECK((a[r] == b[r] || (std::isnan(a[r]) && std::isnan(b[r]))));
+    }
   }
 }
 

@@ -3,9 +3,10 @@
 // sum_all: pass 1 gives each of a fixed number of blocks (set by n alone) a grid-stride share
 // of the elements; a block sums its share with a fixed tree (warp shuffles, then the warp sums
 // in order) into one partial. Pass 2 is one block doing the same over the partials.
-// sum_cols / max_cols: one block per row, each thread a strided share of the row's columns,
-// then the block tree. max keeps (value, index) and the smaller index on ties, so the first
-// maximum wins as on the CPU. All in fp32; no atomics, so the results repeat bit for bit.
+// sum_cols / max_cols: one block per row (max_cols: one warp per short row), each thread a
+// strided share of the row's columns (sum_cols: 16-byte vectors where the row allows), then the
+// block tree. max keeps (value, index) and the smaller index on ties, so the first maximum wins
+// as on the CPU. All in fp32; no atomics, so the results repeat bit for bit.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
 
@@ -36,22 +37,34 @@ template <class T> void sum_all(int64_t n, const T* x, T* y) {
   AVEY_LAUNCH_CHECK("sum_all (finish)");
 }
 
-template <class T> __global__ void sum_cols_kernel(int64_t cols, const T* x, T* y) {
+// One block per row; W columns a thread (one 16-byte vector when the row is whole vectors, else
+// one element), strided by the block; each thread keeps W sums, adds them in order, then the tree.
+template <int W, class T> __global__ void sum_cols_kernel(int64_t cols, const T* x, T* y) {
   __shared__ float shared[32];
   const T* row = x + int64_t(blockIdx.x) * cols;
-  float s = 0.f;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += load(row, c);
-  s = block_reduce(s, Sum{}, shared);
-  if (threadIdx.x == 0) store(y, blockIdx.x, s);
+  float s[W] = {}, v[W];
+  for (int64_t c = int64_t(threadIdx.x) * W; c < cols; c += int64_t(blockDim.x) * W) {
+    load_n<W>(row, c, v);
+#pragma unroll
+    for (int e = 0; e < W; ++e) s[e] += v[e];
+  }
+#pragma unroll
+  for (int e = 1; e < W; ++e) s[0] += s[e];
+  const float t = block_reduce(s[0], Sum{}, shared);
+  if (threadIdx.x == 0) store(y, blockIdx.x, t);
 }
 
 template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y) {
   if (rows <= 0) return;
-  sum_cols_kernel<<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y);
+  constexpr int V = kVec<T>;
+  if (cols % V == 0 && aligned16(x))  // about four vectors a thread
+    sum_cols_kernel<V><<<unsigned(rows), threads_for_row(cols / V * 4), 0, stream()>>>(cols, x, y);
+  else
+    sum_cols_kernel<1><<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y);
   AVEY_LAUNCH_CHECK("sum_cols");
 }
 
-// (value, index) of the larger; on equal values the smaller index.
+// (value, index) of the larger; on equal values the smaller index (NaN is never the larger).
 __device__ __forceinline__ void better(float& v, int& i, float ov, int oi) {
   if (ov > v || (ov == v && oi < i)) {
     v = ov;
@@ -59,14 +72,30 @@ __device__ __forceinline__ void better(float& v, int& i, float ov, int oi) {
   }
 }
 
+// A thread's strided share of a row of x (the threads of a warp or a block, `step` apart), then
+// the warp's tree: every lane gets the warp's (value, index).
+template <class T>
+__device__ __forceinline__ void warp_max(const T* row, int64_t cols, int first, int step, float& v, int& idx) {
+  v = -INFINITY, idx = INT_MAX;
+  for (int64_t c = first; c < cols; c += step) better(v, idx, load(row, c), int(c));
+  for (int o = 16; o > 0; o >>= 1) better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
+}
+
+// Row r's result: its value at idx (column 0 for a row of NaNs), and idx.
+template <class T> __device__ __forceinline__ void max_result(const T* row, int64_t r, int idx, T* y, int32_t* argmax) {
+  if (idx == INT_MAX) idx = 0;
+  store(y, r, load(row, idx));
+  argmax[r] = idx;
+}
+
+// Long rows: one block per row, then the warps' results in order.
 template <class T> __global__ void max_cols_kernel(int64_t cols, const T* x, T* y, int32_t* argmax) {
   __shared__ float sv[32];
   __shared__ int si[32];
   const T* row = x + int64_t(blockIdx.x) * cols;
-  float v = -INFINITY;
-  int idx = INT_MAX;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) better(v, idx, load(row, c), int(c));
-  for (int o = 16; o > 0; o >>= 1) better(v, idx, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, idx, o));
+  float v;
+  int idx;
+  warp_max(row, cols, int(threadIdx.x), int(blockDim.x), v, idx);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (lane == 0) {
     sv[warp] = v;
@@ -75,15 +104,31 @@ template <class T> __global__ void max_cols_kernel(int64_t cols, const T* x, T* 
   __syncthreads();
   if (threadIdx.x == 0) {
     for (int w = 1; w < int(blockDim.x >> 5); ++w) better(v, idx, sv[w], si[w]);
-    if (idx == INT_MAX) idx = 0;  // a row of NaNs: report column 0
-    store(y, blockIdx.x, load(row, idx));
-    argmax[blockIdx.x] = idx;
+    max_result(row, blockIdx.x, idx, y, argmax);
   }
+}
+
+// Short rows (at most kWarpRowCols): one warp per row, kRowsPerBlock rows a block (a block per
+// row of 64 columns left the GPU waiting on launches of tiny blocks).
+constexpr int64_t kWarpRowCols = 512;
+constexpr int kRowsPerBlock = 8;
+template <class T> __global__ void max_cols_warp_kernel(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
+  const int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + (threadIdx.x >> 5);
+  if (r >= rows) return;
+  const T* row = x + r * cols;
+  float v;
+  int idx;
+  warp_max(row, cols, int(threadIdx.x & 31), 32, v, idx);
+  if ((threadIdx.x & 31) == 0) max_result(row, r, idx, y, argmax);
 }
 
 template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
   if (rows <= 0 || cols <= 0) return;
-  max_cols_kernel<<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y, argmax);
+  if (cols <= kWarpRowCols)
+    max_cols_warp_kernel<<<unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, 0, stream()>>>(
+        rows, cols, x, y, argmax);
+  else
+    max_cols_kernel<<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y, argmax);
   AVEY_LAUNCH_CHECK("max_cols");
 }
 
