@@ -479,102 +479,42 @@ TEST_CASE("cuda: poisoning fills new allocations with NaN" * doctest::skip(kNoGp
   }
 }
 
+// Sizes of whole 16-byte vectors and with a tail; windows one element in (unaligned: the
+// one-element path) as the source, and as the destination.
 TEST_CASE("cuda: dtype conversions and fill equal the CPU's bit for bit" * doctest::skip(kNoGpu)) {
   Rng rng(7);
-  Tensor x = Tensor::randn({1000}, rng, 30.0);
-  for (DType from : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
-    Tensor src = x.to(from);
-    Tensor src_gpu = src.to(Device::CUDA);
-    for (DType to : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
-      CAPTURE(std::string(name_of(from)) + " -> " + name_of(to));
-      Tensor a = src.to(to), b = src_gpu.to(to).to(Device::CPU);
-      CHECK(std::memcmp(a.raw(), b.raw(), size_t(a.numel()) * size_of(to)) == 0);
-    }
-  }
-  for (DType t : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
-    Tensor a = Tensor::full({333}, 2.75, t), b = Tensor::full({333}, 2.75, t, Device::CUDA).to(Device::CPU);
-    CHECK(std::memcmp(a.raw(), b.raw(), 333 * size_of(t)) == 0);
-  }
-}
-
-TEST_CASE("cuda: tril_product_column_sums reads only the lower triangles and sums every batch entry" *
-          doctest::skip(kNoGpu)) {
-  Rng rng(23);
-  for (int64_t C : {37, 136}) {      // not and a multiple of 8 (16-byte vectors of bf16)
-    for (int64_t batch : {1, 70}) {  // one chunk of entries, three
-      CAPTURE(C);
-      CAPTURE(batch);
-      Tensor a = Tensor::randn({batch, C, C}, rng), b = Tensor::randn({batch, C, C}, rng);
-      std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
-      std::vector<double> want(size_t(C * C), 0.0);
-      for (int64_t n = 0; n < batch; ++n)
-        for (int64_t i = 0; i < C; ++i)
-          for (int64_t j = 0; j <= i; ++j) {
-            const size_t at = size_t((n * C + i) * C + j);
-            want[size_t(i * C + j)] += double(av[at]) * double(bv[at]);
-          }
-      for (int64_t n = 0; n < batch; ++n)  // above the diagonal: NaN, which must not be read
-        for (int64_t i = 0; i < C; ++i)
-          for (int64_t j = i + 1; j < C; ++j) av[size_t((n * C + i) * C + j)] = NAN;
-      Tensor ag = Tensor::from(av, {batch, C, C}).to(Device::CUDA), bg = b.to(Device::CUDA);
-      Tensor out = Tensor::empty({C, C}, DType::F32, Device::CUDA);
-      kernels::cuda::tril_product_column_sums<float>(batch, C, ag.data<float>(), bg.data<float>(), out.data<float>());
-      std::vector<float> got = out.to(Device::CPU).to_vector<float>();
-      double worst = 0.0;
-      for (size_t e = 0; e < want.size(); ++e) {
-        const double err = std::abs(double(got[e]) - want[e]);
-        worst = std::isfinite(err) ? std::max(worst, err) : INFINITY;  // NaN: a value above the diagonal was read
+  const std::vector<DType> types{DType::F32, DType::F64, DType::BF16, DType::I32};
+  for (int64_t n : {int64_t(1000), int64_t(1003)}) {
+    Tensor x = Tensor::randn({n + 1}, rng, 30.0);
+    for (DType from : types) {
+      Tensor src = x.to(from), src_gpu = src.to(Device::CUDA);
+      for (DType to : types) {
+        CAPTURE(n);
+        CAPTURE(std::string(name_of(from)) + " -> " + name_of(to));
+        for (int64_t off : {int64_t(0), int64_t(1)}) {
+          CAPTURE(off);
+          Tensor a = src.view(off, {n}).to(to), b = src_gpu.view(off, {n}).to(to).to(Device::CPU);
+          CHECK(std::memcmp(a.raw(), b.raw(), size_t(n) * size_of(to)) == 0);
+        }
+        Tensor c = Tensor::zeros({n + 1}, to, Device::CUDA);  // into a window one element in
+        c.view(1, {n}).copy_(src_gpu.view(0, {n}));
+        const Tensor want = src.view(0, {n}).to(to), got = c.to(Device::CPU).view(1, {n});
+        CHECK(std::memcmp(want.raw(), got.raw(), size_t(n) * size_of(to)) == 0);
       }
-      CHECK(worst < 1e-4 * std::sqrt(double(batch)));
     }
   }
-}
-
-TEST_CASE("cuda: add_ (axpy) equals the CPU, vectorised and element by element" * doctest::skip(kNoGpu)) {
-  Rng rng(29);
-  for (int64_t n : {1000, 1001}) {  // whole 16-byte vectors, and not
-    for (DType t : {DType::F32, DType::BF16}) {
+  for (DType t : types) {
+    for (int64_t n : {int64_t(333), int64_t(4096)}) {
       CAPTURE(n);
-      Tensor y = Tensor::randn({n}, rng).to(t), x = Tensor::randn({n}, rng).to(t);
-      Tensor yg = y.to(Device::CUDA), xg = x.to(Device::CUDA);
-      add_(yg, xg, 0.5);
-      Tensor want = add(y.to(DType::F32), scale(x.to(DType::F32), 0.5)).to(t).to(DType::F32);
-      CHECK(yg.to(Device::CPU).to(DType::F32).to_vector<float>() == want.to_vector<float>());
+      Tensor a = Tensor::full({n}, 2.75, t), b = Tensor::full({n}, 2.75, t, Device::CUDA).to(Device::CPU);
+      CHECK(std::memcmp(a.raw(), b.raw(), size_t(n) * size_of(t)) == 0);
+      Tensor c = Tensor::zeros({n}, t, Device::CUDA);
+      c.view(1, {n - 2}).fill_(-1.5);  // unaligned, and the first and last elements stay 0
+      Tensor d = Tensor::zeros({n}, t);
+      d.view(1, {n - 2}).fill_(-1.5);
+      CHECK(std::memcmp(c.to(Device::CPU).raw(), d.raw(), size_t(n) * size_of(t)) == 0);
     }
   }
-}
-
-TEST_CASE("cuda: accumulate_grads equals the CPU bit for bit, over many slots of any size and alignment" *
-          doctest::skip(kNoGpu)) {
-  Rng rng(17);
-  // 40 slots (more than one launch takes) in one flat buffer at odd offsets: sizes 1..80, some
-  // multiples of 4 at 16-byte offsets (the vector path), the rest not; parts fp32 and bf16.
-  std::vector<int64_t> size, offset;
-  int64_t total = 0;
-  for (int s = 0; s < 40; ++s) {
-    const int64_t n = s % 3 == 0 ? 4 * (s + 1) : s + 1;
-    total += s % 3 == 0 ? (4 - total % 4) % 4 : 1;
-    offset.push_back(total);
-    size.push_back(n);
-    total += n;
-  }
-  Tensor flat = Tensor::randn({total}, rng);
-  Tensor flat_gpu = flat.to(Device::CUDA);
-  std::vector<GradTarget> cpu, gpu;
-  for (int s = 0; s < 40; ++s) {
-    const int parts = 1 + s % 6;  // up to 6: more than a slot holds
-    std::vector<Tensor> p, pg;
-    for (int k = 0; k < parts; ++k) {
-      Tensor x = Tensor::randn({size[size_t(s)]}, rng, 1.0, (s + k) % 2 ? DType::BF16 : DType::F32);
-      p.push_back(x);
-      pg.push_back(x.to(Device::CUDA));
-    }
-    cpu.push_back({flat.view(offset[size_t(s)], {size[size_t(s)]}), p, s % 4 == 1});
-    gpu.push_back({flat_gpu.view(offset[size_t(s)], {size[size_t(s)]}), pg, s % 4 == 1});
-  }
-  accumulate_grads(cpu);
-  accumulate_grads(gpu);
-  CHECK(flat_gpu.to(Device::CPU).to_vector<float>() == flat.to_vector<float>());
 }
 
 // max_cols's ties (the first maximum wins), NaN (never the maximum; a row of NaN reports column

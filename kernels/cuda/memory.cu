@@ -196,7 +196,9 @@ void zero(void* dst, size_t nbytes) {
   AVEY_CUDA_CHECK(cudaMemsetAsync(dst, 0, nbytes, stream()));
 }
 
-// ---------------------------------------------------------------- fill and convert (one thread per element)
+// ---------------------------------------------------------------- fill and convert
+// Grid-stride over whole vectors first (nvec of them, 16 bytes of y a store: 0 when a pointer is
+// not 16-byte aligned), then one element a thread for the rest.
 
 namespace {
 template <class T> __device__ double to_double(T v) {
@@ -215,20 +217,39 @@ template <class D> __device__ D from_double(double v) {
     return D(v);
   }
 }
+// float <-> bf16 (and either to itself) goes through fp32 and moves as vectors; the conversions
+// to or from double and int32 go through double, one element at a time.
+template <class S, class D>
+constexpr bool kViaFloat = (std::is_same_v<S, float> || std::is_same_v<S, bf16>) &&
+                           (std::is_same_v<D, float> || std::is_same_v<D, bf16>);
+// Elements a vector step of convert: one 16-byte vector of the narrower type.
+template <class S, class D> constexpr int kConvertVec = kVec<S> > kVec<D> ? kVec<S> : kVec<D>;
 }  // namespace
 
-template <class T> __global__ void fill_kernel(int64_t n, T* y, T v) {
-  AVEY_GRID_STRIDE(i, n) y[i] = v;
+template <class T> __global__ void fill_kernel(int64_t n, int64_t nvec, T* y, T v) {
+  constexpr int V = kVec<T>;
+  uint4 u;
+#pragma unroll
+  for (int k = 0; k < V; ++k) reinterpret_cast<T*>(&u)[k] = v;
+  AVEY_GRID_STRIDE(j, nvec) reinterpret_cast<uint4*>(y)[j] = u;
+  AVEY_GRID_STRIDE(k, n - nvec * V) y[nvec * V + k] = v;
 }
 
-template <class S, class D> __global__ void convert_kernel(int64_t n, const S* x, D* y) {
-  AVEY_GRID_STRIDE(i, n) {
-    if constexpr ((std::is_same_v<S, float> || std::is_same_v<S, bf16>) && !std::is_same_v<D, double> &&
-                  !std::is_same_v<D, int32_t>) {
-      store(y, i, load(x, i));  // float <-> bf16 in fp32
-    } else {
-      y[i] = from_double<D>(to_double(x[i]));
+// A vector step loads kConvertVec elements as kVec<S>-element vectors of x and stores them as
+// kVec<D>-element vectors of y.
+template <class S, class D> __global__ void convert_kernel(int64_t n, int64_t nvec, const S* x, D* y) {
+  if constexpr (kViaFloat<S, D>) {
+    constexpr int V = kConvertVec<S, D>, VS = kVec<S>, VD = kVec<D>;
+    AVEY_GRID_STRIDE(j, nvec) {
+      float v[V];
+#pragma unroll
+      for (int k = 0; k < V; k += VS) load_vec(x, j * V + k, *reinterpret_cast<float(*)[VS]>(v + k));
+#pragma unroll
+      for (int k = 0; k < V; k += VD) store_vec(y, j * V + k, *reinterpret_cast<const float(*)[VD]>(v + k));
     }
+    AVEY_GRID_STRIDE(k, n - nvec * V) store(y, nvec * V + k, load(x, nvec * V + k));
+  } else {
+    AVEY_GRID_STRIDE(i, n) y[i] = from_double<D>(to_double(x[i]));
   }
 }
 
@@ -237,13 +258,15 @@ template <class T> void fill(int64_t n, T* y, double value) {
   T v;
   if constexpr (std::is_same_v<T, bf16>) v = to_bf16(float(value));
   else v = T(value);
-  fill_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, y, v);
+  const int64_t nvec = aligned16(y) ? n / kVec<T> : 0;
+  fill_kernel<<<blocks_for(nvec > 0 ? nvec : n), kThreads, 0, stream()>>>(n, nvec, y, v);
   AVEY_LAUNCH_CHECK("fill");
 }
 
 template <class S, class D> void convert(int64_t n, const S* x, D* y) {
   if (n <= 0) return;
-  convert_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, x, y);
+  const int64_t nvec = kViaFloat<S, D> && aligned16(x) && aligned16(y) ? n / kConvertVec<S, D> : 0;
+  convert_kernel<<<blocks_for(nvec > 0 ? nvec : n), kThreads, 0, stream()>>>(n, nvec, x, y);
   AVEY_LAUNCH_CHECK("convert");
 }
 
