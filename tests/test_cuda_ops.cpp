@@ -517,6 +517,53 @@ TEST_CASE("cuda: dtype conversions and fill equal the CPU's bit for bit" * docte
   }
 }
 
+// sym_weighted against its definition (X = G (.) W on and below the diagonal, S = X + X^T, in
+// fp32, rounded once), exactly: C 37 and 130 (one element a thread), 72 and 128 (16-byte vectors;
+// 72 has a partial tile). G's and W's upper triangles hold NaN, which must not be read.
+TEST_CASE("cuda: sym_weighted equals X + X^T of the lower triangle" * doctest::skip(kNoGpu)) {
+  Rng rng(29);
+  const int64_t N = 3;
+  for (int64_t C : {int64_t(37), int64_t(72), int64_t(128), int64_t(130)}) {
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      CAPTURE(C);
+      CAPTURE(std::string(name_of(dtype)));
+      // the values the GPU sees, as f32 on the host
+      auto values = [&](Shape shape) { return Tensor::randn(shape, rng).to(dtype).to(DType::F32).to_vector<float>(); };
+      std::vector<float> g = values({N, C, C}), w = values({C, C});
+      for (int64_t b = 0; b < N; ++b)
+        for (int64_t i = 0; i < C; ++i)
+          for (int64_t j = i + 1; j < C; ++j) {
+            g[size_t((b * C + i) * C + j)] = NAN;
+            if (b == 0) w[size_t(i * C + j)] = NAN;
+          }
+      auto X = [&](int64_t b, int64_t i, int64_t j) {
+        return j <= i ? g[size_t((b * C + i) * C + j)] * w[size_t(i * C + j)] : 0.f;
+      };
+      std::vector<float> sym(g.size());
+      for (int64_t b = 0; b < N; ++b)
+        for (int64_t i = 0; i < C; ++i)
+          for (int64_t j = 0; j < C; ++j) sym[size_t((b * C + i) * C + j)] = X(b, i, j) + X(b, j, i);
+      const Tensor gg = Tensor::from(g, {N, C, C}).to(dtype).to(Device::CUDA);
+      const Tensor wg = Tensor::from(w, {C, C}).to(dtype).to(Device::CUDA);
+      Tensor s;
+      {
+        Poison poison;
+        s = Tensor::empty({N, C, C}, dtype, Device::CUDA);
+      }
+      if (dtype == DType::F32)
+        kernels::cuda::sym_weighted<float>(N, C, gg.data<float>(), wg.data<float>(), s.data<float>());
+      else
+        kernels::cuda::sym_weighted<kernels::bf16>(N, C, gg.data<kernels::bf16>(), wg.data<kernels::bf16>(),
+                                                   s.data<kernels::bf16>());
+      const std::vector<float> got = s.to(DType::F32).to(Device::CPU).to_vector<float>();
+      const std::vector<float> want = Tensor::from(sym, {N, C, C}).to(dtype).to(DType::F32).to_vector<float>();
+      int64_t bad = 0;
+      for (size_t k = 0; k < got.size(); ++k) bad += !(got[k] == want[k]);
+      CHECK(bad == 0);
+    }
+  }
+}
+
 // max_cols's ties (the first maximum wins), NaN (never the maximum; a row of NaN reports column
 // 0), rows of -inf, for rows a warp takes (64 columns) and rows a block takes (700), against the
 // CPU kernel on the same values (no NaN in column 0, where the CPU keeps it).

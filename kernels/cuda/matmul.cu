@@ -357,39 +357,75 @@ template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, con
 
 // S = X + X^T for each [C, C] matrix G of the batch, X = G (.) W with W one lower-triangular
 // [C, C] matrix: the cosine matrix's gradient made symmetric, so that dZn = dCos Zn + dCos^T Zn
-// is one product S Zn. X is zero above the diagonal, so only G's lower triangle is read (what is
-// above may hold anything: the product that makes G may skip those tiles). One block per pair
-// of mirrored 32 x 32 tiles (ti >= tj, numbered along the lower triangle by blockIdx.x) of one
-// matrix (blockIdx.y, strided): it reads the tile (ti, tj) of G and W once, coalesced, writes
-// S's tile (ti, tj) = X there and S's tile (tj, ti) = X^T through shared memory; on the diagonal
-// the two are one tile, X + X^T.
-template <class T>
-__global__ void sym_weighted_kernel(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
-  __shared__ float tile[32][33];
-  const int64_t p = blockIdx.x;
-  int64_t ti = int64_t((sqrt(8.0 * double(p) + 1.0) - 1.0) / 2.0);
+// is one product S Zn. X is zero above the diagonal, so only G's (and W's) lower triangle is read
+// (what is above may hold anything: the product that makes G may skip those tiles). One block of
+// 256 threads per pair of mirrored 64 x 64 tiles (ti >= tj, numbered along the lower triangle by
+// blockIdx.x) of one matrix (blockIdx.y, strided). Thread t takes A columns (one 16-byte vector
+// when C is whole vectors and the pointers are aligned, else one element: A = 1) of rows
+// t / (64 / A), + 256 / (64 / A), ...: it reads the tile (ti, tj) of G and W once, coalesced,
+// keeps X in registers for S's tile (ti, tj) and leaves it in shared memory (fp32, rows padded
+// against bank conflicts) for S's tile (tj, ti) = X^T, which it writes in the same layout. On the
+// diagonal the two are one tile, X + X^T, added in fp32 and rounded once.
+constexpr int kSymTile = 64, kSymThreads = 256;
+
+// X's A elements at row r from column c: G (.) W on and below the diagonal, 0 above it or past C
+// (r C + c < 2^31). Nothing above the diagonal is read: a vector that crosses it reads its lower
+// elements one at a time.
+template <int A, class T>
+__device__ __forceinline__ void weighted_lower(const T* g, const T* w, int C, int r, int c, float (&x)[A]) {
+  if (r < C && c + A - 1 <= r) {
+    float m[A];
+    load_n<A>(g, r * C + c, x);
+    load_n<A>(w, r * C + c, m);
+#pragma unroll
+    for (int e = 0; e < A; ++e) x[e] *= m[e];
+  } else {
+#pragma unroll
+    for (int e = 0; e < A; ++e) x[e] = r < C && c + e <= r ? load(g, r * C + c + e) * load(w, r * C + c + e) : 0.f;
+  }
+}
+
+// Register caps, no spills: five blocks a multiprocessor for the vector path (four, at its
+// natural 54-60 registers, ran ~4% slower), four for the one-element path (it would spill at
+// five; uncapped it took ~160 registers, one block).
+template <int A, class T>
+__global__ void __launch_bounds__(kSymThreads, A == 1 ? 4 : 5)
+    sym_weighted_kernel(int64_t batch, int C, const T* G, const T* W, T* S) {
+  constexpr int TX = kSymTile / A, TY = kSymThreads / TX, K = kSymTile / TY;  // K rows a thread
+  __shared__ float tile[kSymTile][kSymTile + 1];
+  const int p = int(blockIdx.x);
+  int ti = int((sqrt(8.0 * double(p) + 1.0) - 1.0) / 2.0);
   while (ti * (ti + 1) / 2 > p) --ti;
   while ((ti + 1) * (ti + 2) / 2 <= p) ++ti;
-  const int64_t tj = p - ti * (ti + 1) / 2, r0 = ti * 32, c0 = tj * 32;
+  const int tj = p - ti * (ti + 1) / 2, r0 = ti * kSymTile, c0 = tj * kSymTile;
+  const int cl = int(threadIdx.x % TX) * A, ty = int(threadIdx.x / TX);
   for (int64_t b = blockIdx.y; b < batch; b += gridDim.y) {
     const T* g = G + b * C * C;
     T* s = S + b * C * C;
-    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
-      const int64_t r = r0 + i, c = c0 + threadIdx.x;
-      float x = 0.f;
-      if (r < C && c <= r) x = load(g, r * C + c) * load(W, r * C + c);
-      tile[i][threadIdx.x] = x;
+    float x[K][A];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int i = ty + k * TY;
+      weighted_lower<A>(g, W, C, r0 + i, c0 + cl, x[k]);
+#pragma unroll
+      for (int e = 0; e < A; ++e) tile[i][cl + e] = x[k][e];
     }
     __syncthreads();
-    for (int i = threadIdx.y; i < 32; i += blockDim.y) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int i = ty + k * TY;
+      float t[A];  // X^T's elements (c0 + i, r0 + cl + e)
+#pragma unroll
+      for (int e = 0; e < A; ++e) t[e] = tile[cl + e][i];
+      const int r = r0 + i, c = c0 + cl;
       if (ti == tj) {  // X + X^T within the diagonal tile
-        const int64_t r = r0 + i, c = c0 + threadIdx.x;
-        if (r < C && c < C) store(s, r * C + c, tile[i][threadIdx.x] + tile[threadIdx.x][i]);
+#pragma unroll
+        for (int e = 0; e < A; ++e) x[k][e] += t[e];
+        if (r < C && c < C) store_n<A>(s, r * C + c, x[k]);
       } else {
-        const int64_t r = r0 + i, c = c0 + threadIdx.x;  // X itself, below the diagonal
-        if (r < C && c < C) store(s, r * C + c, tile[i][threadIdx.x]);
-        const int64_t rt = c0 + i, ct = r0 + threadIdx.x;  // X^T, above it
-        if (rt < C && ct < C) store(s, rt * C + ct, tile[threadIdx.x][i]);
+        if (r < C && c < C) store_n<A>(s, r * C + c, x[k]);  // X itself, below the diagonal
+        const int rt = c0 + i, ct = r0 + cl;                  // X^T, above it
+        if (rt < C && ct < C) store_n<A>(s, rt * C + ct, t);
       }
     }
     __syncthreads();
@@ -398,10 +434,14 @@ __global__ void sym_weighted_kernel(int64_t batch, int64_t C, const T* G, const 
 
 template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
   if (batch == 0 || C == 0) return;
-  const int64_t t = (C + 31) / 32, pairs = t * (t + 1) / 2;
-  if (pairs > INT_MAX) fail("sym_weighted", "matrix too large", __FILE__, __LINE__);
-  sym_weighted_kernel<<<dim3(unsigned(pairs), unsigned(batch < 65535 ? batch : 65535)), dim3(32, 8), 0, stream()>>>(
-      batch, C, G, W, S);
+  if (C > 46340) fail("sym_weighted", "matrix too large (C C >= 2^31)", __FILE__, __LINE__);
+  const int64_t t = (C + kSymTile - 1) / kSymTile, pairs = t * (t + 1) / 2;
+  const dim3 grid(unsigned(pairs), unsigned(batch < 65535 ? batch : 65535));
+  constexpr int V = kVec<T>;
+  if (C % V == 0 && aligned16(G) && aligned16(W) && aligned16(S))
+    sym_weighted_kernel<V><<<grid, kSymThreads, 0, stream()>>>(batch, int(C), G, W, S);
+  else
+    sym_weighted_kernel<1><<<grid, kSymThreads, 0, stream()>>>(batch, int(C), G, W, S);
   AVEY_LAUNCH_CHECK("sym_weighted");
 }
 
