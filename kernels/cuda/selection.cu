@@ -129,25 +129,32 @@ void gathered_row_dots(int64_t n, int64_t cols, const T* g, const T* table, cons
 // reads the arg-maxes of 32 rows t at a time and adds the rows that chose u in t order (a ballot
 // of the matches): the same order as the CPU, no atomics.
 constexpr int kMaxsimCols = 8;  // columns a lane holds: 256 a warp
+// This lane's columns e0 + lane + 32 k of a row: s += w row, and row = s.
+template <class T>
+__device__ __forceinline__ void add_scaled(float (&s)[kMaxsimCols], float w, const T* row, int64_t e0, int64_t d) {
+  const int64_t lane = threadIdx.x & 31;
+#pragma unroll
+  for (int k = 0; k < kMaxsimCols; ++k)
+    if (e0 + lane + 32 * k < d) s[k] += w * load(row, e0 + lane + 32 * k);
+}
+template <class T> __device__ __forceinline__ void store_cols(const float (&s)[kMaxsimCols], T* row, int64_t e0, int64_t d) {
+  const int64_t lane = threadIdx.x & 31;
+#pragma unroll
+  for (int k = 0; k < kMaxsimCols; ++k)
+    if (e0 + lane + 32 * k < d) store(row, e0 + lane + 32 * k, s[k]);
+}
 template <class T>
 __global__ void maxsim_dq_kernel(int64_t rows, int64_t rs, int64_t js, int64_t S, int64_t d, const T* C,
                                  const int32_t* argmax, const T* g, T* dQ) {
-  const int64_t J = js / S, lane = threadIdx.x & 31;
+  const int64_t J = js / S;
   for (int64_t bt = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; bt < rows;
        bt += int64_t(gridDim.x) * blockDim.x / 32) {
     const int64_t b = bt / rs;
     for (int64_t e0 = 0; e0 < d; e0 += 32 * kMaxsimCols) {
       float s[kMaxsimCols] = {};
-      for (int64_t j = 0; j < J; ++j) {
-        const float gj = load(g, bt * J + j);
-        const T* c = C + (b * js + j * S + argmax[bt * J + j]) * d;
-#pragma unroll
-        for (int k = 0; k < kMaxsimCols; ++k)
-          if (e0 + lane + 32 * k < d) s[k] += gj * load(c, e0 + lane + 32 * k);
-      }
-#pragma unroll
-      for (int k = 0; k < kMaxsimCols; ++k)
-        if (e0 + lane + 32 * k < d) store(dQ, bt * d + e0 + lane + 32 * k, s[k]);
+      for (int64_t j = 0; j < J; ++j)
+        add_scaled(s, load(g, bt * J + j), C + (b * js + j * S + argmax[bt * J + j]) * d, e0, d);
+      store_cols(s, dQ + bt * d, e0, d);
     }
   }
 }
@@ -168,16 +175,10 @@ __global__ void maxsim_dc_kernel(int64_t rows, int64_t rs, int64_t js, int64_t S
         while (hits) {
           const int64_t tt = t0 + __ffs(hits) - 1;
           hits &= hits - 1;
-          const float gt = load(g, (b * rs + tt) * J + j);
-          const T* q = Q + (b * rs + tt) * d;
-#pragma unroll
-          for (int k = 0; k < kMaxsimCols; ++k)
-            if (e0 + lane + 32 * k < d) s[k] += gt * load(q, e0 + lane + 32 * k);
+          add_scaled(s, load(g, (b * rs + tt) * J + j), Q + (b * rs + tt) * d, e0, d);
         }
       }
-#pragma unroll
-      for (int k = 0; k < kMaxsimCols; ++k)
-        if (e0 + lane + 32 * k < d) store(dC, bc * d + e0 + lane + 32 * k, s[k]);
+      store_cols(s, dC + bc * d, e0, d);
     }
   }
 }
