@@ -133,8 +133,9 @@ void accumulate_grads(const std::vector<GradTarget>& targets) {
       parts.insert(parts.begin(), head);
       folded.push_back(head);
     }
+    Tensor grad = t.grad;  // a handle on the same storage
     kernels::GradSlot g;
-    g.dst = const_cast<Tensor&>(t.grad).data<float>();
+    g.dst = grad.data<float>();
     g.n = t.grad.numel();
     g.replace = t.replace;
     for (const Tensor& p : parts) {

@@ -336,8 +336,8 @@ __global__ void accumulate_grads_kernel(const __grid_constant__ GradBatch b) {
       store_vec(g.dst, i, v);
     } else {
       for (int64_t j = i; j < i + 4 && j < g.n; ++j) {
-        float v = 0.f;
-        for (int k = 0; k < g.parts; ++k) v = k == 0 ? load1(g.part[k], g.part_bf16[k], j) : v + load1(g.part[k], g.part_bf16[k], j);
+        float v = load1(g.part[0], g.part_bf16[0], j);
+        for (int k = 1; k < g.parts; ++k) v += load1(g.part[k], g.part_bf16[k], j);
         g.dst[j] = g.replace ? v : g.dst[j] + v;
       }
     }
