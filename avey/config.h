@@ -2,7 +2,7 @@
 //
 // A Config comes from a named preset (tiny, small, medium, large: paper Appendix A) or from a
 // JSON object / flat TOML file whose keys are the field names below. Unknown keys and bad values
-// are errors that name the key. Derived sizes (m, mt, mh, C) follow SPEC.md section 1 and the
+// are errors that name the key. Derived sizes (m, mt, mh, C) follow docs/model.md section 1 and the
 // PyTorch reference (tests/reference/avey_ref.py) exactly.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The contextualizer: mixes the C rows of each context, fused.
+// The contextualizer: mixes the C rows of each context (docs/model.md).
 //
 // Forward, per context (Z0, Z1 [C, h] with h = mt/2; V [C, C] learned, the layer's spatial_proj):
 //   r   = 1 / sqrt(rowsum(Z0^2) + 1e-8)        (epsilon inside the root)
@@ -20,7 +20,9 @@
 //   dZn = (dCos + dCos^T) Zn                   (Cos is symmetric in Zn)
 //   dZ0 += r (.) (dZn - Zn (.) rowsum(Zn (.) dZn))    (through the normalisation:
 //          dr/dZ0 = -r^3 Z0, so dZ0 = r dZn - r^3 Z0 (Z0 . dZn))
-// Saved: Z0, Z1, V (inputs), Y and Cos (products, not cheap). r, Zn, W and A are recomputed.
+// The fused block (avey/block.h, avey/contextualizer_ops.h) computes this forward and backward
+// for all contexts at once; contextualizer_composed below is the same forward from primitives
+// (autograd differentiates it): the tests' reference.
 //
 // The attention ablation (contextualizer = "attention") replaces A Z0 by causal softmax
 // attention with Q = K = V = Z0 per head of `head_size` columns, scale 1/sqrt(head_size);
@@ -34,8 +36,6 @@ namespace avey {
 constexpr double kCosineEps = 1e-8;
 
 // z0, z1 [N, C, h]; spatial [C, C]. Returns c [N, C, h].
-engine::Tensor contextualizer(const engine::Tensor& z0, const engine::Tensor& z1, const engine::Tensor& spatial,
-                              bool dynamic, Activation act);
 engine::Tensor contextualizer_composed(const engine::Tensor& z0, const engine::Tensor& z1,
                                        const engine::Tensor& spatial, bool dynamic, Activation act);
 

@@ -1,23 +1,17 @@
-// The enricher: a linear expansion d -> m followed by an activation, fused.
+// The enricher: a linear expansion d -> m followed by an activation (docs/model.md).
 //
-// Forward, Y [N, d] (rows of every context), U [m, d] (stored like nn.Linear), b [m]:
-//   P = Y U^T + b        (pre-activation, [N, m])
+//   P = Y U^T + b        (Y [rows, d]; U [m, d] stored like nn.Linear; b [m])
 //   Z = act(P)           (relu2 by default)
-// Backward, with dZ = dL/dZ:
-//   dP = act'(P) (.) dZ
-//   dY = dP U            [N, d]
-//   dU = dP^T Y          [m, d]
-//   db = sum over rows of dP
-// Saved: Y and U (inputs) and P when act is not the identity (act' needs it; recomputing P
-// would cost the layer's largest product again).
+//
+// This is the layer composed from primitives (the reference the fused block is tested against);
+// the fused block (avey/block.h) derives its backward:
+//   dP = act'(P) (.) dZ,   dY = dP U,   dU = dP^T Y,   db = colsum dP
 #pragma once
 #include "avey/config.h"
 #include "engine/ops.h"
 
 namespace avey {
 
-engine::Tensor enricher(const engine::Tensor& y, const engine::Tensor& weight, const engine::Tensor& bias,
-                        Activation act);
 engine::Tensor enricher_composed(const engine::Tensor& y, const engine::Tensor& weight, const engine::Tensor& bias,
                                  Activation act);
 

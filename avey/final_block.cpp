@@ -1,187 +1,117 @@
+// The last block at each context's current rows only (avey/block.h: fused_final_block). The
+// products between a context's S current rows and its C rows are batches of strided products
+// (engine::matmul_into) over the contexts, whose rows are gathered whole ([N*C, h]).
 #include "avey/activation.h"
 #include "avey/block.h"
-#include "avey/block_parts.h"
+#include "avey/block_layout.h"
 #include "avey/contextualizer.h"
+#include "avey/contextualizer_ops.h"
+#include "avey/enricher_ops.h"
 #include "avey/norm.h"
-#include "engine/dispatch.h"
+#include "engine/fused_ops.h"
 
 namespace avey {
 
 using namespace engine;
-using block_parts::mul_per_context;
 
-namespace {
-
-// One operand of a product per context: context n's matrix starts at element offset + n * stride
-// of t (a stride of 0 shares one matrix), its rows contiguous.
-struct PerContext {
-  Tensor t;
-  int64_t offset = 0, stride = 0;
-};
-// C_n = op(A_n) op(B_n) + beta C_n for n < N (op(A_n) M x K, op(B_n) K x cols).
-void product(PerContext a, PerContext b, PerContext c, int64_t N, int64_t M, int64_t cols, int64_t K, bool ta, bool tb,
-             double beta) {
-  AVEY_DISPATCH("matmul", c.t, matmul, a.t.data<T>() + a.offset, b.t.data<T>() + b.offset, c.t.data<T>() + c.offset, N,
-                M, cols, K, ta, tb, 1.0, beta, a.stride, b.stride, c.stride);
-}
-// One product over every row: C = op(A) op(B) + beta C.
-void product(const Tensor& a, const Tensor& b, const Tensor& c, int64_t M, int64_t cols, int64_t K, bool ta, bool tb,
-             double beta) {
-  product({a}, {b}, {c}, 1, M, cols, K, ta, tb, beta);
-}
-
-// x [rows, w] in pack's layout -> every context's rows C-S..C-1, [N*S, w] (a copy).
-Tensor current_rows(const Tensor& x, const Packing& pack) {
-  if (pack.packed()) return apply_map(x, pack.current.map);
-  const int64_t w = x.size(1), N = pack.contexts, C = pack.context_rows, S = pack.split_size;
-  Tensor y = Tensor::empty({N * S, w}, x.dtype(), x.device());
-  AVEY_DISPATCH("copy_cols", y, copy_cols, N, S * w, x.data<T>(), C * w, (C - S) * w, y.data<T>(), S * w, 0, false);
-  return y;
-}
-// The rows of x [N*S, w] put back in pack's layout [rows, w], zero elsewhere; added into `into`
-// instead when it is given.
-Tensor from_current_rows(const Tensor& x, const Packing& pack, Tensor into = Tensor()) {
-  const int64_t w = x.size(1), N = pack.contexts, C = pack.context_rows, S = pack.split_size;
-  if (pack.packed()) {
-    Tensor y = apply_map(x, pack.current.transposed);
-    if (!into.defined()) return y;
-    add_(into, y);
-    return into;
-  }
-  if (!into.defined()) into = Tensor::zeros({pack.rows, w}, x.dtype(), x.device());
-  AVEY_DISPATCH("copy_cols", into, copy_cols, N, S * w, x.data<T>(), S * w, 0, into.data<T>(), C * w, (C - S) * w, true);
-  return into;
-}
-
-}  // namespace
-
-Tensor final_block_body(const Tensor& h_in, const Tensor& norm_g, const Tensor& U, const Tensor& b, const Tensor& spatial,
-                        const Tensor& O, const Tensor& bo, const Config& cfg, const Packing& pack) {
-  const int64_t C = cfg.context_rows(), S = cfg.split_size, r0 = C - S, h = cfg.half_tail(), mh = cfg.head_width();
-  const int64_t fi = h + mh;  // the fuser's input width
-  const int64_t N = pack.contexts, m = U.size(0), rows = h_in.size(0), d = h_in.size(1), kept = N * S;
-  if (h_in.ndim() != 2 || rows != pack.rows || 2 * h + mh != m || norm_g.shape() != std::vector<int64_t>{d})
-    fail("final_block_body", "shapes do not match the config: h " + h_in.describe() + ", gain " + norm_g.describe());
-  const bool has_act = cfg.enricher_activation != Activation::None;
-  const kernels::Unary f = block_parts::enricher_unary(cfg.enricher_activation);
-  const Activation cact = cfg.contextualizer_activation;
-  const bool dynamic = cfg.dynamic, h_grad = h_in.requires_grad();
-  const bool keep_p = block_parts::keeps_preactivation(cfg);
-  const Tensor U0 = U.view(0, {h, d}), Ur = U.view(h * d, {fi, d});  // U's rows for Z0, and for [Z1 | Zh]
-  const bool packed = pack.packed();
-  Tensor y, rstd, yk, P0, Pk, z0, z1, zn, denom, w, wk, cos, a, yc, cz, out;
-  Tensor z0c, znc, denomc;  // Z0, Zn and Zn's row norms as whole contexts (packed: gathered)
+Tensor fused_final_block(const Tensor& x, const BlockWeights& w, const Config& cfg, const Packing& pack) {
+  const BlockSizes s = block_sizes("fused_final_block", x, w, cfg, pack);
+  const int64_t C = s.C, S = s.S, r0 = C - S, h = s.half, N = s.N, kept = N * S, d = s.d;
+  const Activation act = cfg.enricher_activation, act_c = cfg.contextualizer_activation;
+  const bool dynamic = cfg.dynamic, keep_p = keeps_preactivation(act);
+  // U's rows (and b's) for Z0, and for [Z1 | Zh]
+  const Tensor U0 = w.enricher_w.view(0, {h, d}), Ur = w.enricher_w.view(h * d, {s.fuser_in, d});
+  const Tensor b0 = w.enricher_b.view(0, {h}), br = w.enricher_b.view(h, {s.fuser_in});
+  // A context n's matrix inside a [N*C, w] or [N*S, w] tensor: its rows, or its current rows.
+  auto all_rows = [C](const Tensor& t) { return MatrixBatch{t, 0, C * t.size(-1)}; };
+  auto current = [C, r0](const Tensor& t) { return MatrixBatch{t, r0 * t.size(-1), C * t.size(-1)}; };
+  auto per_split = [S](const Tensor& t) { return MatrixBatch{t, 0, S * t.size(-1)}; };
+  Tensor y, rstd, yk, P0, Pk, wt, wk, z0c, znc, cos, a, yc, cz, out;  // yk: y's current rows; z0c, znc: whole contexts
+  EnrichedParts z, zk;  // Z0 (and Zn) at every row; Z1 at the current rows (zk.z0)
   {
     NoGrad no_grad;
-    y = Tensor::empty(h_in.shape(), h_in.dtype(), h_in.device());
-    rstd = Tensor::empty({rows}, h_in.dtype(), h_in.device());
-    AVEY_DISPATCH("rmsnorm", y, rmsnorm, rows, d, h_in.data<T>(), norm_g.data<T>(), kRmsEps, y.data<T>(),
-                  rstd.data<T>());
+    const RmsNormRows n = rmsnorm_rows(x, w.norm_gain, kRmsEps);
+    y = n.y, rstd = n.rstd;
     yk = current_rows(y, pack);
-    // ---- enricher: Z0 on every row (the contextualizer mixes a context's rows into the current
-    // ones), Z1 and Zh on the current rows only
-    P0 = Tensor::empty({rows, h}, y.dtype(), y.device());
-    product(y, U0, P0, rows, h, d, false, true, 0.0);
-    Pk = Tensor::empty({kept, fi}, y.dtype(), y.device());
-    product(yk, Ur, Pk, kept, fi, d, false, true, 0.0);
-    z0 = Tensor::empty({rows, h}, y.dtype(), y.device());
-    z1 = Tensor::empty({N, S, h}, y.dtype(), y.device());
-    cz = Tensor::empty({kept, fi}, y.dtype(), y.device());  // the fuser's input [c | Zh], as in block_body
-    if (dynamic) {  // Zn = Z0's rows normalised, by the same pass (kept, with denom, for the backward)
-      zn = Tensor::empty(z0.shape(), z0.dtype(), z0.device());
-      denom = Tensor::empty({rows}, z0.dtype(), z0.device());
-    }
-    AVEY_DISPATCH("bias_act_split", P0, bias_act_split, rows, h, P0.data<T>(), b.data<T>(), has_act, f, h, 0,
-                  z0.data<T>(), nullptr, nullptr, 0, keep_p, dynamic ? zn.data<T>() : nullptr,
-                  dynamic ? denom.data<T>() : nullptr, kCosineEps);
-    AVEY_DISPATCH("bias_act_split", Pk, bias_act_split, kept, fi, Pk.data<T>(), b.data<T>() + h, has_act, f, h, 0,
-                  z1.data<T>(), nullptr, mh > 0 ? cz.data<T>() + h : nullptr, fi, keep_p, nullptr, nullptr, 0.0);
+    P0 = matmul(y, U0, false, true);
+    Pk = matmul(yk, Ur, false, true);
+    cz = Tensor::empty({kept, s.fuser_in}, x.dtype(), x.device());  // [c | Zh] at the current rows
+    z = enrich_split(P0, b0, act, h, 0, Columns{}, keep_p, dynamic, kCosineEps);
+    zk = enrich_split(Pk, br, act, h, 0, zh_columns(cz, s), keep_p, false, 0.0);
     if (!keep_p) P0 = Pk = Tensor();
-    z0c = packed ? apply_map(z0, pack.to_full.map) : z0;
+    z0c = gather_contexts(z.z0, pack);
+    if (dynamic) znc = gather_contexts(z.zn, pack);
+    // ---- contextualizer at the current rows: A_k = W_k (.) (Zn_k Zn^T) [S, C], Yc_k = A_k Z0
+    wt = tril(w.spatial);
+    wk = wt.view(r0 * C, {S, C});
     if (dynamic) {
-      znc = packed ? apply_map(zn, pack.to_full.map) : zn;
-      denomc = packed ? reshape(apply_map(reshape(denom, {rows, 1}), pack.to_full.map), {N * C}) : denom;
-    }
-    // ---- contextualizer, current rows: A_k = W_k (.) (Zn_k Zn^T) [S, C], W_k = tril(V)'s last S rows
-    w = tril(spatial);
-    wk = w.view(r0 * C, {S, C});
-    if (dynamic) {
-      cos = Tensor::empty({N, S, C}, y.dtype(), y.device());
-      product({znc, r0 * h, C * h}, {znc, 0, C * h}, {cos, 0, S * C}, N, S, C, h, false, true, 0.0);
+      cos = Tensor::empty({N, S, C}, x.dtype(), x.device());
+      matmul_into(current(znc), all_rows(znc), per_split(cos), N, S, C, h, false, true, 0.0);
       a = mul_per_context(cos, wk);
     }
-    yc = Tensor::empty({N, S, h}, y.dtype(), y.device());
-    product(dynamic ? PerContext{a, 0, S * C} : PerContext{wk, 0, 0}, {z0c, 0, C * h}, {yc, 0, S * h}, N, S, h, C, false,
-            false, 0.0);
-    const Tensor c = reshape(mul(activate(cact, yc), z1), {kept, h});
-    AVEY_DISPATCH("copy_cols", c, copy_cols, kept, h, c.data<T>(), h, 0, cz.data<T>(), fi, 0, false);
-    // ---- fuser and residual on the current rows: out = h_k + b_o + cz O^T
-    out = Tensor::empty({kept, d}, h_in.dtype(), h_in.device());
-    const Tensor hk = current_rows(h_in, pack);
-    AVEY_DISPATCH("matmul", out, matmul_residual_bias, cz.data<T>(), fi, O.data<T>(), fi, hk.data<T>(), bo.data<T>(),
-                  out.data<T>(), kept, d, fi, false, true);
+    yc = Tensor::empty({N, S, h}, x.dtype(), x.device());
+    matmul_into(dynamic ? per_split(a) : MatrixBatch{wk}, all_rows(z0c), per_split(yc), N, S, h, C, false, false, 0.0);
+    copy_into(reshape(mul(activate(act_c, yc), reshape(zk.z0, {N, S, h})), {kept, h}), c_columns(cz, s));
+    // ---- fuser and residual at the current rows: out = h_k + b_o + cz O^T
+    out = linear_residual(cz, w.fuser_w, w.fuser_b, current_rows(x, pack));
   }
-  record(out, "avey.final_block_body", {h_in, norm_g, U, b, spatial, O, bo},
+  record(out, "avey.final_block", {x, w.norm_gain, w.enricher_w, w.enricher_b, w.spatial, w.fuser_w, w.fuser_b},
          [=](const Tensor& gf) -> std::vector<Tensor> {
-           Tensor gh, gg, gU, gb, gV, gO, gbo;
-           const bool norm_pass = h_grad || norm_g.requires_grad();
-           if (bo.requires_grad() && !(norm_pass && gf.is_cuda())) gbo = sum_rows(gf);
-           // ---- fuser: dO = dF^T cz, dcz = [dc | dZh] = dF O (current rows)
-           if (O.requires_grad()) gO = matmul(gf, cz, true, false);
-           const Tensor gcz = matmul(gf, O);
-           const Tensor gc = reshape(mh > 0 ? slice_cols(gcz, 0, h) : gcz, {N, S, h});
-           // ---- contextualizer: dZ1 = dc (.) act(Yc), dYc = act'(Yc) (.) dc (.) Z1, dA_k = dYc Z0^T [S, C]
-           Tensor gz1 = mul(gc, activate(cact, yc)), gyc = activation_grad(cact, yc, mul(gc, z1));
-           Tensor ga = Tensor::empty({N, S, C}, gyc.dtype(), gyc.device());
-           product({gyc, 0, S * h}, {z0c, 0, C * h}, {ga, 0, S * C}, N, S, C, h, false, true, 0.0);
-           Tensor gz0 = Tensor::empty({N * C, h}, z0.dtype(), z0.device());  // whole contexts
+           Tensor gx, gg, gU, gb, gV, gO, gbo;
+           const bool norm_pass = x.requires_grad() || w.norm_gain.requires_grad();
+           if (w.fuser_b.requires_grad() && !norm_pass) gbo = column_sums(gf);
+           // ---- fuser: dO = dF^T cz, [dc | dZh] = dF O (current rows)
+           if (w.fuser_w.requires_grad()) gO = matmul(gf, cz, true, false);
+           const Tensor gcz = matmul(gf, w.fuser_w);
+           const Tensor gc = reshape(copy_of(c_columns(gcz, s)), {N, S, h});
+           // ---- contextualizer: dZ1 = dc (.) act_c(Yc), dYc = act_c'(Yc) (.) dc (.) Z1, dA_k = dYc Z0^T [S, C]
+           const Tensor gz1 = reshape(mul(gc, activate(act_c, yc)), {kept, h});
+           const Tensor gyc = activation_grad(act_c, yc, mul(gc, reshape(zk.z0, {N, S, h})));
+           const Tensor ga = Tensor::empty({N, S, C}, gyc.dtype(), gyc.device());
+           matmul_into(per_split(gyc), all_rows(z0c), per_split(ga), N, S, C, h, false, true, 0.0);
            Tensor gvk;  // dV's last S rows (the rows above get no gradient: only the current rows use them)
+           Tensor gz0 = Tensor::empty({N * C, h}, gyc.dtype(), gyc.device());  // whole contexts
            if (dynamic) {
-             if (spatial.requires_grad()) gvk = reshape(sum_rows(reshape(mul(ga, cos), {N, S * C})), {S, C});
+             if (w.spatial.requires_grad()) gvk = reshape(column_sums(reshape(mul(ga, cos), {N, S * C})), {S, C});
              // dZn = dCos_k^T Zn_k on every row, + dCos_k Zn on the current rows; dCos_k = dA_k (.) W_k
-             Tensor gcos = mul_per_context(ga, wk), gzn = Tensor::empty(gz0.shape(), z0.dtype(), z0.device());
-             product({gcos, 0, S * C}, {znc, r0 * h, C * h}, {gzn, 0, C * h}, N, C, h, S, true, false, 0.0);
-             product({gcos, 0, S * C}, {znc, 0, C * h}, {gzn, r0 * h, C * h}, N, S, h, C, false, false, 1.0);
-             AVEY_DISPATCH("l2norm_rows_backward", z0, l2norm_rows_backward, NormEps::Inside, N * C, h, z0c.data<T>(),
-                           kCosineEps, denomc.data<T>(), gzn.data<T>(), gz0.data<T>());
-             product({a, 0, S * C}, {gyc, 0, S * h}, {gz0, 0, C * h}, N, C, h, S, true, false, 1.0);  // += A_k^T dYc
+             const Tensor gcos = mul_per_context(ga, wk);
+             const Tensor gzn = Tensor::empty({N * C, h}, gyc.dtype(), gyc.device());
+             matmul_into(per_split(gcos), current(znc), all_rows(gzn), N, C, h, S, true, false, 0.0);
+             matmul_into(per_split(gcos), all_rows(znc), current(gzn), N, S, h, C, false, false, 1.0);
+             matmul_into(per_split(a), per_split(gyc), all_rows(gz0), N, C, h, S, true, false, 0.0);  // A_k^T dYc
+             // dZ0 = l2norm'(dZn) + A_k^T dYc, a padding row's terms summed over the contexts that read it
+             gz0 = l2norm_rows_backward(kernels::NormEps::Inside, z.z0, kCosineEps, gzn, gz0,
+                                        pack.packed() ? &pack.to_full.transposed : nullptr, pack.pad_rows);
            } else {
-             if (spatial.requires_grad()) gvk = reshape(sum_rows(reshape(ga, {N, S * C})), {S, C});
-             product({wk, 0, 0}, {gyc, 0, S * h}, {gz0, 0, C * h}, N, C, h, S, true, false, 0.0);
+             if (w.spatial.requires_grad()) gvk = reshape(column_sums(reshape(ga, {N, S * C})), {S, C});
+             matmul_into(MatrixBatch{wk}, per_split(gyc), all_rows(gz0), N, C, h, S, true, false, 0.0);
+             if (pack.packed()) gz0 = apply_map(gz0, pack.to_full.transposed);  // padding rows: summed
            }
-           if (packed) gz0 = apply_map(gz0, pack.to_full.transposed);  // padding rows: summed
            if (gvk.defined()) gV = concat_rows({Tensor::zeros({r0, C}, gvk.dtype(), gvk.device()), tril(gvk, r0)});
            // ---- enricher: dP0 = act'(.) dZ0 on every row, dPk = act'(.) [dZ1 | dZh] on the current rows
-           Tensor gp0 = Tensor::empty({rows, h}, y.dtype(), y.device());
-           Tensor gpk = Tensor::empty({kept, fi}, y.dtype(), y.device());
-           if (b.requires_grad()) gb = Tensor::empty({m}, y.dtype(), y.device());
-           AVEY_DISPATCH("act_grad_concat", gp0, act_grad_concat, rows, h, P0.defined() ? P0.data<T>() : nullptr,
-                         z0.data<T>(), nullptr, nullptr, 0, has_act, f, h, 0, gz0.data<T>(), nullptr, nullptr,
-                         gp0.data<T>(), gb.defined() ? gb.data<T>() : nullptr);
-           AVEY_DISPATCH("act_grad_concat", gpk, act_grad_concat, kept, fi, Pk.defined() ? Pk.data<T>() : nullptr,
-                         z1.data<T>(), nullptr, mh > 0 ? cz.data<T>() + h : nullptr, fi, has_act, f, h, 0,
-                         gz1.data<T>(), nullptr, mh > 0 ? gcz.data<T>() + h : nullptr, gpk.data<T>(),
-                         gb.defined() ? gb.data<T>() + h : nullptr);
-           if (U.requires_grad()) {  // dU = [dP0^T Y ; dPk^T Y_k]
-             gU = Tensor::empty(U.shape(), U.dtype(), U.device());
-             product(gp0, y, gU, h, d, rows, true, false, 0.0);
-             product(gpk, yk, gU.view(h * d, {fi, d}), fi, d, kept, true, false, 0.0);
+           Tensor gb0, gbr;
+           if (w.enricher_b.requires_grad()) {
+             gb = Tensor::empty({s.m}, gyc.dtype(), gyc.device());
+             gb0 = gb.view(0, {h}), gbr = gb.view(h, {s.fuser_in});
            }
-           // ---- the norm: dY = dP0 U0 (+ dPk Ur on the current rows); dh = rmsnorm'(dY) + dF on the current rows
-           Tensor gres = from_current_rows(gf, pack);
+           const Tensor gp0 = enrich_split_backward(P0, z, Columns{}, act, gz0, Tensor(), Columns{}, gb.defined() ? &gb0 : nullptr);
+           const Tensor gpk = enrich_split_backward(Pk, zk, zh_columns(cz, s), act, gz1, Tensor(), zh_columns(gcz, s),
+                                                    gb.defined() ? &gbr : nullptr);
+           if (w.enricher_w.requires_grad()) {  // dU = [dP0^T y ; dPk^T y_k]
+             gU = Tensor::empty(w.enricher_w.shape(), gyc.dtype(), gyc.device());
+             matmul_into({gp0}, {y}, {gU}, 1, h, d, s.rows, true, false, 0.0);
+             matmul_into({gpk}, {yk}, {gU, h * d}, 1, s.fuser_in, d, kept, true, false, 0.0);
+           }
+           // ---- the norm: dy = dP0 U0 (+ dPk Ur on the current rows); dh = rmsnorm'(dy) + dF on the current rows
+           const Tensor gres = scatter_current_rows(gf, pack);
            if (norm_pass) {
-             Tensor gy = Tensor::empty(h_in.shape(), y.dtype(), y.device()), gyk = Tensor::empty({kept, d}, y.dtype(), y.device());
-             product(gp0, U0, gy, rows, d, h, false, false, 0.0);
-             product(gpk, Ur, gyk, kept, d, fi, false, false, 0.0);
-             from_current_rows(gyk, pack, gy);
-             block_parts::NormGrads ng =
-                 block_parts::norm_backward_residual(h_in, norm_g, rstd, gy, gres, bo.requires_grad());
-             gh = ng.gh, gg = ng.gg;
-             if (ng.gbo.defined()) gbo = ng.gbo;
-           } else if (h_grad) {
-             gh = gres;
+             const Tensor gy = matmul(gp0, U0);
+             scatter_current_rows(matmul(gpk, Ur), pack, gy);
+             const RmsNormGrads ng = rmsnorm_rows_backward(x, w.norm_gain, rstd, gy, gres, w.fuser_b.requires_grad());
+             gx = ng.gx, gg = ng.gg;
+             if (ng.gres_sum.defined()) gbo = ng.gres_sum;
            }
-           return {h_grad ? gh : Tensor(), norm_g.requires_grad() ? gg : Tensor(), gU, gb, gV, gO, gbo};
+           return {x.requires_grad() ? gx : Tensor(), w.norm_gain.requires_grad() ? gg : Tensor(), gU, gb, gV, gO, gbo};
          });
   return out;
 }

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "engine/dispatch.h"
+#include "engine/fused_ops.h"
 
 namespace avey {
 
@@ -48,7 +48,6 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
   Tensor loss;
   {
     NoGrad no_grad;
-    Tensor one = Tensor::full({1}, 1.0, ld, h.device());
     if (grad && h.requires_grad()) gh = Tensor::empty(h.shape(), h.dtype(), h.device());
     // d(loss)/dE sums over every chunk: in fp32 when E is bf16 (where the first chunk's product
     // writes it, beta = 0, and the later ones add to it).
@@ -57,36 +56,22 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
                     : Tensor::zeros(embedding.shape(), ld, embedding.device());
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t r1 = std::min(N, r0 + chunk), rows = r1 - r0, d = h.size(1);
-#ifdef AVEY_HAVE_CUDA
       if (gpu_bf16) {  // one kernel on the bf16 logits; the gradient overwrites them
         Tensor logits = matmul(h.view(r0 * d, {rows, d}), embedding, false, true);
         const bool g = grad && counted > 0;
-        {
-          profile::Scope prof(op, Device::CUDA);
-          kernels::cuda::cross_entropy_bf16(rows, V, logits.data<kernels::bf16>(),
-                                            t_dev.view(r0, {rows}).data<int32_t>(), -100,
-                                            rows_loss.view(r0, {rows}).data<float>(), g ? 1.0 / double(counted) : 0.0);
-        }
+        cross_entropy_rows_bf16(logits, t_dev.view(r0, {rows}), -100, rows_loss.view(r0, {rows}),
+                                g ? 1.0 / double(counted) : 0.0);
         if (!g) continue;
         if (gh.defined()) gh.view(r0 * d, {rows, d}).copy_(matmul(logits, embedding));
-        if (ge.defined()) {  // dE (+)= dlogits^T h, accumulated by the product in fp32
-          profile::Scope prof("matmul", Device::CUDA);
-          kernels::cuda::matmul_bf16_f32(logits.data<kernels::bf16>(), h.view(r0 * d, {rows, d}).data<kernels::bf16>(),
-                                         ge.data<float>(), V, d, rows, true, false, r0 == 0 ? 0.0 : 1.0);
-        }
+        // dE (+)= dlogits^T h, accumulated by the product in fp32
+        if (ge.defined()) matmul_f32_out(logits, h.view(r0 * d, {rows, d}), ge, true, false, r0 == 0 ? 0.0 : 1.0);
         continue;
       }
-#endif
       Tensor logits = matmul(h.view(r0 * d, {rows, d}), embedding, false, true);  // f32 or f64: the loss dtype
-      Tensor lse = Tensor::empty({rows}, ld, h.device());
-      Tensor loss_c = rows_loss.view(r0, {rows}), t_c = t_dev.view(r0, {rows});
-      AVEY_DISPATCH(op, logits, cross_entropy, rows, V, logits.data<T>(), t_c.data<int32_t>(), -100,
-                    loss_c.data<T>(), lse.data<T>());
+      const Tensor t_c = t_dev.view(r0, {rows});
+      const Tensor lse = cross_entropy_rows(logits, t_c, -100, rows_loss.view(r0, {rows}));
       if (!grad || counted == 0) continue;
-      // dlogits = (softmax - onehot) / M
-      Tensor glogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-      AVEY_DISPATCH(op, logits, cross_entropy_backward, rows, V, logits.data<T>(), t_c.data<int32_t>(), -100,
-                    lse.data<T>(), one.data<T>(), 1.0 / double(counted), glogits.data<T>());
+      const Tensor glogits = cross_entropy_rows_backward(logits, t_c, -100, lse, 1.0 / double(counted));  // (softmax - onehot) / M
       logits = Tensor();  // free the chunk's logits before the two products
       if (gh.defined()) gh.view(r0 * d, {rows, d}).copy_(matmul(glogits, embedding));
       if (ge.defined()) add_(ge, matmul(glogits, h.view(r0 * d, {rows, d}), true, false));

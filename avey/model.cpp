@@ -5,9 +5,6 @@
 #include <cmath>
 
 #include "avey/block.h"
-#include "avey/contextualizer.h"
-#include "avey/enricher.h"
-#include "avey/fuser.h"
 #include "avey/head.h"
 #include "avey/norm.h"
 #include "avey/packing.h"
@@ -17,8 +14,6 @@
 namespace avey {
 
 using namespace engine;
-
-constexpr double kLayerNormEps = 1e-5;
 
 std::vector<std::pair<std::string, Shape>> parameter_layout(const Config& c) {
   const int64_t d = c.d_embed, m = c.expanded_width(), C = c.context_rows();
@@ -74,7 +69,7 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
   for (int64_t i = 0; i < cfg_.n_layers; ++i) {
     const std::string p = fmt::format("blocks.{}.", i);
     auto get = [&](const std::string& s) { return by_name.count(p + s) ? by_name.at(p + s) : Tensor(); };
-    blocks_.push_back(Block{get("rms_norm.weight"), get("rms_norm.bias"), get("ctxt.enricher.weight"),
+    blocks_.push_back(BlockWeights{get("rms_norm.weight"), get("rms_norm.bias"), get("ctxt.enricher.weight"),
                             get("ctxt.enricher.bias"), get("ctxt.contextualizer.spatial_proj"),
                             get("ctxt.fuser.weight"), get("ctxt.fuser.bias")});
   }
@@ -183,57 +178,21 @@ Model::Contexts Model::pack(const Tensor& h, const ContextPlan& plan) const {
 
 Tensor Model::norm(const Tensor& x, const Tensor& w, const Tensor& b) const {
   if (cfg_.use_layernorm()) return layernorm(x, w, b, kLayerNormEps);
-  return composed_ ? rms_norm_composed(x, w, kRmsEps) : rms_norm(x, w, kRmsEps);
+  return composed_ ? rms_norm_composed(x, w, kRmsEps) : rmsnorm(x, w, kRmsEps);
 }
 
 Tensor Model::run_blocks(const Contexts& ctx) const {
-  // The block body as one op (avey/block.h): the GPU's fast path for every block; on both devices
-  // the last block computes only the rows the head reads (final_block_body). Same function.
-  const bool body_op = !composed_ && !cfg_.use_attention() && !cfg_.use_layernorm();
-  const bool fused_body = ctx.h.is_cuda() && body_op;
+  // The last block computes only the rows the head reads: each context's current split.
   const Packing& pack = ctx.pack;
   Tensor h = ctx.h;
   if (blocks_.empty()) return current_split(h, pack);
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    const Block& blk = blocks_[i];
     const bool last = i + 1 == blocks_.size();
-    if (last && body_op)
-      h = final_block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_,
-                           pack);
-    else
-      h = run_block(blk, h, pack, fused_body);
-    if (last && !body_op) h = current_split(h, pack);
+    h = block(h, blocks_[i], cfg_, pack, last ? BlockRows::Current : BlockRows::All, composed_);
     if (block_hook_ && h.requires_grad())
       h.register_hook("block", [hook = block_hook_, i](const Tensor& g) { hook(int64_t(i), g); });
   }
   return h;
-}
-
-// One block, h + F(norm(h)): the separate fused layers (or, composed_, their op-by-op twins);
-// on the GPU the whole body as one op. Row by row steps run on the packed rows, the
-// contextualizer on whole contexts.
-Tensor Model::run_block(const Block& blk, const Tensor& h, const Packing& pack, bool fused_body) const {
-  if (fused_body)
-    return block_body(h, blk.norm_w, blk.enricher_w, blk.enricher_b, blk.spatial, blk.fuser_w, blk.fuser_b, cfg_, pack);
-  const int64_t N = pack.contexts, C = cfg_.context_rows(), half = cfg_.half_tail(), mh = cfg_.head_width();
-  std::vector<int64_t> widths{half, half};
-  if (mh > 0) widths.push_back(mh);
-  Tensor y = norm(h, blk.norm_w, blk.norm_b);
-  Tensor z = composed_ ? enricher_composed(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation)
-                       : enricher(y, blk.enricher_w, blk.enricher_b, cfg_.enricher_activation);
-  std::vector<Tensor> parts = split_cols(z, widths);
-  Tensor z0 = reshape(to_contexts(parts[0], pack), {N, C, half}), z1 = reshape(to_contexts(parts[1], pack), {N, C, half});
-  Tensor zh = mh > 0 ? parts[2] : Tensor();
-  Tensor c;
-  if (cfg_.use_attention())
-    c = attention_contextualizer(z0, z1, cfg_.attention_head_size, cfg_.contextualizer_activation);
-  else if (composed_)
-    c = contextualizer_composed(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
-  else
-    c = contextualizer(z0, z1, blk.spatial, cfg_.dynamic, cfg_.contextualizer_activation);
-  c = to_packed(reshape(c, {N * C, half}), pack);
-  Tensor f = composed_ ? fuser_composed(c, zh, blk.fuser_w, blk.fuser_b) : fuser(c, zh, blk.fuser_w, blk.fuser_b);
-  return add(h, f);
 }
 
 Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {

@@ -1,4 +1,4 @@
-// The Avey decoder (SPEC.md section 1): embedding, ranker, L blocks, tied head.
+// The Avey decoder (docs/model.md, section 1): embedding, ranker, L blocks, tied head.
 //
 //   X  = E[ids], right-padded with zero rows to n*S rows per sequence        [B*n*S, d]
 //   H  = contexts(X): per split, K = k+1 slots of S rows (ranker.h)         [B*n, C, d]
@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "avey/block.h"
 #include "avey/config.h"
 #include "avey/packing.h"
 #include "avey/ranker.h"
@@ -44,7 +45,7 @@ class Model {
  public:
   Model(const Config& cfg, engine::Device device = engine::Device::CPU, engine::DType dtype = engine::DType::F32);
 
-  void init(uint64_t seed);  // SPEC init, deterministic for a seed
+  void init(uint64_t seed);  // docs/model.md's init, deterministic for a seed
   const Config& config() const { return cfg_; }
   engine::Device device() const { return device_; }
   engine::DType dtype() const { return dtype_; }  // the compute dtype (activations, working weights)
@@ -85,16 +86,14 @@ class Model {
   using BlockHook = std::function<void(int64_t layer, const engine::Tensor& grad)>;
   void set_block_hook(BlockHook hook) { block_hook_ = std::move(hook); }
 
-  // Tests: run every layer composed from recorded primitives instead of the fused layers.
+  // Tests: run every block composed from recorded primitives instead of the fused block
+  // (avey/block.h), and the head's loss from primitives too.
   void set_composed(bool on) { composed_ = on; }
-  // Tests: keep every context's padding rows (the [N*C] layout, the SPEC row for row) instead of
+  // Tests: keep every context's padding rows (the [N*C] layout, docs/model.md row for row) instead of
   // computing them once (avey/packing.h); the same function either way.
   void set_packing(bool on) { packing_ = on; }
 
  private:
-  struct Block {
-    engine::Tensor norm_w, norm_b, enricher_w, enricher_b, spatial, fuser_w, fuser_b;
-  };
   engine::Tensor& add_param(const std::string& name, const engine::Shape& shape);
   std::vector<int32_t> host_ids(const engine::Tensor& ids, int64_t& B, int64_t& T) const;
   engine::Tensor embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B*Tp, d]
@@ -105,7 +104,6 @@ class Model {
   Contexts contexts(const engine::Tensor& x, int64_t B, int64_t n) const;
   Contexts pack(const engine::Tensor& h, const ContextPlan& plan) const;  // h [N*C, d]
   engine::Tensor run_blocks(const Contexts& ctx) const;                  // [N*S, d]
-  engine::Tensor run_block(const Block& blk, const engine::Tensor& h, const Packing& pack, bool fused_body) const;
   engine::Tensor norm(const engine::Tensor& x, const engine::Tensor& w, const engine::Tensor& b) const;
 
   Config cfg_;
@@ -114,7 +112,7 @@ class Model {
   engine::Tensor flat_, flat_grad_, working_;
   std::vector<Param> params_;
   engine::Tensor wte_, lnf_w_, lnf_b_;
-  std::vector<Block> blocks_;
+  std::vector<BlockWeights> blocks_;
   bool composed_ = false;
   bool packing_ = true;
   mutable std::vector<int64_t> packing_pad_;  // the padding packing_cache_ was made for

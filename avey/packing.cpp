@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "engine/fused_ops.h"
+
 namespace avey {
 
 using namespace engine;
@@ -69,5 +71,28 @@ Tensor to_packed(const Tensor& x, const Packing& p) {
 }
 
 Tensor current_split(const Tensor& x, const Packing& p) { return map_rows(x, p.current); }
+
+Tensor gather_contexts(const Tensor& x, const Packing& p) { return p.packed() ? apply_map(x, p.to_full.map) : x; }
+
+// Unpacked, the current rows are each context's last S rows: a strided copy of S*w elements a
+// context (no index map).
+Tensor current_rows(const Tensor& x, const Packing& p) {
+  if (p.packed()) return apply_map(x, p.current.map);
+  const int64_t w = x.size(1), N = p.contexts, C = p.context_rows, S = p.split_size;
+  return reshape(copy_of(Columns{reshape(x, {N, C * w}), (C - S) * w, S * w}), {N * S, w});
+}
+
+Tensor scatter_current_rows(const Tensor& x, const Packing& p, Tensor into) {
+  const int64_t w = x.size(1), N = p.contexts, C = p.context_rows, S = p.split_size;
+  if (p.packed()) {
+    Tensor y = apply_map(x, p.current.transposed);
+    if (!into.defined()) return y;
+    add_(into, y);
+    return into;
+  }
+  if (!into.defined()) into = Tensor::zeros({p.rows, w}, x.dtype(), x.device());
+  add_into(reshape(x, {N, S * w}), Columns{reshape(into, {N, C * w}), (C - S) * w, S * w});
+  return into;
+}
 
 }  // namespace avey

@@ -1,6 +1,6 @@
 // Padding rows computed once: the packed layout of the contexts.
 //
-// A context whose split has r < k earlier splits starts with P = (k - r) * S zero rows (SPEC:
+// A context whose split has r < k earlier splits starts with P = (k - r) * S zero rows (docs/model.md:
 // left padding, not masked). In every block, padding row j of a context mixes only with rows
 // j' <= j (the contextualizer is causal), all of them padding too, and every other step works
 // row by row; so row j's value depends on j alone and is the same in every context that has it.
@@ -51,5 +51,13 @@ Packing make_packing(int64_t split_size, int64_t context_rows, const std::vector
 engine::Tensor to_contexts(const engine::Tensor& x, const Packing& p);
 engine::Tensor to_packed(const engine::Tensor& x, const Packing& p);
 engine::Tensor current_split(const engine::Tensor& x, const Packing& p);
+
+// The same moves inside a fused op (never recorded): x [rows, w] in p's layout -> every
+// context's rows [N*C, w] (x itself when nothing is packed), or its current rows C-S..C-1
+// [N*S, w]; and back: x [N*S, w] put at the current rows of p's layout [rows, w], zero
+// elsewhere, or added into `into` when it is given.
+engine::Tensor gather_contexts(const engine::Tensor& x, const Packing& p);
+engine::Tensor current_rows(const engine::Tensor& x, const Packing& p);
+engine::Tensor scatter_current_rows(const engine::Tensor& x, const Packing& p, engine::Tensor into = {});
 
 }  // namespace avey

@@ -1,7 +1,8 @@
 #include "avey/ranker.h"
 
+#include "avey/kernels/kernels.h"
+#include "avey/kernels/selection_math.h"
 #include "engine/dispatch.h"
-#include "kernels/selection_math.h"
 
 namespace avey {
 
@@ -19,13 +20,14 @@ Tensor maxsim_best(const Tensor& qn, const Tensor& cn, int64_t S) {
   {
     NoGrad no_grad;
     Tensor sims = matmul(qn, cn, false, true);  // [B, R*S, J*S]
-    AVEY_DISPATCH("maxsim_scores", sims, max_cols, B * rs * J, S, sims.data<T>(), best.data<T>(),
+    AVEY_DISPATCH("maxsim_scores", sims, row_max, B * rs * J, S, sims.data<T>(), best.data<T>(),
                   argmax.data<int32_t>());
   }
   record(best, "avey.maxsim", {qn, cn}, [=](const Tensor& g) -> std::vector<Tensor> {
     Tensor gq = Tensor::empty(qn.shape(), g.dtype(), g.device()), gc = Tensor::empty(cn.shape(), g.dtype(), g.device());
-    AVEY_DISPATCH("maxsim_scores", g, maxsim_backward, B, rs, js, S, d, qn.data<T>(), cn.data<T>(),
-                  argmax.data<int32_t>(), g.data<T>(), gq.data<T>(), gc.data<T>());
+    AVEY_DISPATCH_IN(::avey::kernels, "maxsim_scores", g, maxsim_backward,
+                     {.batch = B, .rs = rs, .js = js, .S = S, .d = d, .q = qn.data<T>(), .c = cn.data<T>(),
+                      .argmax = argmax.data<int32_t>(), .g = g.data<T>(), .dq = gq.data<T>(), .dc = gc.data<T>()});
     return {qn.requires_grad() ? gq : Tensor(), cn.requires_grad() ? gc : Tensor()};
   });
   return best;
@@ -43,7 +45,7 @@ Tensor maxsim_scores(const Tensor& xq, const Tensor& xc, int64_t S) {
   Tensor cn = xc.impl() == xq.impl() ? qn : l2norm_rows(xc, kRankerEps, NormEps::Outside);
   Tensor best = maxsim_best(qn, cn, S);                      // max over the rows u of split j
   Tensor per_row = transpose(reshape(best, {B * R, S, J}));  // [B*R, J, S]
-  return reshape(sum_cols(per_row), {B, R, J});              // sum over the rows t of split i
+  return reshape(row_sums(per_row), {B, R, J});              // sum over the rows t of split i
 }
 
 ContextPlan select_contexts(const Config& cfg, int64_t B, int64_t n, const std::vector<int64_t>& query_split,
@@ -80,10 +82,12 @@ ContextPlan select_contexts(const Config& cfg, int64_t B, int64_t n, const std::
   const bool read = ranked && scores.defined();
   const Tensor& typed = read ? scores : Tensor::empty({0}, DType::F32, device);
   const int32_t* qp = identity ? nullptr : qs.data<int32_t>();
-  AVEY_DISPATCH("select_contexts", typed, select_contexts, B, R, J, k, n, qp, read ? typed.data<T>() : nullptr,
-                ranked, weighting, cfg.ranker_weight_norm == "max", kRankerEps,
-                p.split.data<int32_t>(), p.weight.data<double>(), p.score_index.data<int32_t>(),
-                p.norm_index.data<int32_t>());
+  AVEY_DISPATCH_IN(::avey::kernels, "select_contexts", typed, select_contexts,
+                   {.batch = B, .queries = R, .cols = J, .k = k, .table = n, .query = qp,
+                    .scores = read ? typed.data<T>() : nullptr, .ranked = ranked, .weighted = weighting,
+                    .norm_max = cfg.ranker_weight_norm == "max", .eps = kRankerEps, .split = p.split.data<int32_t>(),
+                    .weight = p.weight.data<double>(), .score_index = p.score_index.data<int32_t>(),
+                    .norm_index = p.norm_index.data<int32_t>()});
   return p;
 }
 
@@ -159,19 +163,21 @@ Tensor build_contexts(const Tensor& splits, const Tensor& scores, const ContextP
     if (splits.requires_grad()) {
       // P [B, R*K, n]: w at (slot, split); dX = P^T dH per sequence.
       Tensor pm = Tensor::empty({B, RK, n}, splits.dtype(), splits.device());
-      AVEY_DISPATCH("build_contexts", pm, selection_matrix, B, RK, n, plan.split.data<int32_t>(),
+      AVEY_DISPATCH_IN(::avey::kernels, "build_contexts", pm, selection_matrix, B, RK, n, plan.split.data<int32_t>(),
                     plan.weight.data<double>(), pm.data<T>());
       gx = reshape(matmul(pm, reshape(g, {B, RK, row}), true, false), {B * n, row});
     }
     if (sc.defined() && sc.requires_grad()) {
       // dw_s = <dH[s], X[j_s]> (one pass, no gathered copy), then per context its scores' gradient
       Tensor dw = Tensor::empty({plan.split.numel()}, DType::F64, g.device());
-      AVEY_DISPATCH("build_contexts", g, gathered_row_dots, plan.split.numel(), row, g.data<T>(), splits.data<T>(),
+      AVEY_DISPATCH_IN(::avey::kernels, "build_contexts", g, gathered_row_dots, plan.split.numel(), row, g.data<T>(), splits.data<T>(),
                     plan.split.data<int32_t>(), dw.data<double>());
       gs = Tensor::empty(sc.shape(), sc.dtype(), sc.device());
-      AVEY_DISPATCH("build_contexts", gs, selection_score_grad, B * plan.queries, plan.slots, plan.score_cols,
-                    sc.data<T>(), plan.score_index.data<int32_t>(), plan.norm_index.data<int32_t>(),
-                    dw.data<double>(), kRankerEps, gs.data<T>());
+      AVEY_DISPATCH_IN(::avey::kernels, "build_contexts", gs, selection_score_grad,
+                       {.contexts = B * plan.queries, .slots = plan.slots, .cols = plan.score_cols,
+                        .scores = sc.data<T>(), .score_index = plan.score_index.data<int32_t>(),
+                        .norm_index = plan.norm_index.data<int32_t>(), .gw = dw.data<double>(), .eps = kRankerEps,
+                        .gscores = gs.data<T>()});
     }
     return {gx, gs};
   });

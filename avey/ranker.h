@@ -2,7 +2,7 @@
 // It runs once per forward, on the raw (right-padded) embeddings X.
 //
 //  1. MaxSim scores (composed from recorded primitives, so the gradient reaches X through the
-//     arg-max row pairs; max_cols sends it to the first arg-max like torch.max):
+//     arg-max row pairs; row_max sends it to the first arg-max like torch.max):
 //        x^ = x / (||x|| + 1e-8)                          (epsilon outside the root)
 //        score(i, j) = sum over rows t of split i of  max over rows u of split j of  x^_t . x^_u
 //     One batched product per sequence: sims = X^ X^^T [B, T, T]; max over each S-column block;

@@ -1,5 +1,5 @@
 // One Avey training step's forward + backward on the CPU (f32): tokens per second, with the
-// time split into forward (loss) and backward. Compare with SPEC.md section 3 (tiny, 16 cores:
+// time split into forward (loss) and backward. Compare with docs/model.md section 3 (tiny, 16 cores:
 // 1.7k tok/s for a whole train step in PyTorch).
 //
 //   ./build/benchmarks/bench_avey_step [config=tiny] [batch=2] [seq_len=512] [steps=3]

@@ -22,7 +22,7 @@
 
 #include "engine/ops.h"
 #include "engine/random.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 
 using namespace engine;
 
@@ -64,8 +64,9 @@ double measure(const Case& c, double min_seconds, bool op) {
     if (op) {
       Tensor y = matmul(a, b);
     } else {
-      kernels::cpu::matmul<float>(a.data<float>(), b.data<float>(), out.data<float>(), c.batch, c.M, c.N, c.K, false,
-                                  false, 1.0, 0.0, c.M * c.K, c.K * c.N, c.M * c.N);
+      kernels::cpu::matmul<float>({.a = a.data<float>(), .b = b.data<float>(), .c = out.data<float>(), .m = c.M,
+                                   .n = c.N, .k = c.K, .batch = c.batch, .stride_a = c.M * c.K,
+                                   .stride_b = c.K * c.N, .stride_c = c.M * c.N});
     }
   };
   run();  // warm up (page faults, thread pool)

@@ -1,4 +1,4 @@
-// The contextualizer's triangular products (kernels/cuda/tril_matmul.cu) against what they
+// The contextualizer's triangular products (avey/kernels/cuda/tril_matmul.cu) against what they
 // replace: cuBLAS's full-square strided-batched product (cublasGemmStridedBatchedEx, the engine's
 // kernels/cuda/matmul.cu path), and for the two with a fused element-wise epilogue also the
 // unfused pair (that product, then the engine's element-wise multiply, kernels::cuda::binary).
@@ -12,12 +12,14 @@
 
 #include "benchmarks/cuda_bench.cuh"
 #include "kernels/cuda/common.cuh"  // stream()
+#include "avey/kernels/cuda/tril_matmul.h"
 #include "kernels/cuda/kernels.h"
 
 namespace {
 
 using kernels::bf16;
 namespace kc = kernels::cuda;
+namespace tri = avey::kernels::cuda;
 
 bf16* random_buffer(size_t n, uint32_t seed) { return random_bf16<bf16>(n, seed, kc::stream()); }
 float median_ms(const std::function<void()>& launch) { return median_ms(launch, kc::stream()); }
@@ -54,10 +56,10 @@ void bench_shape(const char* config, int batch, int C, int H) {
     gemm(batch, C, C, H, false, true, Zn, Zn, cos, 0.f);
     kc::binary<bf16>(kernels::Binary::Mul, kernels::Broadcast::Row, batch, int64_t(C) * C, cos, W, a);
   });
-  print_row("tril_gram (cos, a)", shape, full, unfused, median_ms([&] { kc::tril_gram(batch, C, H, Zn, {}, W, cos, a); }));
+  print_row("tril_gram (cos, a)", shape, full, unfused, median_ms([&] { tri::tril_gram(batch, C, H, Zn, {}, W, cos, a); }));
 
   full = median_ms([&] { gemm(batch, C, C, H, false, true, dYc, Z0, dA, 0.f); });
-  print_row("tril_nt (dA)", shape, full, 0, median_ms([&] { kc::tril_nt(batch, C, H, dYc, {}, Z0, {}, dA); }));
+  print_row("tril_nt (dA)", shape, full, 0, median_ms([&] { tri::tril_nt(batch, C, H, dYc, {}, Z0, {}, dA); }));
 
   full = median_ms([&] { gemm(batch, C, H, C, false, false, a_in, Z0, Yc, 0.f); });
   unfused = median_ms([&] {
@@ -65,13 +67,13 @@ void bench_shape(const char* config, int batch, int C, int H) {
     kc::binary<bf16>(kernels::Binary::Mul, kernels::Broadcast::None, 1, int64_t(nCH), Yc, Z1, c);
   });
   print_row("tril_lower_mm (Yc, c)", shape, full, unfused,
-            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, {}, Yc, Z1, c, H, {}); }));
+            median_ms([&] { tri::tril_lower_mm(batch, C, H, a_in, Z0, {}, Yc, Z1, c, H, {}); }));
   print_row("tril_lower_mm (Yc)", shape, full, 0,
-            median_ms([&] { kc::tril_lower_mm(batch, C, H, a_in, Z0, {}, Yc, nullptr, nullptr, H, {}); }));
+            median_ms([&] { tri::tril_lower_mm(batch, C, H, a_in, Z0, {}, Yc, nullptr, nullptr, H, {}); }));
 
   full = median_ms([&] { gemm(batch, C, H, C, true, false, a_in, dYc, dZ0, 1.f); });
   print_row("tril_upper_t_mm", shape, full, 0,
-            median_ms([&] { kc::tril_upper_t_mm(batch, C, H, a_in, dYc, {}, dZ0); }));
+            median_ms([&] { tri::tril_upper_t_mm(batch, C, H, a_in, dYc, {}, dZ0); }));
 
   for (bf16* p : {Zn, Z0, Z1, dYc, dZ0, W, a_in, cos, a, dA, Yc, c}) cudaFree(p);
 }

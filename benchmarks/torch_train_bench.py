@@ -4,7 +4,7 @@
 The model is the oracle itself, tests/reference/avey_ref.py (one implementation: batched MaxSim
 by matrix products, contexts by one gather, C x C work by batched products), run on a GPU with
 bfloat16 autocast, fused AdamW (betas 0.9/0.95, eps 1e-12, weight decay 0.1 on tensors of rank
->= 2, lr 1e-3) and global grad-norm clipping at 1.0, the recipe of SPEC.md / the paper.
+>= 2, lr 1e-3) and global grad-norm clipping at 1.0, the recipe of docs/model.md / the paper.
 
   python3 benchmarks/torch_train_bench.py --configs tiny,small --modes eager,compile --steps 20
   python3 benchmarks/torch_train_bench.py --infer        # time to first token, full-prompt forward

@@ -10,7 +10,7 @@
 
 #include "engine/autograd.h"
 #include "engine/tensor.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 
 namespace engine {
 
@@ -52,9 +52,10 @@ Tensor l2norm_rows(const Tensor& x, double eps, NormEps mode);
 // ---- reductions ----
 Tensor sum(const Tensor& x);        // all elements -> [1]
 Tensor mean(const Tensor& x);       // all elements -> [1]
-Tensor sum_cols(const Tensor& x);   // [..., n] -> [..., 1]
-Tensor mean_cols(const Tensor& x);  // [..., n] -> [..., 1]
-Tensor max_cols(const Tensor& x);   // [..., n] -> [..., 1]; gradient to the first arg-max
+Tensor row_sums(const Tensor& x);     // [..., n] -> [..., 1]: one sum per row
+Tensor row_means(const Tensor& x);    // [..., n] -> [..., 1]
+Tensor row_max(const Tensor& x);      // [..., n] -> [..., 1]; gradient to the first arg-max
+Tensor column_sums(const Tensor& x);  // [..., n] -> [n]: one sum per column (rows: all leading dims)
 
 // ---- shapes, rows and columns ----
 Tensor reshape(const Tensor& x, const Shape& shape);  // same data, new shape (a view)

@@ -37,21 +37,23 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   Tensor out;
   if (a.ndim() == 2 && b.ndim() == 2) {  // the plain product
     out = Tensor::empty({M, N}, a.dtype(), a.device());
-    AVEY_DISPATCH(op, a, matmul, a.data<T>(), b.data<T>(), out.data<T>(), 1, M, N, K, ta, tb, 1.0, 0.0, 0, 0, 0);
+    AVEY_DISPATCH(op, a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = M, .n = N, .k = K,
+                                  .ta = ta, .tb = tb});
   } else if (b.ndim() == 2 && !ta) {  // every row of a times one matrix: one large product
     Shape s = a.shape();
     s.back() = N;
     out = Tensor::empty(s, a.dtype(), a.device());
     int64_t rows = a.numel() / K;
-    AVEY_DISPATCH(op, a, matmul, a.data<T>(), b.data<T>(), out.data<T>(), 1, rows, N, K, false, tb, 1.0, 0.0, 0, 0, 0);
+    AVEY_DISPATCH(op, a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = rows, .n = N, .k = K,
+                                  .tb = tb});
   } else {  // a batch of products; a 2-D operand is shared (stride 0)
     int64_t batch = a.ndim() == 3 ? a.size(0) : b.size(0);
     if ((a.ndim() == 3 && a.size(0) != batch) || (b.ndim() == 3 && b.size(0) != batch))
       fail(op, fmt::format("batch sizes differ: {} and {}", a.describe(), b.describe()));
     out = Tensor::empty({batch, M, N}, a.dtype(), a.device());
     int64_t sa = a.ndim() == 3 ? M * K : 0, sb = b.ndim() == 3 ? K * N : 0;
-    AVEY_DISPATCH(op, a, matmul, a.data<T>(), b.data<T>(), out.data<T>(), batch, M, N, K, ta, tb, 1.0, 0.0, sa, sb,
-                  M * N);
+    AVEY_DISPATCH(op, a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = M, .n = N, .k = K,
+                                  .ta = ta, .tb = tb, .batch = batch, .stride_a = sa, .stride_b = sb, .stride_c = M * N});
   }
   record(out, op, {a, b}, [a, b, ta, tb](const Tensor& g) -> std::vector<Tensor> {
     Tensor ga, gb;

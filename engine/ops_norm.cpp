@@ -63,8 +63,9 @@ Tensor rmsnorm(const Tensor& x, const Tensor& gain, double eps) {
   record(y, op, {x, gain}, [rows, cols, x, gain, rstd](const Tensor& g) -> std::vector<Tensor> {
     Tensor gx = Tensor::empty(x.shape(), g.dtype(), g.device());
     Tensor gg = Tensor::empty(gain.shape(), g.dtype(), g.device());
-    AVEY_DISPATCH("rmsnorm", g, rmsnorm_backward, rows, cols, x.data<T>(), gain.data<T>(), rstd.data<T>(),
-                  g.data<T>(), gx.data<T>(), gg.data<T>());
+    AVEY_DISPATCH("rmsnorm", g, rmsnorm_backward,
+                  {.rows = rows, .cols = cols, .x = x.data<T>(), .g = gain.data<T>(), .rstd = rstd.data<T>(),
+                   .gy = g.data<T>(), .gx = gx.data<T>(), .gg = gg.data<T>()});
     return {x.requires_grad() ? gx : Tensor(), gain.requires_grad() ? gg : Tensor()};
   });
   return y;
@@ -116,8 +117,9 @@ Tensor l2norm_rows(const Tensor& x, double eps, NormEps mode) {
   AVEY_DISPATCH(op, x, l2norm_rows, mode, rows, cols, x.data<T>(), eps, y.data<T>(), denom.data<T>());
   record(y, op, {x}, [mode, rows, cols, x, eps, denom](const Tensor& g) -> std::vector<Tensor> {
     Tensor gx = Tensor::empty(x.shape(), g.dtype(), g.device());
-    AVEY_DISPATCH("l2norm_rows", g, l2norm_rows_backward, mode, rows, cols, x.data<T>(), eps, denom.data<T>(),
-                  g.data<T>(), gx.data<T>());
+    AVEY_DISPATCH("l2norm_rows", g, l2norm_rows_backward,
+                  {.mode = mode, .rows = rows, .cols = cols, .x = x.data<T>(), .eps = eps, .denom = denom.data<T>(),
+                   .gy = g.data<T>(), .gx = gx.data<T>()});
     return {gx};
   });
   return y;

@@ -8,7 +8,7 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu_allocator.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "engine/random.h"
 #ifdef AVEY_HAVE_CUDA
 #include "kernels/cuda/kernels.h"
@@ -72,8 +72,7 @@ Storage::~Storage() {
   }
 }
 
-// Copies nbytes between any two devices.
-static void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
+void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
   if (nbytes == 0) return;
   if (dst_dev == Device::CPU && src_dev == Device::CPU) {
     std::memcpy(dst, src, nbytes);

@@ -29,6 +29,9 @@ struct Storage {
   Device device;
 };
 
+// Copies nbytes between any two devices (raw storage: Storage::data).
+void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   int64_t offset = 0;  // in elements of dtype

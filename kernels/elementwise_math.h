@@ -5,7 +5,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 
 #if defined(__CUDACC__)
 #define AVEY_HOST_DEVICE __host__ __device__ __forceinline__

@@ -1,4 +1,4 @@
-// Gradient accumulation to a token batch size (SPEC: 0.5M-token batches).
+// Gradient accumulation to a token batch size (docs/model.md: 0.5M-token batches).
 //
 // One optimizer step sees tokens_per_step tokens, as `steps` micro-batches of B sequences of T
 // tokens each: steps = tokens_per_step / (B * T), which must divide exactly.

@@ -6,11 +6,7 @@
 #include <stdexcept>
 
 #include "engine/atomic_file.h"
-#include "kernels/cpu/kernels.h"
-#ifdef AVEY_HAVE_CUDA
-#include "kernels/cuda/kernels.h"
-#include "kernels/cuda/memory.h"
-#endif
+#include "engine/optimizer_ops.h"
 
 namespace optim {
 
@@ -67,15 +63,7 @@ AdamW::AdamW(Tensor params, const std::vector<Segment>& segments, AdamWConfig co
     for (const Segment& s : segments)
       if (s.decay) std::fill(mask.begin() + s.offset, mask.begin() + s.offset + s.numel, uint8_t(1));
     decay_mask_ = std::make_shared<engine::Storage>(size_t(n), params_.device());
-    if (n > 0) {
-      if (params_.device() == Device::CPU) {
-        std::memcpy(decay_mask_->data, mask.data(), size_t(n));
-      } else {
-#ifdef AVEY_HAVE_CUDA
-        kernels::cuda::copy_to_device(decay_mask_->data, mask.data(), size_t(n));
-#endif
-      }
-    }
+    engine::copy_bytes(decay_mask_->data, params_.device(), mask.data(), Device::CPU, size_t(n));
   }
 }
 
@@ -97,33 +85,16 @@ void AdamW::update(const Tensor& grads, double lr, const double* grad_scale, Ten
   if (!grads.defined() || grads.dtype() != DType::F32 || grads.numel() != n || grads.device() != params_.device())
     fail("grads must be f32 with " + std::to_string(n) + " elements on " + engine::name_of(params_.device()) +
          ", got " + (grads.defined() ? grads.describe() : std::string("undefined")));
-  kernels::bf16* half = nullptr;
-  if (bf16_copy.defined()) {
-    if (bf16_copy.dtype() != DType::BF16 || bf16_copy.numel() != n || bf16_copy.device() != params_.device())
-      fail("bf16_copy must be bf16 with " + std::to_string(n) + " elements on " +
-           engine::name_of(params_.device()) + ", got " + bf16_copy.describe());
-    half = bf16_copy.data<kernels::bf16>();
-  }
+  if (bf16_copy.defined() &&
+      (bf16_copy.dtype() != DType::BF16 || bf16_copy.numel() != n || bf16_copy.device() != params_.device()))
+    fail("bf16_copy must be bf16 with " + std::to_string(n) + " elements on " + engine::name_of(params_.device()) +
+         ", got " + bf16_copy.describe());
   ++step_;
   const AdamWConfig& c = config_;
-  const double bias1 = 1.0 - std::pow(c.beta1, double(step_));
-  const double bias2 = 1.0 - std::pow(c.beta2, double(step_));
+  const engine::AdamWHyper h{lr, c.beta1, c.beta2, c.eps, c.weight_decay, 1.0 - std::pow(c.beta1, double(step_)),
+                             1.0 - std::pow(c.beta2, double(step_))};
   const uint8_t* mask = decay_mask_ ? static_cast<const uint8_t*>(decay_mask_->data) : nullptr;
-  float* p = params_.data<float>();
-  float* m = m_.data<float>();
-  float* v = v_.data<float>();
-  const float* g = grads.data<float>();
-  if (params_.device() == Device::CPU) {
-    kernels::cpu::adamw<float>(n, p, g, m, v, mask, half, lr, c.beta1, c.beta2, c.eps, c.weight_decay, bias1, bias2,
-                               grad_scale);
-  } else {
-#ifdef AVEY_HAVE_CUDA
-    kernels::cuda::adamw<float>(n, p, g, m, v, mask, half, lr, c.beta1, c.beta2, c.eps, c.weight_decay, bias1,
-                                bias2, grad_scale);
-#else
-    fail("this build has no CUDA backend");
-#endif
-  }
+  engine::adamw_update(params_, grads, m_, v_, mask, bf16_copy, h, grad_scale);
 }
 
 // ---- checkpoints ----

@@ -6,7 +6,7 @@
 //   v <- b2 v + (1 - b2) g^2                    second moment (fp32, flat, zero at t = 0)
 //   p <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // which is p -= lr * m^ / (sqrt(v^) + eps) with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t), in
-// the order of operations of PyTorch's fused kernel. Defaults are SPEC's training recipe:
+// the order of operations of PyTorch's fused kernel. Defaults are the paper's training recipe (docs/model.md):
 // betas (0.9, 0.95), eps 1e-12, weight decay 0.1 on tensors of rank >= 2 only.
 //
 // The whole buffer is updated by one kernel launch (kernels::{cpu,cuda}::adamw); when a bf16

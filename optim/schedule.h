@@ -8,7 +8,7 @@
 //   warmup_cosine:                  the same with f = 0 (cosine to 0 after the warm-up)
 //
 // where q = min(1, (step - W) / max(1, N - W)) is the progress through the decay and f =
-// floor_fraction (SPEC: 0.1, "cosine decay to 10% of peak"). With W = 0 the cosine is PyTorch's
+// floor_fraction (docs/model.md: 0.1, "cosine decay to 10% of the peak"). With W = 0 the cosine is PyTorch's
 // CosineAnnealingLR(T_max = N, eta_min = f * P); with W > 0 it is transformers'
 // get_cosine_with_min_lr_schedule_with_warmup(min_lr_rate = f) (f = 0:
 // get_cosine_schedule_with_warmup). After N steps the lr stays at the floor f * P.

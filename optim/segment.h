@@ -14,7 +14,7 @@ struct Segment {
   std::string name;     // the tensor's public name, e.g. "layers.0.enricher.weight"
   int64_t offset = 0;   // first element in the flat buffer
   int64_t numel = 0;    // number of elements
-  bool decay = false;   // takes weight decay: the tensor has rank >= 2 (SPEC: E, U, O, V_l)
+  bool decay = false;   // takes weight decay: the tensor has rank >= 2 (docs/model.md: E, U, O, V_l)
 };
 
 // The segment of a parameter that is a view into the flat buffer `flat`: decay iff rank >= 2.

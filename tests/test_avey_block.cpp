@@ -1,20 +1,16 @@
-// avey::block_body (the GPU's one-op block body with its RMSNorm and residual, avey/block.h)
-// equals the residual plus the separate fused layers (rms_norm, enricher, column split,
-// contextualizer, fuser), and avey::final_block_body equals block_body's current-split rows,
-// forward and backward, in f64 on the CPU, for the configs that change their code paths; plus an
-// f64 finite-difference check of each; both on packed contexts (avey/packing.h) equal their
-// unpacked selves on the contexts the packing stands for. And the enricher kernel's row norm of
-// Z0 against plain loops.
+// avey::fused_block (the whole block body with its RMSNorm and residual as one op, avey/block.h)
+// equals avey::composed_block (the layers recorded op by op: rms_norm_composed, enricher,
+// column split, contextualizer, fuser), and avey::fused_final_block equals fused_block's
+// current-split rows, forward and backward, in f64 on the CPU, for the configs that change their
+// code paths; plus an f64 finite-difference check of each; both on packed contexts
+// (avey/packing.h) equal their unpacked selves on the contexts the packing stands for. And the
+// enricher kernel's row norm of Z0 against plain loops.
 #include <algorithm>
 #include <cmath>
 #include <functional>
 
-#include "avey/activation.h"
 #include "avey/block.h"
-#include "avey/contextualizer.h"
-#include "avey/enricher.h"
-#include "avey/fuser.h"
-#include "avey/norm.h"
+#include "avey/kernels/kernels.h"
 #include "kernels/elementwise_math.h"
 #include "tests/testing.h"
 
@@ -24,17 +20,8 @@ using testing::rel_diff;
 
 namespace {
 
-Tensor layers(const std::vector<Tensor>& x, const avey::Config& cfg, int64_t N) {
-  const int64_t C = cfg.context_rows(), h = cfg.half_tail(), mh = cfg.head_width();
-  Tensor y = avey::rms_norm(x[6], x[0], avey::kRmsEps);  // x[0]: the norm's gain
-  Tensor z = avey::enricher(y, x[1], x[2], cfg.enricher_activation);
-  std::vector<int64_t> widths{h, h};
-  if (mh > 0) widths.push_back(mh);
-  std::vector<Tensor> parts = split_cols(z, widths);
-  Tensor c = avey::contextualizer(reshape(parts[0], {N, C, h}), reshape(parts[1], {N, C, h}), x[3], cfg.dynamic,
-                                  cfg.contextualizer_activation);
-  return add(x[6], avey::fuser(reshape(c, {N * C, h}), mh > 0 ? parts[2] : Tensor(), x[4], x[5]));
-}
+// The block's weights from the inputs: norm gain, U, b, V, O, b_o (x[6] is the block input h).
+avey::BlockWeights weights(const std::vector<Tensor>& x) { return {x[0], Tensor(), x[1], x[2], x[3], x[4], x[5]}; }
 
 struct Variant {
   const char* name;
@@ -46,6 +33,10 @@ std::vector<Variant> variants() {
       {"default", [](avey::Config&) {}},
       {"not dynamic", [](avey::Config& c) { c.dynamic = false; }},
       {"no enricher activation", [](avey::Config& c) { c.enricher_activation = avey::Activation::None; }},
+      {"enricher relu", [](avey::Config& c) { c.enricher_activation = avey::Activation::Relu; }},
+      {"enricher silu, contextualizer relu2", [](avey::Config& c) {
+         c.enricher_activation = avey::Activation::Silu, c.contextualizer_activation = avey::Activation::Relu2;
+       }},
       {"gelu, contextualizer silu", [](avey::Config& c) {
          c.enricher_activation = avey::Activation::Gelu, c.contextualizer_activation = avey::Activation::Silu;
        }},
@@ -97,7 +88,7 @@ void check_same(const std::function<Tensor(const std::vector<Tensor>&)>& fa,
 
 }  // namespace
 
-TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64), and passes a gradient check") {
+TEST_CASE("fused_block equals the composed block (f64), and passes a gradient check") {
   for (const Variant& v : variants()) {
     CAPTURE(v.name);
     const avey::Config cfg = block_config(v, 1);
@@ -105,15 +96,18 @@ TEST_CASE("block_body equals h + enricher + split + contextualizer + fuser (f64)
     Rng rng(3);
     std::vector<Tensor> x = block_inputs(cfg, N * cfg.context_rows(), rng);
     auto fused = [&](const std::vector<Tensor>& in) {
-      return avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, unpacked(cfg, N));
+      return avey::fused_block(in[6], weights(in), cfg, unpacked(cfg, N));
     };
-    check_same(fused, [&](const std::vector<Tensor>& in) { return layers(in, cfg, N); }, x, rng);
+    auto composed = [&](const std::vector<Tensor>& in) {
+      return avey::composed_block(in[6], weights(in), cfg, unpacked(cfg, N));
+    };
+    check_same(fused, composed, x, rng);
     if (cfg.enricher_activation != avey::Activation::None)  // relu^2 has a kink at 0; inputs stay away from it
       testing::check_gradients(fused, x);
   }
 }
 
-TEST_CASE("final_block_body equals block_body's current-split rows (f64), and passes a gradient check") {
+TEST_CASE("fused_final_block equals fused_block's current-split rows (f64), and passes a gradient check") {
   for (const Variant& v : variants()) {
     CAPTURE(v.name);
     const avey::Config cfg = block_config(v, 2);
@@ -124,10 +118,10 @@ TEST_CASE("final_block_body equals block_body's current-split rows (f64), and pa
     for (int64_t n = 0; n < N; ++n)
       for (int64_t s = 0; s < S; ++s) current.push_back(int32_t(n * C + C - S + s));
     auto final_block = [&](const std::vector<Tensor>& in) {
-      return avey::final_block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, unpacked(cfg, N));
+      return avey::fused_final_block(in[6], weights(in), cfg, unpacked(cfg, N));
     };
     auto full_block = [&](const std::vector<Tensor>& in) {
-      Tensor all = avey::block_body(in[6], in[0], in[1], in[2], in[3], in[4], in[5], cfg, unpacked(cfg, N));
+      Tensor all = avey::fused_block(in[6], weights(in), cfg, unpacked(cfg, N));
       return gather_rows(all, Tensor::from(current, {N * S}));
     };
     CHECK(final_block(x).shape() == Shape{N * S, cfg.d_embed});
@@ -141,7 +135,7 @@ TEST_CASE("final_block_body equals block_body's current-split rows (f64), and pa
 // (avey::to_contexts), which hold every context's padding rows: the outputs the packed layout
 // keeps (avey::to_packed; the final block keeps the current splits either way) and every input's
 // gradient, which sums a padding row's gradient over the contexts that read it.
-TEST_CASE("block_body and final_block_body on packed contexts equal them unpacked (f64)") {
+TEST_CASE("fused_block and fused_final_block on packed contexts equal them unpacked (f64)") {
   const std::vector<int64_t> pad{4, 2, 0, 4};  // k = 2, S = 2: C = 6; contexts 0 and 3 share 4 padding rows
   for (const Variant& v : variants()) {
     CAPTURE(v.name);
@@ -153,8 +147,7 @@ TEST_CASE("block_body and final_block_body on packed contexts equal them unpacke
     Rng rng(7);
     std::vector<Tensor> x = block_inputs(cfg, pk.rows, rng);
     auto body = [&](const avey::Packing& p, const Tensor& h, const std::vector<Tensor>& in, bool final_block) {
-      return final_block ? avey::final_block_body(h, in[0], in[1], in[2], in[3], in[4], in[5], cfg, p)
-                         : avey::block_body(h, in[0], in[1], in[2], in[3], in[4], in[5], cfg, p);
+      return final_block ? avey::fused_final_block(h, weights(in), cfg, p) : avey::fused_block(h, weights(in), cfg, p);
     };
     for (bool final_block : {false, true}) {
       CAPTURE(final_block);
@@ -188,9 +181,11 @@ TEST_CASE("bias_act_split: bias, activation, split and z0's row norm against pla
     const int64_t ld2 = k.w2 + 2;
     std::vector<double> z0(size_t(k.rows * k.w0)), z1(size_t(k.rows * k.w1)), z2(size_t(k.rows * ld2), 7.0),
         zn(z0.size()), denom(size_t(k.rows));
-    kernels::cpu::bias_act_split<double>(k.rows, cols, p.data<double>(), bias.data<double>(), k.has_act, k.f, k.w0,
-                                         k.w1, z0.data(), z1.data(), k.w2 > 0 ? z2.data() : nullptr, ld2, true,
-                                         zn.data(), denom.data(), eps);
+    avey::kernels::cpu::bias_act_split<double>({.rows = k.rows, .cols = cols, .p = p.data<double>(),
+                                                .bias = bias.data<double>(), .has_act = k.has_act, .f = k.f,
+                                                .w0 = k.w0, .w1 = k.w1, .z0 = z0.data(), .z1 = z1.data(),
+                                                .z2 = k.w2 > 0 ? z2.data() : nullptr, .ld2 = ld2, .keep_p = true,
+                                                .zn = zn.data(), .denom = denom.data(), .eps = eps});
     const std::vector<double> p_out = p.to_vector<double>();
     double err = 0;
     for (int64_t r = 0; r < k.rows; ++r) {

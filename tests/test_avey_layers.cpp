@@ -1,5 +1,7 @@
-// Every fused Avey layer against the same computation composed from engine primitives (forward
-// and gradients, f64), plus an fp64 finite-difference check of the fused version.
+// Avey's fused pieces against the same computation composed from engine primitives (forward and
+// gradients, f64), plus an fp64 finite-difference check of the fused version: RMSNorm, the
+// enricher's fused end, the tied head, the ranker. (The whole fused block against the composed
+// one: tests/test_avey_block.cpp.)
 #include <algorithm>
 #include <functional>
 #include <numeric>
@@ -7,7 +9,7 @@
 #include "avey/activation.h"
 #include "avey/contextualizer.h"
 #include "avey/enricher.h"
-#include "avey/fuser.h"
+#include "avey/enricher_ops.h"
 #include "avey/head.h"
 #include "avey/norm.h"
 #include "avey/ranker.h"
@@ -81,43 +83,49 @@ void check_fused(const Fn& fused, const Fn& composed, const std::vector<Tensor>&
 
 }  // namespace
 
-TEST_CASE("avey layers: RMSNorm fused == composed == engine::rmsnorm, gradcheck") {
+TEST_CASE("avey layers: RMSNorm engine::rmsnorm == composed, gradcheck") {
   Rng rng(1);
   Tensor x = random_leaf({5, 7}, rng), g = random_leaf({7}, rng);
-  check_fused([](auto& v) { return avey::rms_norm(v[0], v[1], 1e-10); },
+  check_fused([](auto& v) { return rmsnorm(v[0], v[1], 1e-10); },
               [](auto& v) { return avey::rms_norm_composed(v[0], v[1], 1e-10); }, {x, g});
-  check_fused([](auto& v) { return avey::rms_norm(v[0], v[1], 1e-10); },
-              [](auto& v) { return rmsnorm(v[0], v[1], 1e-10); }, {x, g}, 1e-12, false);
   Tensor x3 = random_leaf({2, 3, 4}, rng), g3 = random_leaf({4}, rng);  // leading dims flatten to rows
-  check_fused([](auto& v) { return avey::rms_norm(v[0], v[1], 1e-10); },
+  check_fused([](auto& v) { return rmsnorm(v[0], v[1], 1e-10); },
               [](auto& v) { return avey::rms_norm_composed(v[0], v[1], 1e-10); }, {x3, g3});
 }
 
-TEST_CASE("avey layers: enricher fused == composed for every activation, gradcheck") {
+namespace {
+
+// The enricher through the fused block's pieces, recorded as one node: P = y U^T, then
+// enrich_split (bias, activation, all of Z in Z0 here) and its backward enrich_split_backward.
+Tensor enricher_via_ops(const Tensor& y, const Tensor& u, const Tensor& b, avey::Activation act) {
+  Tensor p, z;
+  avey::EnrichedParts parts;
+  const bool keep_p = avey::keeps_preactivation(act);
+  {
+    NoGrad no_grad;
+    p = matmul(y, u, false, true);
+    parts = avey::enrich_split(p, b, act, p.size(1), 0, Columns{}, keep_p, false, 0.0);
+    z = parts.z0.clone();
+  }
+  if (!keep_p) p = Tensor();
+  record(z, "test.enricher", {y, u, b}, [=](const Tensor& gz) -> std::vector<Tensor> {
+    Tensor gb;
+    const Tensor gp = avey::enrich_split_backward(p, parts, Columns{}, act, gz, Tensor(), Columns{}, &gb);
+    return {matmul(gp, u), matmul(gp, y, true, false), gb};
+  });
+  return z;
+}
+
+}  // namespace
+
+TEST_CASE("avey layers: the enricher's fused end == composed for every activation, gradcheck") {
   using avey::Activation;
   for (Activation a : {Activation::None, Activation::Relu, Activation::Relu2, Activation::Gelu, Activation::Silu}) {
     INFO("activation " << avey::name_of(a));
     Rng rng(2);
     Tensor y = random_leaf({6, 4}, rng, 0.05), u = random_leaf({10, 4}, rng, 0.05), b = random_leaf({10}, rng, 0.05);
-    check_fused([a](auto& v) { return avey::enricher(v[0], v[1], v[2], a); },
+    check_fused([a](auto& v) { return enricher_via_ops(v[0], v[1], v[2], a); },
                 [a](auto& v) { return avey::enricher_composed(v[0], v[1], v[2], a); }, {y, u, b});
-  }
-}
-
-TEST_CASE("avey layers: contextualizer fused == composed (dynamic, static, activations), gradcheck") {
-  using avey::Activation;
-  struct Case {
-    bool dynamic;
-    Activation act;
-  };
-  for (Case c : {Case{true, Activation::None}, Case{false, Activation::None}, Case{true, Activation::Gelu},
-                 Case{true, Activation::Relu2}, Case{false, Activation::Silu}}) {
-    INFO("dynamic " << c.dynamic << " activation " << avey::name_of(c.act));
-    Rng rng(3);
-    Tensor z0 = random_leaf({3, 5, 4}, rng), z1 = random_leaf({3, 5, 4}, rng), v = random_leaf({5, 5}, rng);
-    check_fused([c](auto& x) { return avey::contextualizer(x[0], x[1], x[2], c.dynamic, c.act); },
-                [c](auto& x) { return avey::contextualizer_composed(x[0], x[1], x[2], c.dynamic, c.act); },
-                {z0, z1, v});
   }
 }
 
@@ -125,7 +133,7 @@ TEST_CASE("avey layers: contextualizer keeps zero rows finite (epsilon inside th
   Tensor z0 = Tensor::zeros({1, 3, 2}, DType::F64);
   z0.requires_grad_();
   Tensor z1 = Tensor::full({1, 3, 2}, 1.0, DType::F64), v = Tensor::full({3, 3}, 1.0, DType::F64);
-  Tensor c = avey::contextualizer(z0, z1, v, true, avey::Activation::None);
+  Tensor c = avey::contextualizer_composed(z0, z1, v, true, avey::Activation::None);
   sum(c).backward();
   for (double g : z0.grad().to_vector<double>()) CHECK(std::isfinite(g));
 }
@@ -144,17 +152,6 @@ TEST_CASE("avey layers: attention contextualizer is causal and gradient-checked"
   auto va = a.to_vector<double>(), vb = b.to_vector<double>();
   for (int i = 0; i < 12; ++i) CHECK(va[size_t(i)] == vb[size_t(i)]);
   CHECK(va[12] != vb[12]);
-}
-
-TEST_CASE("avey layers: fuser fused == composed, with and without bypass, gradcheck") {
-  Rng rng(5);
-  Tensor c = random_leaf({6, 3}, rng), zh = random_leaf({6, 5}, rng), o = random_leaf({4, 8}, rng),
-         b = random_leaf({4}, rng);
-  check_fused([](auto& x) { return avey::fuser(x[0], x[1], x[2], x[3]); },
-              [](auto& x) { return avey::fuser_composed(x[0], x[1], x[2], x[3]); }, {c, zh, o, b});
-  Tensor o2 = random_leaf({4, 3}, rng);
-  check_fused([](auto& x) { return avey::fuser(x[0], Tensor(), x[1], x[2]); },
-              [](auto& x) { return avey::fuser_composed(x[0], Tensor(), x[1], x[2]); }, {c, o2, b});
 }
 
 TEST_CASE("avey layers: tied head + fused cross-entropy == composed, in chunks, with ignored rows") {
@@ -207,8 +204,8 @@ TEST_CASE("avey ranker: MaxSim scores equal a plain loop") {
               [S](auto& v) {
                 Tensor qn = l2norm_rows(v[0], avey::kRankerEps, kernels::NormEps::Outside);
                 Tensor cn = l2norm_rows(v[1], avey::kRankerEps, kernels::NormEps::Outside);
-                Tensor best = max_cols(reshape(matmul(qn, cn, false, true), {B * 2 * S * 3, S}));
-                return reshape(sum_cols(transpose(reshape(best, {B * 2, S, 3}))), {B, 2, 3});
+                Tensor best = row_max(reshape(matmul(qn, cn, false, true), {B * 2 * S * 3, S}));
+                return reshape(row_sums(transpose(reshape(best, {B * 2, S, 3}))), {B, 2, 3});
               },
               {q, c});
 }
@@ -457,7 +454,7 @@ TEST_CASE("avey ranker: build_contexts' forward, P^T dH and score gradient equal
         if (cfg.split_weighting) {
           // dw_s = <dH_s, X_{j_s}> (the kernel adds in T, in its own order: compared to a tolerance)
           std::vector<double> dw =
-              sum_cols(mul(w.to(DType::F64), gather_rows(splits.detach().to(DType::F64), index))).to_vector<double>();
+              row_sums(mul(w.to(DType::F64), gather_rows(splits.detach().to(DType::F64), index))).to_vector<double>();
           std::vector<double> ds(s.size(), 0.0), mag(s.size(), 0.0);  // mag: the terms' sizes (they cancel)
           for (size_t q = 0; q < dw.size(); ++q) {
             if (old.score_index[q] < 0) continue;

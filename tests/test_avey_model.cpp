@@ -32,7 +32,7 @@ Batch make_batch(const avey::Config& c, int64_t B, int64_t T, uint64_t seed) {
   return {Tensor::from(ids, {B, T}), Tensor::from(labels, {B, T})};
 }
 
-// Every switch SPEC.md lists, each as one config.
+// Every switch docs/model.md lists, each as one config.
 std::vector<std::pair<std::string, avey::Config>> ablations() {
   std::vector<std::pair<std::string, avey::Config>> out;
   auto add = [&](const std::string& name, std::function<void(avey::Config&)> f) {
@@ -67,7 +67,7 @@ std::vector<Tensor> param_values(avey::Model& m) {
 
 }  // namespace
 
-TEST_CASE("avey model: parameter counts match SPEC.md") {
+TEST_CASE("avey model: parameter counts match docs/model.md") {
   CHECK(avey::Config::preset("tiny").param_count() == 15'767'808);
   CHECK(avey::Config::preset("small").param_count() == 152'917'760);
   avey::Model tiny(avey::Config::preset("tiny"));
@@ -88,7 +88,7 @@ TEST_CASE("avey model: parameter counts match SPEC.md") {
   CHECK(ps.back().name == "ln_f.weight");
 }
 
-TEST_CASE("avey model: init follows the SPEC's distributions and is deterministic") {
+TEST_CASE("avey model: init follows docs/model.md's distributions and is deterministic") {
   avey::Config c = avey::Config::preset("tiny");
   c.vocab_size = 1000;
   avey::Model a(c), b(c);
@@ -126,7 +126,7 @@ TEST_CASE("avey model: every ablation switch, fused == composed == unpacked, and
     model.set_composed(false);
     CHECK(std::abs(lf.item() - lc.item()) < 1e-12 * std::abs(lc.item()));
     CHECK(rel_diff(gf, model.flat_grads()) < 1e-11);
-    // each context's padding rows kept (the SPEC row for row) vs computed once (avey/packing.h)
+    // each context's padding rows kept (docs/model.md row for row) vs computed once (avey/packing.h)
     model.set_packing(false);
     model.zero_grad();
     Tensor lu = model.loss(batch.ids, batch.labels);

@@ -23,6 +23,7 @@ TEST_CASE("cuda: GPU op tests (no CUDA build)") { MESSAGE("no CUDA build: the GP
 
 #include "avey/block.h"
 #include "avey/head.h"
+#include "avey/kernels/kernels.h"
 #include "kernels/cuda/kernels.h"
 #include "tests/cuda_testing.h"
 #include "optim/clip.h"
@@ -69,6 +70,9 @@ avey::Config block_config() {
   return cfg;
 }
 
+// A block's weights from a case's inputs: h, then norm gain, U, b, V, O, b_o.
+avey::BlockWeights weights(const std::vector<Tensor>& x) { return {x[1], Tensor(), x[2], x[3], x[4], x[5], x[6]}; }
+
 std::vector<GpuCase> cases() {
   using V = const std::vector<Tensor>&;
   const avey::Config bc = block_config();
@@ -94,8 +98,7 @@ std::vector<GpuCase> cases() {
   const int64_t tR3 = 192 + 64 + 128 + 192 + 256 + 64;
   auto tri_block = [](const avey::Config& c, const std::vector<int64_t>& p) {  // packed, config c, padding p
     return [c, p](V x) {
-      return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], c,
-                              avey::make_packing(c.split_size, c.context_rows(), p, x[0].device()));
+      return avey::fused_block(x[0], weights(x), c, avey::make_packing(c.split_size, c.context_rows(), p, x[0].device()));
     };
   };
   return {
@@ -149,9 +152,9 @@ std::vector<GpuCase> cases() {
       {"l2norm outside odd width", {F({37, 99})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Outside); }},
       {"sum (many blocks)", {F({600, 500})}, [](V x) { return sum(x[0]); }},
       {"mean", {F({30, 41})}, [](V x) { return mean(x[0]); }},
-      {"sum_cols", {F({3, 50, 1500})}, [](V x) { return sum_cols(x[0]); }},
-      {"mean_cols", {F({70, 33})}, [](V x) { return mean_cols(x[0]); }},
-      {"max_cols", {F({70, 1500})}, [](V x) { return max_cols(x[0]); }},
+      {"row_sums", {F({3, 50, 1500})}, [](V x) { return row_sums(x[0]); }},
+      {"row_means", {F({70, 33})}, [](V x) { return row_means(x[0]); }},
+      {"row_max", {F({70, 1500})}, [](V x) { return row_max(x[0]); }},
       {"slice_rows", {F({20, 30})}, [](V x) { return slice_rows(x[0], 3, 17); }},
       {"slice_cols", {F({20, 30})}, [](V x) { return slice_cols(x[0], 7, 23); }},
       {"concat_cols", {F({2, 20, 30}), F({2, 20, 11})}, [](V x) { return concat_cols({x[0], x[1]}); }},
@@ -162,26 +165,26 @@ std::vector<GpuCase> cases() {
       {"cross_entropy ignore", {F({4, 9, 300}), I({4, 9}, 300, true)}, [](V x) { return cross_entropy(x[0], x[1]); }},
       {"cross_entropy vocab 50257", {F({6, 50257}), I({6}, 50257)}, [](V x) { return cross_entropy(x[0], x[1]); }},
       {"gather_rows 16384 tokens", {F({1000, 64}), I({16384}, 1000)}, [](V x) { return gather_rows(x[0], x[1]); }},
-      {"avey block_body (16-byte vector widths)",
+      {"avey fused_block (16-byte vector widths)",
        {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
-       [bc, flat](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); }},
-      {"avey final_block_body (the current split's rows)",
+       [bc, flat](V x) { return avey::fused_block(x[0], weights(x), bc, flat(x[0])); }},
+      {"avey fused_final_block (the current split's rows)",
        {F({bR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
-       [bc, flat](V x) { return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, flat(x[0])); }},
-      {"avey block_body (packed)",
+       [bc, flat](V x) { return avey::fused_final_block(x[0], weights(x), bc, flat(x[0])); }},
+      {"avey fused_block (packed)",
        {F({pR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
-       [bc, on, pad](V x) { return avey::block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, on(pad, x[0])); },
+       [bc, on, pad](V x) { return avey::fused_block(x[0], weights(x), bc, on(pad, x[0])); },
        2e-2},
-      {"avey final_block_body (packed)",
+      {"avey fused_final_block (packed)",
        {F({pR, bd}), F({bd}), F({bm, bd}), F({bm}), F({bC, bC}), F({bd, bc.fuser_in()}), F({bd})},
        [bc, on, pad](V x) {
-         return avey::final_block_body(x[0], x[1], x[2], x[3], x[4], x[5], x[6], bc, on(pad, x[0]));
+         return avey::fused_final_block(x[0], weights(x), bc, on(pad, x[0]));
        },
        2e-2},
-      {"avey block_body (packed, triangle kernels in bf16)",
+      {"avey fused_block (packed, triangle kernels in bf16)",
        {F({tR, 128}), F({128}), F({512, 128}), F({512}), F({128, 128}), F({128, tc.fuser_in()}), F({128})},
        tri_block(tc, tpad), 2e-2},
-      {"avey block_body (packed, triangle kernels in bf16, k 3)",
+      {"avey fused_block (packed, triangle kernels in bf16, k 3)",
        {F({tR3, 128}), F({128}), F({512, 128}), F({512}), F({256, 256}), F({128, tc3.fuser_in()}), F({128})},
        tri_block(tc3, tpad3), 2e-2},
       {"map_rows (packed contexts and back, summed padding rows)", {F({pR, 40})},
@@ -193,10 +196,10 @@ std::vector<GpuCase> cases() {
        [](V x) { return matmul(gelu(add(matmul(x[0], x[1], false, true), x[2])), x[3], false, true); }},
       // the 16-byte vector paths and their one-element fallbacks (appended: the cases above keep their inputs)
       {"mul column (16-byte vectors)", {F({2, 30, 48}), F({2, 30, 1})}, [](V x) { return mul(x[0], x[1]); }},
-      {"sum_cols (16-byte vectors)", {F({40, 2048})}, [](V x) { return sum_cols(x[0]); }},
-      {"sum_cols odd width", {F({7, 333})}, [](V x) { return sum_cols(x[0]); }},
-      {"max_cols (warp per row)", {F({301, 64})}, [](V x) { return max_cols(x[0]); }},
-      {"max_cols odd width (warp per row)", {F({37, 45})}, [](V x) { return max_cols(x[0]); }},
+      {"row_sums (16-byte vectors)", {F({40, 2048})}, [](V x) { return row_sums(x[0]); }},
+      {"row_sums odd width", {F({7, 333})}, [](V x) { return row_sums(x[0]); }},
+      {"row_max (warp per row)", {F({301, 64})}, [](V x) { return row_max(x[0]); }},
+      {"row_max odd width (warp per row)", {F({37, 45})}, [](V x) { return row_max(x[0]); }},
       {"gather_rows (16-byte vectors in f32 only)", {F({50, 36}), I({6, 100}, 50)},
        [](V x) { return gather_rows(x[0], x[1]); }},
       {"gather_rows odd width", {F({50, 13}), I({600}, 50)}, [](V x) { return gather_rows(x[0], x[1]); }},
@@ -328,20 +331,27 @@ TEST_CASE("cuda: bias_act_split's row norm of z0 equals bias_act_split then l2no
     {
       Poison poison;
       fused = outputs(Device::CUDA, dtype), unfused = outputs(Device::CUDA, dtype);
-      kernels::cuda::bias_act_split<T>(k.rows, cols, fused[0].data<T>(), bias.data<T>(), k.has_act, k.f, k.w0, k.w1,
-                                       fused[1].data<T>(), fused[2].data<T>(), data_or_null<T>(fused[3]), k.w2,
-                                       k.keep_p, fused[4].data<T>(), fused[5].data<T>(), eps);
-      kernels::cuda::bias_act_split<T>(k.rows, cols, unfused[0].data<T>(), bias.data<T>(), k.has_act, k.f, k.w0, k.w1,
-                                       unfused[1].data<T>(), unfused[2].data<T>(), data_or_null<T>(unfused[3]), k.w2,
-                                       k.keep_p, nullptr, nullptr, eps);
+      avey::kernels::cuda::bias_act_split<T>({.rows = k.rows, .cols = cols, .p = fused[0].data<T>(),
+                                              .bias = bias.data<T>(), .has_act = k.has_act, .f = k.f, .w0 = k.w0,
+                                              .w1 = k.w1, .z0 = fused[1].data<T>(), .z1 = fused[2].data<T>(),
+                                              .z2 = data_or_null<T>(fused[3]), .ld2 = k.w2, .keep_p = k.keep_p,
+                                              .zn = fused[4].data<T>(), .denom = fused[5].data<T>(), .eps = eps});
+      avey::kernels::cuda::bias_act_split<T>({.rows = k.rows, .cols = cols, .p = unfused[0].data<T>(),
+                                              .bias = bias.data<T>(), .has_act = k.has_act, .f = k.f, .w0 = k.w0,
+                                              .w1 = k.w1, .z0 = unfused[1].data<T>(), .z1 = unfused[2].data<T>(),
+                                              .z2 = data_or_null<T>(unfused[3]), .ld2 = k.w2, .keep_p = k.keep_p,
+                                              .eps = eps});
       kernels::cuda::l2norm_rows<T>(NormEps::Inside, k.rows, k.w0, unfused[1].data<T>(), eps, unfused[4].data<T>(),
                                     unfused[5].data<T>());
     }
     std::vector<Tensor> cpu = outputs(Device::CPU, DType::F32);
     const Tensor cpu_bias = bias.to(Device::CPU).to(DType::F32);
-    kernels::cpu::bias_act_split<float>(k.rows, cols, cpu[0].data<float>(), cpu_bias.data<float>(), k.has_act, k.f,
-                                        k.w0, k.w1, cpu[1].data<float>(), cpu[2].data<float>(), data_or_null<float>(cpu[3]),
-                                        k.w2, true, cpu[4].data<float>(), cpu[5].data<float>(), eps);
+    avey::kernels::cpu::bias_act_split<float>({.rows = k.rows, .cols = cols, .p = cpu[0].data<float>(),
+                                               .bias = cpu_bias.data<float>(), .has_act = k.has_act, .f = k.f,
+                                               .w0 = k.w0, .w1 = k.w1, .z0 = cpu[1].data<float>(),
+                                               .z1 = cpu[2].data<float>(), .z2 = data_or_null<float>(cpu[3]),
+                                               .ld2 = k.w2, .keep_p = true, .zn = cpu[4].data<float>(),
+                                               .denom = cpu[5].data<float>(), .eps = eps});
     const double tol = dtype == DType::F32 ? 1e-5 : 1e-2;
     for (size_t i = k.keep_p ? 0 : 1; i < fused.size(); ++i) {  // without keep_p, p may or may not be written
       if (i == 3 && k.w2 == 0) continue;
@@ -383,12 +393,14 @@ TEST_CASE("cuda: bias_act_split, act_grad_concat and mul_pair with row strides m
     std::vector<Tensor> g{p.clone(), zeros({k.rows, k.w0}), zeros({k.rows, k.w1}), zeros({k.rows, k.ld2})};
     std::vector<Tensor> c{on_cpu(p), on_cpu(g[1]), on_cpu(g[2]), on_cpu(g[3])};
     const Tensor cbias = on_cpu(bias);
-    kernels::cuda::bias_act_split<T>(k.rows, cols, g[0].data<T>(), bias.data<T>(), true, kernels::Unary::Gelu, k.w0,
-                                     k.w1, g[1].data<T>(), g[2].data<T>(), g[3].data<T>(), k.ld2, true, nullptr,
-                                     nullptr, 1e-6);
-    kernels::cpu::bias_act_split<float>(k.rows, cols, c[0].data<float>(), cbias.data<float>(), true,
-                                        kernels::Unary::Gelu, k.w0, k.w1, c[1].data<float>(), c[2].data<float>(),
-                                        c[3].data<float>(), k.ld2, true, nullptr, nullptr, 1e-6);
+    avey::kernels::cuda::bias_act_split<T>({.rows = k.rows, .cols = cols, .p = g[0].data<T>(), .bias = bias.data<T>(),
+                                            .f = kernels::Unary::Gelu, .w0 = k.w0, .w1 = k.w1, .z0 = g[1].data<T>(),
+                                            .z1 = g[2].data<T>(), .z2 = g[3].data<T>(), .ld2 = k.ld2, .keep_p = true,
+                                            .eps = 1e-6});
+    avey::kernels::cpu::bias_act_split<float>({.rows = k.rows, .cols = cols, .p = c[0].data<float>(),
+                                               .bias = cbias.data<float>(), .f = kernels::Unary::Gelu, .w0 = k.w0,
+                                               .w1 = k.w1, .z0 = c[1].data<float>(), .z1 = c[2].data<float>(),
+                                               .z2 = c[3].data<float>(), .ld2 = k.ld2, .keep_p = true, .eps = 1e-6});
     for (size_t i = 0; i < g.size(); ++i) {
       CAPTURE(i);
       CHECK(rel_diff(g[i], c[i]) < tol);
@@ -405,16 +417,20 @@ TEST_CASE("cuda: bias_act_split, act_grad_concat and mul_pair with row strides m
       {
         Poison poison;
         gp = Tensor::empty({k.rows, cols}, dtype, Device::CUDA), gb = Tensor::empty({cols}, dtype, Device::CUDA);
-        kernels::cuda::act_grad_concat<T>(k.rows, cols, from_p ? p.data<T>() : nullptr, a0.data<T>(), a1.data<T>(),
-                                          a2.data<T>(), k.ld2, true, f, k.w0, k.w1, g0.data<T>(), g1.data<T>(),
-                                          g2.data<T>(), gp.data<T>(), gb.data<T>());
+        avey::kernels::cuda::act_grad_concat<T>({.rows = k.rows, .cols = cols, .p = from_p ? p.data<T>() : nullptr,
+                                                 .z0 = a0.data<T>(), .z1 = a1.data<T>(), .z2 = a2.data<T>(),
+                                                 .ld2 = k.ld2, .f = f, .w0 = k.w0, .w1 = k.w1, .g0 = g0.data<T>(),
+                                                 .g1 = g1.data<T>(), .g2 = g2.data<T>(), .gp = gp.data<T>(),
+                                                 .gbias = gb.data<T>()});
       }
       const Tensor cp = on_cpu(p), c0 = on_cpu(a0), c1 = on_cpu(a1), c2 = on_cpu(a2);
       const Tensor h0 = on_cpu(g0), h1 = on_cpu(g1), h2 = on_cpu(g2);
-      kernels::cpu::act_grad_concat<float>(k.rows, cols, from_p ? cp.data<float>() : nullptr, c0.data<float>(),
-                                           c1.data<float>(), c2.data<float>(), k.ld2, true, f, k.w0, k.w1,
-                                           h0.data<float>(), h1.data<float>(), h2.data<float>(), cgp.data<float>(),
-                                           cgb.data<float>());
+      avey::kernels::cpu::act_grad_concat<float>({.rows = k.rows, .cols = cols,
+                                                  .p = from_p ? cp.data<float>() : nullptr, .z0 = c0.data<float>(),
+                                                  .z1 = c1.data<float>(), .z2 = c2.data<float>(), .ld2 = k.ld2,
+                                                  .f = f, .w0 = k.w0, .w1 = k.w1, .g0 = h0.data<float>(),
+                                                  .g1 = h1.data<float>(), .g2 = h2.data<float>(),
+                                                  .gp = cgp.data<float>(), .gbias = cgb.data<float>()});
       CHECK(rel_diff(gp, cgp) < tol);
       CHECK(rel_diff(gb, cgb) < tol);
     }
@@ -551,9 +567,9 @@ TEST_CASE("cuda: sym_weighted equals X + X^T of the lower triangle" * doctest::s
         s = Tensor::empty({N, C, C}, dtype, Device::CUDA);
       }
       if (dtype == DType::F32)
-        kernels::cuda::sym_weighted<float>(N, C, gg.data<float>(), wg.data<float>(), s.data<float>());
+        avey::kernels::cuda::sym_weighted<float>(N, C, gg.data<float>(), wg.data<float>(), s.data<float>());
       else
-        kernels::cuda::sym_weighted<kernels::bf16>(N, C, gg.data<kernels::bf16>(), wg.data<kernels::bf16>(),
+        avey::kernels::cuda::sym_weighted<kernels::bf16>(N, C, gg.data<kernels::bf16>(), wg.data<kernels::bf16>(),
                                                    s.data<kernels::bf16>());
       const std::vector<float> got = s.to(DType::F32).to(Device::CPU).to_vector<float>();
       const std::vector<float> want = Tensor::from(sym, {N, C, C}).to(dtype).to(DType::F32).to_vector<float>();
@@ -564,10 +580,10 @@ TEST_CASE("cuda: sym_weighted equals X + X^T of the lower triangle" * doctest::s
   }
 }
 
-// max_cols's ties (the first maximum wins), NaN (never the maximum; a row of NaN reports column
+// row_max's ties (the first maximum wins), NaN (never the maximum; a row of NaN reports column
 // 0), rows of -inf, for rows a warp takes (64 columns) and rows a block takes (700), against the
 // CPU kernel on the same values (no NaN in column 0, where the CPU keeps it).
-TEST_CASE("cuda: max_cols ties, NaN and -inf match the CPU" * doctest::skip(kNoGpu)) {
+TEST_CASE("cuda: row_max ties, NaN and -inf match the CPU" * doctest::skip(kNoGpu)) {
   Rng rng(31);
   for (int64_t cols : {int64_t(64), int64_t(700)}) {
     const int64_t rows = 20;
@@ -587,11 +603,11 @@ TEST_CASE("cuda: max_cols ties, NaN and -inf match the CPU" * doctest::skip(kNoG
       Tensor y = Tensor::empty({rows}, dtype, Device::CUDA), yc = Tensor::empty({rows});
       Tensor idx = Tensor::empty({rows}, DType::I32, Device::CUDA), idxc = Tensor::empty({rows}, DType::I32);
       if (dtype == DType::F32)
-        kernels::cuda::max_cols<float>(rows, cols, xg.data<float>(), y.data<float>(), idx.data<int32_t>());
+        kernels::cuda::row_max<float>(rows, cols, xg.data<float>(), y.data<float>(), idx.data<int32_t>());
       else
-        kernels::cuda::max_cols<kernels::bf16>(rows, cols, xg.data<kernels::bf16>(), y.data<kernels::bf16>(),
+        kernels::cuda::row_max<kernels::bf16>(rows, cols, xg.data<kernels::bf16>(), y.data<kernels::bf16>(),
                                                idx.data<int32_t>());
-      kernels::cpu::max_cols<float>(rows, cols, xc.data<float>(), yc.data<float>(), idxc.data<int32_t>());
+      kernels::cpu::row_max<float>(rows, cols, xc.data<float>(), yc.data<float>(), idxc.data<int32_t>());
       CHECK(idx.to(Device::CPU).to_vector<int32_t>() == idxc.to_vector<int32_t>());
       const std::vector<float> a = y.to(DType::F32).to(Device::CPU).to_vector<float>(), b = yc.to_vector<float>();
       for (size_t r = 0; r < a.size(); ++r) CHECK((a[r] == b[r] || (std::isnan(a[r]) && std::isnan(b[r]))));
@@ -620,7 +636,7 @@ TEST_CASE("cuda: tril_product_column_sums reads only the lower triangles and sum
           for (int64_t j = i + 1; j < C; ++j) av[size_t((n * C + i) * C + j)] = NAN;
       Tensor ag = Tensor::from(av, {batch, C, C}).to(Device::CUDA), bg = b.to(Device::CUDA);
       Tensor out = Tensor::empty({C, C}, DType::F32, Device::CUDA);
-      kernels::cuda::tril_product_column_sums<float>(batch, C, ag.data<float>(), bg.data<float>(), out.data<float>());
+      avey::kernels::cuda::tril_product_column_sums<float>(batch, C, ag.data<float>(), bg.data<float>(), out.data<float>());
       std::vector<float> got = out.to(Device::CPU).to_vector<float>();
       double worst = 0.0;
       for (size_t e = 0; e < want.size(); ++e) {
@@ -753,11 +769,13 @@ TEST_CASE("cuda: AdamW and sums of squares match the CPU kernels" * doctest::ski
     kernels::cuda::copy_to_device(mask_gpu, mask.data(), size_t(n));
     const double b1 = 0.9, b2 = 0.95, bias1 = 1 - b1 * b1, bias2 = 1 - b2 * b2, scale = 0.5;
     Tensor scale_gpu = Tensor::from(std::vector<double>{scale}, {1}, Device::CUDA);
-    kernels::cpu::adamw<float>(n, p.data<float>(), g.data<float>(), m.data<float>(), v.data<float>(), mask.data(),
-                               nullptr, 3e-3, b1, b2, 1e-8, 0.1, bias1, bias2, &scale);
-    kernels::cuda::adamw<float>(n, pg.data<float>(), gg.data<float>(), mg.data<float>(), vg.data<float>(),
-                                static_cast<const uint8_t*>(mask_gpu), half.data<kernels::bf16>(), 3e-3, b1, b2, 1e-8,
-                                0.1, bias1, bias2, scale_gpu.data<double>());
+    kernels::cpu::adamw<float>({.n = n, .p = p.data<float>(), .g = g.data<float>(), .m = m.data<float>(),
+                                .v = v.data<float>(), .decay = mask.data(), .lr = 3e-3, .b1 = b1, .b2 = b2, .eps = 1e-8,
+                                .wd = 0.1, .bias1 = bias1, .bias2 = bias2, .grad_scale = &scale});
+    kernels::cuda::adamw<float>({.n = n, .p = pg.data<float>(), .g = gg.data<float>(), .m = mg.data<float>(),
+                                 .v = vg.data<float>(), .decay = static_cast<const uint8_t*>(mask_gpu),
+                                 .p_bf16 = half.data<kernels::bf16>(), .lr = 3e-3, .b1 = b1, .b2 = b2, .eps = 1e-8,
+                                 .wd = 0.1, .bias1 = bias1, .bias2 = bias2, .grad_scale = scale_gpu.data<double>()});
     CHECK(rel_diff(pg, p) < 1e-6);
     CHECK(rel_diff(mg, m) < 1e-6);
     CHECK(rel_diff(vg, v) < 1e-6);

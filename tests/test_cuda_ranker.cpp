@@ -22,6 +22,7 @@ TEST_CASE("cuda ranker: GPU ranker tests (no CUDA build)") { MESSAGE("no CUDA bu
 #include <cstring>
 #include <numeric>
 
+#include "avey/kernels/kernels.h"
 #include "avey/ranker.h"
 #include "kernels/cuda/kernels.h"
 #include "tests/cuda_testing.h"
@@ -152,12 +153,15 @@ TEST_CASE("cuda ranker: MaxSim scores and their sparse backward equal the CPU's"
     for (size_t i = 0; i < am.size(); ++i) am[i] = int32_t((i * 7 + i / 5) % size_t(S / 2));
     Tensor a = Tensor::from(am, {int64_t(am.size())});
     Tensor gq = Tensor::empty(q.shape()), gc = Tensor::empty(c.shape());
-    kernels::cpu::maxsim_backward<float>(B, R * S, J * S, S, d, q.data<float>(), c.data<float>(), a.data<int32_t>(),
-                                         g.data<float>(), gq.data<float>(), gc.data<float>());
+    avey::kernels::cpu::maxsim_backward<float>({.batch = B, .rs = R * S, .js = J * S, .S = S, .d = d,
+                                                .q = q.data<float>(), .c = c.data<float>(), .argmax = a.data<int32_t>(),
+                                                .g = g.data<float>(), .dq = gq.data<float>(), .dc = gc.data<float>()});
     Tensor qd = q.to(Device::CUDA), cd = c.to(Device::CUDA), ad = a.to(Device::CUDA), gd = g.to(Device::CUDA);
     Tensor gqd = Tensor::empty(q.shape(), DType::F32, Device::CUDA), gcd = Tensor::empty(c.shape(), DType::F32, Device::CUDA);
-    kernels::cuda::maxsim_backward<float>(B, R * S, J * S, S, d, qd.data<float>(), cd.data<float>(),
-                                          ad.data<int32_t>(), gd.data<float>(), gqd.data<float>(), gcd.data<float>());
+    avey::kernels::cuda::maxsim_backward<float>({.batch = B, .rs = R * S, .js = J * S, .S = S, .d = d,
+                                                 .q = qd.data<float>(), .c = cd.data<float>(),
+                                                 .argmax = ad.data<int32_t>(), .g = gd.data<float>(),
+                                                 .dq = gqd.data<float>(), .dc = gcd.data<float>()});
     CHECK(rel_diff(gqd.to(Device::CPU), gq) < 1e-6);
     CHECK(rel_diff(gcd.to(Device::CPU), gc) < 1e-6);
   }

@@ -27,6 +27,7 @@ TEST_CASE("cuda tril_matmul: GPU tests (no CUDA build)") {
 #include <vector>
 
 #include "kernels/bf16.h"
+#include "avey/kernels/cuda/tril_matmul.h"
 #include "kernels/cuda/kernels.h"
 #include "tests/cuda_testing.h"
 
@@ -34,6 +35,7 @@ using kernels::bf16;
 using kernels::to_bf16;
 using kernels::to_float;
 using testing::kNoGpu;
+namespace tri = avey::kernels::cuda;
 
 namespace {
 
@@ -154,8 +156,7 @@ std::vector<double> ref_mm(const std::vector<bf16>& L, bool transpose, const std
 }  // namespace
 
 TEST_CASE("cuda: tril_matmul products match an f64 reference on the triangle" * doctest::skip(kNoGpu)) {
-  namespace kc = kernels::cuda;
-  if (!kc::tril_matmul_available()) {  // asked here, not at static initialisation: kernels register then
+  if (!tri::tril_matmul_available()) {  // asked here, not at static initialisation: kernels register then
     MESSAGE("this build has no tril_matmul code for the GPU (below sm_80): skipped");
     return;
   }
@@ -175,7 +176,7 @@ TEST_CASE("cuda: tril_matmul products match an f64 reference on the triangle" * 
     // cos = A A^T, a = cos (.) W; the tiles above the diagonal keep their NaN fill.
     const auto A = random_bf16(nCK, rng, 1.0), W = random_lower(1, C, rng, 1.0);
     Device dA(A), dW(W), dcos(nCC, 0xFFFF), da(nCC, 0xFFFF);
-    kc::tril_gram(batch, C, K, dA.get(), {}, dW.get(), dcos.get(), da.get());
+    tri::tril_gram(batch, C, K, dA.get(), {}, dW.get(), dcos.get(), da.get());
     const auto cos = dcos.host(), a = da.host();
     check_error("tril_gram cos", error(cos, ref_nt(A, A, batch, C, K), batch, C, C, lower));
     CHECK(product_mismatches(cos, W, a, batch, C, C, size_t(C * C), lower) == 0);
@@ -185,13 +186,13 @@ TEST_CASE("cuda: tril_matmul products match an f64 reference on the triangle" * 
       if (!in_lower_tiles(i, j) && (cos[k].bits != 0xFFFF || a[k].bits != 0xFFFF)) ++written_above;
     }
     CHECK(written_above == 0);
-    kc::tril_gram(batch, C, K, dA.get(), {}, dW.get(), dcos.get(), da.get());
+    tri::tril_gram(batch, C, K, dA.get(), {}, dW.get(), dcos.get(), da.get());
     CHECK(std::memcmp(dcos.host().data(), cos.data(), nCC * 2) == 0);
 
     // G = X Y^T on the lower tiles.
     const auto X = random_bf16(nCK, rng, 1.0), Y = random_bf16(nCK, rng, 1.0);
     Device dX(X), dY(Y), dG(nCC, 0xFFFF);
-    kc::tril_nt(batch, C, K, dX.get(), {}, dY.get(), {}, dG.get());
+    tri::tril_nt(batch, C, K, dX.get(), {}, dY.get(), {}, dG.get());
     check_error("tril_nt", error(dG.host(), ref_nt(X, Y, batch, C, K), batch, C, C, lower));
 
     // Y = L B and P = Y (.) M, P into the first N columns of a wider matrix (rows ldp apart: the
@@ -199,8 +200,8 @@ TEST_CASE("cuda: tril_matmul products match an f64 reference on the triangle" * 
     const int64_t N = K, ldp = N + 72;
     const auto L = random_lower(batch, C, rng, 1.0), B = random_bf16(nCK, rng, 1.0), M = random_bf16(nCK, rng, 1.0);
     Device dL(L), dB(B), dM(M), dYc(nCK, 0xFFFF), dP(size_t(batch * C * ldp), 0xFFFF), dY2(nCK, 0xFFFF);
-    kc::tril_lower_mm(batch, C, N, dL.get(), dB.get(), {}, dYc.get(), dM.get(), dP.get(), ldp, {});
-    kc::tril_lower_mm(batch, C, N, dL.get(), dB.get(), {}, dY2.get(), nullptr, nullptr, N, {});
+    tri::tril_lower_mm(batch, C, N, dL.get(), dB.get(), {}, dYc.get(), dM.get(), dP.get(), ldp, {});
+    tri::tril_lower_mm(batch, C, N, dL.get(), dB.get(), {}, dY2.get(), nullptr, nullptr, N, {});
     const auto Yc = dYc.host(), wide = dP.host();
     check_error("tril_lower_mm", error(Yc, ref_mm(L, false, B, batch, C, N), batch, C, N, all));
     std::vector<bf16> P(nCK);
@@ -217,19 +218,19 @@ TEST_CASE("cuda: tril_matmul products match an f64 reference on the triangle" * 
     // Y = L^T B, over a buffer of random values (every element is overwritten).
     const auto Y0 = random_bf16(nCK, rng, 4.0);
     Device dut(Y0);
-    kc::tril_upper_t_mm(batch, C, N, dL.get(), dB.get(), {}, dut.get());
+    tri::tril_upper_t_mm(batch, C, N, dL.get(), dB.get(), {}, dut.get());
     check_error("tril_upper_t_mm", error(dut.host(), ref_mm(L, true, B, batch, C, N), batch, C, N, all));
   }
 }
 
 TEST_CASE("cuda: tril_matmul refuses sizes it cannot tile" * doctest::skip(kNoGpu)) {
   Device x(size_t(2 * 256 * 256), 0);
-  CHECK_THROWS(kernels::cuda::tril_nt(1, 200, 64, x.get(), {}, x.get(), {}, x.get()));  // C not a multiple of 128
-  CHECK_THROWS(kernels::cuda::tril_nt(1, 256, 96, x.get(), {}, x.get(), {}, x.get()));  // K not a multiple of 64
-  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 256, 192, x.get(), x.get(), {}, x.get(), nullptr, nullptr, 192, {}));  // N
-  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 256, 128, x.get(), x.get(), {}, x.get(), x.get(), nullptr, 128, {}));  // M without P
-  CHECK_THROWS(kernels::cuda::tril_lower_mm(1, 128, 128, x.get(), x.get(), {}, x.get(), x.get(), x.get(), 132, {}));  // ldp
-  CHECK_THROWS(kernels::cuda::tril_nt(1, 256, 64, x.get() + 1, {}, x.get(), {}, x.get()));  // not 16-byte aligned
+  CHECK_THROWS(tri::tril_nt(1, 200, 64, x.get(), {}, x.get(), {}, x.get()));  // C not a multiple of 128
+  CHECK_THROWS(tri::tril_nt(1, 256, 96, x.get(), {}, x.get(), {}, x.get()));  // K not a multiple of 64
+  CHECK_THROWS(tri::tril_lower_mm(1, 256, 192, x.get(), x.get(), {}, x.get(), nullptr, nullptr, 192, {}));  // N
+  CHECK_THROWS(tri::tril_lower_mm(1, 256, 128, x.get(), x.get(), {}, x.get(), x.get(), nullptr, 128, {}));  // M without P
+  CHECK_THROWS(tri::tril_lower_mm(1, 128, 128, x.get(), x.get(), {}, x.get(), x.get(), x.get(), 132, {}));  // ldp
+  CHECK_THROWS(tri::tril_nt(1, 256, 64, x.get() + 1, {}, x.get(), {}, x.get()));  // not 16-byte aligned
 }
 
 #endif

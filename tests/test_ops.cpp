@@ -76,11 +76,11 @@ std::vector<OpCase> op_table() {
       {"l2norm max (eps wins)", {{2, 3}}, [](auto& x) { return l2norm_rows(x[0], 100.0, NormEps::Max); }},
       {"l2norm 1 col", {{4, 1}}, [](auto& x) { return l2norm_rows(x[0], 1e-2, NormEps::Inside); }, 0.1},
       // reductions
-      {"sum_cols", {{3, 4}}, [](auto& x) { return sum_cols(x[0]); }},
-      {"sum_cols 1d", {{5}}, [](auto& x) { return sum_cols(x[0]); }},
-      {"mean_cols", {{2, 3, 4}}, [](auto& x) { return mean_cols(x[0]); }},
-      {"max_cols", {{3, 5}}, [](auto& x) { return max_cols(x[0]); }},
-      {"max_cols 1 col", {{4, 1}}, [](auto& x) { return max_cols(x[0]); }},
+      {"row_sums", {{3, 4}}, [](auto& x) { return row_sums(x[0]); }},
+      {"row_sums 1d", {{5}}, [](auto& x) { return row_sums(x[0]); }},
+      {"row_means", {{2, 3, 4}}, [](auto& x) { return row_means(x[0]); }},
+      {"row_max", {{3, 5}}, [](auto& x) { return row_max(x[0]); }},
+      {"row_max 1 col", {{4, 1}}, [](auto& x) { return row_max(x[0]); }},
       // shapes, rows and columns
       {"slice_rows", {{5, 3}}, [](auto& x) { return slice_rows(x[0], 1, 4); }},
       {"slice_rows 1d all", {{4}}, [](auto& x) { return slice_rows(x[0], 0, 4); }},

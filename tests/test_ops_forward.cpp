@@ -149,17 +149,17 @@ TEST_CASE("ops forward: l2norm_rows in its three eps modes, and zero rows") {
 
 TEST_CASE("ops forward: reductions over the last dim keep a trailing 1") {
   Tensor x = f64({1, 5, 5, -2, 7, 0}, {2, 3});
-  Tensor s = sum_cols(x), m = mean_cols(x), mx = max_cols(x);
+  Tensor s = row_sums(x), m = row_means(x), mx = row_max(x);
   CHECK(s.shape() == Shape{2, 1});
   CHECK(s.to_vector<double>() == Vec{11, 5});
-  expect_close(m, f64({11.0 / 3, 5.0 / 3}, {2, 1}), 1e-15, 0, "mean_cols");
+  expect_close(m, f64({11.0 / 3, 5.0 / 3}, {2, 1}), 1e-15, 0, "row_means");
   CHECK(mx.to_vector<double>() == Vec{5, 7});
-  CHECK(sum_cols(f64({1, 2, 3}, {3})).shape() == Shape{1});
+  CHECK(row_sums(f64({1, 2, 3}, {3})).shape() == Shape{1});
   // The gradient of max goes to the first arg-max only (the tie at columns 1 and 2).
   x.requires_grad_();
-  sum(max_cols(x)).backward();
+  sum(row_max(x)).backward();
   CHECK(x.grad().to_vector<double>() == Vec{0, 1, 0, 0, 1, 0});
-  CHECK(max_cols(Tensor::from(std::vector<float>{-3, -1, -2}, {3})).item() == -1.0);
+  CHECK(row_max(Tensor::from(std::vector<float>{-3, -1, -2}, {3})).item() == -1.0);
 }
 
 TEST_CASE("ops forward: slices, concatenation, split") {
@@ -290,7 +290,7 @@ TEST_CASE("ops: no op keeps its own output alive through its backward") {
       {"layernorm", [&] { return layernorm(x, g, g, 1e-5); }},
       {"l2norm", [&] { return l2norm_rows(x, 1e-5, NormEps::Max); }},
       {"gelu", [&] { return gelu(x); }},
-      {"max_cols", [&] { return max_cols(x); }},
+      {"row_max", [&] { return row_max(x); }},
       {"slice_rows", [&] { return slice_rows(x, 1, 2); }},
       {"cross_entropy", [&] { return cross_entropy(x, i32({0, 1, 3}, {3})); }},
   };

@@ -11,7 +11,7 @@
 #include <numbers>
 #include <span>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/kernels.h"
 #include "optim/accumulate.h"
 #include "optim/adamw.h"
 #include "optim/clip.h"
@@ -131,8 +131,9 @@ TEST_CASE("optim: the AdamW kernel in double equals the reference to rounding") 
     const double lr = 0.01 * t;
     ref.step(g, lr, 0.7);
     const double scale = 0.7;
-    kernels::cpu::adamw<double>(n, p.data(), g.data(), m.data(), v.data(), mask.data(), nullptr, lr, 0.9, 0.95, 1e-8,
-                                0.1, 1 - std::pow(0.9, t), 1 - std::pow(0.95, t), &scale);
+    kernels::cpu::adamw<double>({.n = n, .p = p.data(), .g = g.data(), .m = m.data(), .v = v.data(),
+                                 .decay = mask.data(), .lr = lr, .b1 = 0.9, .b2 = 0.95, .eps = 1e-8, .wd = 0.1,
+                                 .bias1 = 1 - std::pow(0.9, t), .bias2 = 1 - std::pow(0.95, t), .grad_scale = &scale});
   }
   double worst = 0;
   for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(p[size_t(i)] - ref.p[size_t(i)]));
@@ -332,7 +333,7 @@ TEST_CASE("optim: a corrupt or mismatched optimizer state file is one clear erro
 }
 
 TEST_CASE("optim: gradient accumulation steps from a token batch size") {
-  GradAccum g = grad_accum(524288, 8, 1024);  // SPEC's 0.5M-token batch
+  GradAccum g = grad_accum(524288, 8, 1024);  // the paper's 0.5M-token batch
   CHECK(g.steps == 64);
   CHECK(g.loss_scale == 1.0 / 64);
   CHECK(grad_accum(4096, 4, 1024).steps == 1);

@@ -1,4 +1,4 @@
-// The whole model against the PyTorch implementation of SPEC.md section 1
+// The whole model against the PyTorch implementation of docs/model.md section 1
 // (tests/reference/avey_ref.py): for each stored case, the engine on the CPU in fp32, loaded
 // with the case's weights and batch, must give the reference's loss (computed in fp64 by
 // PyTorch on the GPU machine) to 1e-5 relative and every parameter's gradient to 1e-4

@@ -4,22 +4,21 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 #include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
 
-template <class T>
-void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
-           double b2, double eps, double wd, double bias1, double bias2, const double* grad_scale) {
-  const AdamWStep<T> step(lr, b1, b2, eps, wd, bias1, bias2, grad_scale ? *grad_scale : 1.0);
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
-    const T pi = step.update(p[i], g[i], m[i], v[i], decay == nullptr || decay[i]);
-    p[i] = pi;
-    if (p_bf16) {
-      if constexpr (std::is_same_v<T, float>) p_bf16[i] = to_bf16(pi);
-      else p_bf16[i] = to_bf16(float(pi));
+template <class T> void adamw(const AdamWArgs<T>& a) {
+  const AdamWStep<T> step(a.lr, a.b1, a.b2, a.eps, a.wd, a.bias1, a.bias2, a.grad_scale ? *a.grad_scale : 1.0);
+#pragma omp parallel for schedule(static) if (a.n > 65536)
+  for (int64_t i = 0; i < a.n; ++i) {
+    const T pi = step.update(a.p[i], a.g[i], a.m[i], a.v[i], a.decay == nullptr || a.decay[i]);
+    a.p[i] = pi;
+    if (a.p_bf16) {
+      if constexpr (std::is_same_v<T, float>) a.p_bf16[i] = to_bf16(pi);
+      else a.p_bf16[i] = to_bf16(float(pi));
     }
   }
 }
@@ -60,14 +59,9 @@ void segment_sum_squares(int64_t nseg, const int64_t* offset, const int64_t* cou
   for (int64_t s = 0; s < nseg; ++s) out[s] = blocked_sum_squares(count[s], x + offset[s]);
 }
 
-#define INSTANTIATE(T)                                                                                      \
-  template void adamw<T>(int64_t, T*, const T*, T*, T*, const uint8_t*, bf16*, double, double, double, double, \
-                         double, double, double, const double*);                                            \
-  template double sum_squares<T>(int64_t, const T*);                                                        \
-  template void clip_norm<T>(int64_t, const T*, double, double*);                                           \
-  template void segment_sum_squares<T>(int64_t, const int64_t*, const int64_t*, const T*, double*);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CPU(adamw)
+AVEY_INSTANTIATE_CPU(sum_squares)
+AVEY_INSTANTIATE_CPU(clip_norm)
+AVEY_INSTANTIATE_CPU(segment_sum_squares)
 
 }  // namespace kernels::cpu

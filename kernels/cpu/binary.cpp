@@ -1,6 +1,7 @@
 // a (op) b with b broadcast as kernels::Broadcast says, and the reduction that undoes a
 // broadcast in backward (the gradient of a bias is the sum of its rows' gradients).
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 #include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
@@ -67,13 +68,21 @@ template <class T> void add_scalar(int64_t n, double s, const T* x, T* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] + k;
 }
 
-#define INSTANTIATE(T)                                                                   \
-  template void binary<T>(Binary, Broadcast, int64_t, int64_t, const T*, const T*, T*); \
-  template void reduce_to<T>(Broadcast, int64_t, int64_t, const T*, T*);                \
-  template void scale<T>(int64_t, double, const T*, T*);                                \
-  template void add_scalar<T>(int64_t, double, const T*, T*);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+template <class T>
+void mul_pair(int64_t rows, int64_t cols, const T* g, int64_t ldg, const T* a, const T* b, T* ya, T* yb) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const T gv = g[r * ldg + c];
+      ya[r * cols + c] = gv * a[r * cols + c];
+      yb[r * cols + c] = gv * b[r * cols + c];
+    }
+}
+
+AVEY_INSTANTIATE_CPU(binary)
+AVEY_INSTANTIATE_CPU(mul_pair)
+AVEY_INSTANTIATE_CPU(reduce_to)
+AVEY_INSTANTIATE_CPU(scale)
+AVEY_INSTANTIATE_CPU(add_scalar)
 
 }  // namespace kernels::cpu

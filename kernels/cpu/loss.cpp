@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 
 namespace kernels::cpu {
 
@@ -48,12 +49,7 @@ void cross_entropy_backward(int64_t rows, int64_t vocab, const T* logits, const 
   }
 }
 
-#define INSTANTIATE(T)                                                                                        \
-  template void cross_entropy<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, T*, T*);                \
-  template void cross_entropy_backward<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, const T*,      \
-                                          const T*, double, T*);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CPU(cross_entropy)
+AVEY_INSTANTIATE_CPU(cross_entropy_backward)
 
 }  // namespace kernels::cpu

@@ -2,7 +2,8 @@
 // OpenMP threads when there are many small products, else threaded inside each product.
 #include <Eigen/Core>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 
 namespace kernels::cpu {
 
@@ -13,8 +14,7 @@ using ConstMap = Eigen::Map<const RowMat<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 using Map = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
 
-// One product; lda, ldb, ldc are the row lengths of the row-major buffers (a slice of a wider
-// matrix has its parent's).
+// One product; lda, ldb, ldc are the row lengths of the row-major buffers.
 template <class T>
 static void one_product(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N,
                         int64_t K, bool ta, bool tb, T alpha, T beta) {
@@ -30,33 +30,24 @@ static void one_product(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, 
   else c.noalias() += alpha * a.transpose() * b.transpose();
 }
 
-template <class T>
-void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
-            double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC) {
-  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
-  if (batch == 1) {  // one large product: Eigen threads it
-    one_product(A, lda, B, ldb, C, N, M, N, K, ta, tb, T(alpha), T(beta));
+template <class T> void matmul(const Gemm<T>& g) {
+  const int64_t lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
+  if (g.batch == 1) {  // one large product: Eigen threads it
+    one_product(g.a, lda, g.b, ldb, g.c, g.n, g.m, g.n, g.k, g.ta, g.tb, T(g.alpha), T(g.beta));
     return;
   }
   // Many products: one per thread, each single-threaded inside.
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < batch; ++i)
-    one_product(A + i * strideA, lda, B + i * strideB, ldb, C + i * strideC, N, M, N, K, ta, tb, T(alpha), T(beta));
+#pragma omp parallel for schedule(static) if (g.batch * g.m * g.n * g.k > 65536)
+  for (int64_t i = 0; i < g.batch; ++i)
+    one_product(g.a + i * g.stride_a, lda, g.b + i * g.stride_b, ldb, g.c + i * g.stride_c, g.n, g.m, g.n, g.k, g.ta,
+                g.tb, T(g.alpha), T(g.beta));
 }
 
-template <class T>
-void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
-               bool ta, bool tb, double alpha, double beta) {
-  one_product(A, lda, B, ldb, C, ldc, M, N, K, ta, tb, T(alpha), T(beta));
-}
-
-template <class T>
-void matmul_residual_bias(const T* A, int64_t lda, const T* B, int64_t ldb, const T* R, const T* bias, T* D, int64_t M,
-                          int64_t N, int64_t K, bool ta, bool tb) {
-#pragma omp parallel for schedule(static) if (M * N > 65536)
-  for (int64_t r = 0; r < M; ++r)
-    for (int64_t c = 0; c < N; ++c) D[r * N + c] = R[r * N + c] + bias[c];
-  one_product(A, lda, B, ldb, D, N, M, N, K, ta, tb, T(1), T(1));
+template <class T> void linear_residual(const LinearResidual<T>& a) {
+#pragma omp parallel for schedule(static) if (a.rows * a.cols > 65536)
+  for (int64_t r = 0; r < a.rows; ++r)
+    for (int64_t c = 0; c < a.cols; ++c) a.out[r * a.cols + c] = a.residual[r * a.cols + c] + a.bias[c];
+  one_product(a.x, a.in, a.w, a.in, a.out, a.cols, a.rows, a.cols, a.in, false, true, T(1), T(1));
 }
 
 template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, const T* x, T* y) {
@@ -67,19 +58,8 @@ template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, con
   }
 }
 
-template void matmul<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t, bool, bool, double,
-                            double, int64_t, int64_t, int64_t);
-template void matmul<double>(const double*, const double*, double*, int64_t, int64_t, int64_t, int64_t, bool, bool,
-                             double, double, int64_t, int64_t, int64_t);
-template void matmul_ld<float>(const float*, int64_t, const float*, int64_t, float*, int64_t, int64_t, int64_t, int64_t,
-                               bool, bool, double, double);
-template void matmul_ld<double>(const double*, int64_t, const double*, int64_t, double*, int64_t, int64_t, int64_t,
-                                int64_t, bool, bool, double, double);
-template void matmul_residual_bias<float>(const float*, int64_t, const float*, int64_t, const float*, const float*,
-                                          float*, int64_t, int64_t, int64_t, bool, bool);
-template void matmul_residual_bias<double>(const double*, int64_t, const double*, int64_t, const double*,
-                                           const double*, double*, int64_t, int64_t, int64_t, bool, bool);
-template void transpose<float>(int64_t, int64_t, int64_t, const float*, float*);
-template void transpose<double>(int64_t, int64_t, int64_t, const double*, double*);
+AVEY_INSTANTIATE_CPU(matmul)
+AVEY_INSTANTIATE_CPU(linear_residual)
+AVEY_INSTANTIATE_CPU(transpose)
 
 }  // namespace kernels::cpu

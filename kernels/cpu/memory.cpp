@@ -2,7 +2,8 @@
 // (accumulate_grads: kernels.h).
 #include <cmath>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 
 namespace kernels::cpu {
 
@@ -57,22 +58,13 @@ void accumulate_grads(int count, const GradSlot* slots) {
   }
 }
 
-#define FOR_ALL(S)                                        \
-  template void fill<S>(int64_t, S*, double);             \
-  template void convert<S, float>(int64_t, const S*, float*);   \
-  template void convert<S, double>(int64_t, const S*, double*); \
-  template void convert<S, bf16>(int64_t, const S*, bf16*);     \
-  template void convert<S, int32_t>(int64_t, const S*, int32_t*);
-FOR_ALL(float)
-FOR_ALL(double)
-FOR_ALL(bf16)
-FOR_ALL(int32_t)
-#undef FOR_ALL
-template void axpy<float>(int64_t, double, const float*, float*);
-template void axpy<double>(int64_t, double, const double*, double*);
-
-template void accumulate<bf16, float>(int64_t, const bf16*, float*);
-template void accumulate<float, float>(int64_t, const float*, float*);
-template void accumulate<double, double>(int64_t, const double*, double*);
+AVEY_INSTANTIATE_STORAGE(float)
+AVEY_INSTANTIATE_STORAGE(double)
+AVEY_INSTANTIATE_STORAGE(bf16)
+AVEY_INSTANTIATE_STORAGE(int32_t)
+AVEY_INSTANTIATE_CPU(axpy)
+AVEY_INSTANTIATE2(accumulate, bf16, float)
+AVEY_INSTANTIATE2(accumulate, float, float)
+AVEY_INSTANTIATE2(accumulate, double, double)
 
 }  // namespace kernels::cpu

@@ -7,7 +7,8 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 #include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
@@ -88,19 +89,26 @@ template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T*
   }
 }
 
-template <class T>
-void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg) {
-  rows_with_column_sums<T>(rows, cols, {gg}, [&](int64_t r, T* pgg) {
-    const T* xr = x + r * cols;
-    const T* gr = gy + r * cols;
-    T* out = gx + r * cols;
-    const T k = rstd[r];
+template <class T> void rmsnorm_backward(const RmsNormBackward<T>& a) {
+  const int64_t cols = a.cols;
+  rows_with_column_sums<T>(a.rows, cols, {a.gg, a.gres_sum}, [&](int64_t r, T* p) {
+    T* pgg = p;
+    T* pgres = p + cols;
+    const T* xr = a.x + r * cols;
+    const T* gr = a.gy + r * cols;
+    const T* res = a.gres ? a.gres + r * cols : nullptr;
+    T* out = a.gx + r * cols;
+    const T k = a.rstd[r];
     T dot = T(0);
-    for (int64_t c = 0; c < cols; ++c) dot += xr[c] * g[c] * gr[c];
+    for (int64_t c = 0; c < cols; ++c) dot += xr[c] * a.g[c] * gr[c];
     const T m = dot / T(cols) * k * k;  // rstd^2 * mean(x g gy)
     for (int64_t c = 0; c < cols; ++c) {
-      out[c] = k * (g[c] * gr[c] - xr[c] * m);
+      out[c] = k * (a.g[c] * gr[c] - xr[c] * m);
       pgg[c] += gr[c] * xr[c] * k;
+      if (res) {
+        out[c] += res[c];
+        pgres[c] += res[c];
+      }
     }
   });
 }
@@ -167,43 +175,51 @@ template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, co
   }
 }
 
-template <class T>
-void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T* denom,
-                          const T* gy, T* gx) {
-#pragma omp parallel for schedule(static) if (rows * cols > 32768)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * cols;
-    const T* gr = gy + r * cols;
-    T* out = gx + r * cols;
+template <class T> void l2norm_rows_backward(const L2NormBackward<T>& a) {
+  const int64_t cols = a.cols;
+#pragma omp parallel for schedule(static) if (a.rows * cols > 32768)
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const T* xr = a.x + r * cols;
+    T* out = a.gx + r * cols;
+    // the row's gradient G: gy's row, or the sum of the rows the map gives; E likewise from extra
+    std::vector<T> summed;
+    const T* gr = a.gy + r * cols;
+    const T* er = a.extra ? a.extra + r * cols : nullptr;
+    if (a.ptr) {
+      summed.assign(size_t(2 * cols), T(0));
+      for (int32_t k = a.ptr[r]; k < a.ptr[r + 1]; ++k)
+        for (int64_t c = 0; c < cols; ++c) {
+          summed[size_t(c)] += a.gy[int64_t(a.src[k]) * cols + c];
+          if (a.extra) summed[size_t(cols + c)] += a.extra[int64_t(a.src[k]) * cols + c];
+        }
+      gr = summed.data();
+      if (a.extra) er = summed.data() + cols;
+    }
     T ss = T(0), dot = T(0);
     for (int64_t c = 0; c < cols; ++c) {
       ss += xr[c] * xr[c];
       dot += xr[c] * gr[c];
     }
-    const T norm = std::sqrt(ss), d = denom[r], inv = l2_inverse(d);
+    const T norm = std::sqrt(ss), d = a.denom ? a.denom[r] : l2_denominator(a.mode, ss, T(a.eps));
+    const T inv = l2_inverse(d);
     // gx = gy / d - x (x . gy) k, with k = d'(s) / (s d^2): see engine/ops_norm.cpp.
     T k = T(0);
-    switch (mode) {
+    switch (a.mode) {
       case NormEps::Outside: k = norm > T(0) ? inv * inv / norm : T(0); break;
       case NormEps::Inside: k = inv * inv * inv; break;
-      case NormEps::Max: k = norm > T(eps) ? inv * inv * inv : T(0); break;
+      case NormEps::Max: k = norm > T(a.eps) ? inv * inv * inv : T(0); break;
     }
-    for (int64_t c = 0; c < cols; ++c) out[c] = gr[c] * inv - xr[c] * dot * k;
+    for (int64_t c = 0; c < cols; ++c) out[c] = gr[c] * inv - xr[c] * dot * k + (er ? er[c] : T(0));
   }
 }
 
-#define INSTANTIATE(T)                                                                                         \
-  template void softmax_rows<T>(int64_t, int64_t, const T*, T*);                                               \
-  template void softmax_rows_backward<T>(int64_t, int64_t, const T*, const T*, T*);                            \
-  template void rmsnorm<T>(int64_t, int64_t, const T*, const T*, double, T*, T*);                              \
-  template void rmsnorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, T*);         \
-  template void layernorm<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*);              \
-  template void layernorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, \
-                                      T*, T*);                                                                 \
-  template void l2norm_rows<T>(NormEps, int64_t, int64_t, const T*, double, T*, T*);                           \
-  template void l2norm_rows_backward<T>(NormEps, int64_t, int64_t, const T*, double, const T*, const T*, T*);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CPU(softmax_rows)
+AVEY_INSTANTIATE_CPU(softmax_rows_backward)
+AVEY_INSTANTIATE_CPU(rmsnorm)
+AVEY_INSTANTIATE_CPU(rmsnorm_backward)
+AVEY_INSTANTIATE_CPU(layernorm)
+AVEY_INSTANTIATE_CPU(layernorm_backward)
+AVEY_INSTANTIATE_CPU(l2norm_rows)
+AVEY_INSTANTIATE_CPU(l2norm_rows_backward)
 
 }  // namespace kernels::cpu

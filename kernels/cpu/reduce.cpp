@@ -3,7 +3,8 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 
 namespace kernels::cpu {
 
@@ -22,7 +23,7 @@ template <class T> void sum_all(int64_t n, const T* x, T* y) {
   y[0] = T(s);
 }
 
-template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y) {
+template <class T> void row_sums(int64_t rows, int64_t cols, const T* x, T* y) {
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     T s = T(0);
@@ -31,7 +32,7 @@ template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y) {
   }
 }
 
-template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
+template <class T> void row_max(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * cols;
@@ -43,12 +44,8 @@ template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, i
   }
 }
 
-#define INSTANTIATE(T)                                            \
-  template void sum_all<T>(int64_t, const T*, T*);                \
-  template void sum_cols<T>(int64_t, int64_t, const T*, T*);      \
-  template void max_cols<T>(int64_t, int64_t, const T*, T*, int32_t*);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CPU(sum_all)
+AVEY_INSTANTIATE_CPU(row_sums)
+AVEY_INSTANTIATE_CPU(row_max)
 
 }  // namespace kernels::cpu

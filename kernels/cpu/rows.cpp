@@ -1,5 +1,5 @@
 // Moving rows and columns: column windows (slices, concatenation), gathering rows by index
-// (embedding lookup) and its deterministic scatter-add, the per-row scatter of max_cols, and
+// (embedding lookup) and its deterministic scatter-add, the per-row scatter of row_max, and
 // fixed linear maps of rows (map_rows: the packed contexts' gathers and sums).
 #include <algorithm>
 #include <cstring>
@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "kernels/instantiate.h"
+#include "kernels/kernels.h"
 
 namespace kernels::cpu {
 
@@ -85,14 +86,10 @@ void map_rows(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t*
   }
 }
 
-#define INSTANTIATE(T)                                                                                       \
-  template void copy_cols<T>(int64_t, int64_t, const T*, int64_t, int64_t, T*, int64_t, int64_t, bool);     \
-  template void gather_rows<T>(int64_t, int64_t, const T*, int64_t, const int32_t*, T*);                     \
-  template void scatter_add_rows<T>(int64_t, int64_t, const T*, const int32_t*, T*, int64_t);                \
-  template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);                             \
-  template void map_rows<T>(int64_t, int64_t, const int32_t*, const int32_t*, const T*, T*);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CPU(copy_cols)
+AVEY_INSTANTIATE_CPU(gather_rows)
+AVEY_INSTANTIATE_CPU(scatter_add_rows)
+AVEY_INSTANTIATE_CPU(scatter_cols)
+AVEY_INSTANTIATE_CPU(map_rows)
 
 }  // namespace kernels::cpu

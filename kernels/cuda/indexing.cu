@@ -21,6 +21,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/instantiate.h"
 
 namespace kernels::cuda {
 
@@ -220,14 +221,10 @@ void map_rows(int64_t out_rows, int64_t cols, const int32_t* ptr, const int32_t*
   AVEY_LAUNCH_CHECK("map_rows");
 }
 
-#define INSTANTIATE(T)                                                                                            \
-  template void copy_cols<T>(int64_t, int64_t, const T*, int64_t, int64_t, T*, int64_t, int64_t, bool);           \
-  template void gather_rows<T>(int64_t, int64_t, const T*, int64_t, const int32_t*, T*);                          \
-  template void scatter_add_rows<T>(int64_t, int64_t, const T*, const int32_t*, T*, int64_t);                     \
-  template void scatter_cols<T>(int64_t, int64_t, const int32_t*, const T*, T*);                                 \
-  template void map_rows<T>(int64_t, int64_t, const int32_t*, const int32_t*, const T*, T*);
-INSTANTIATE(float)
-INSTANTIATE(bf16)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CUDA(copy_cols)
+AVEY_INSTANTIATE_CUDA(gather_rows)
+AVEY_INSTANTIATE_CUDA(scatter_add_rows)
+AVEY_INSTANTIATE_CUDA(scatter_cols)
+AVEY_INSTANTIATE_CUDA(map_rows)
 
 }  // namespace kernels::cuda

@@ -17,6 +17,7 @@
 // such a row fits in shared memory it is staged there (one read from global memory, see below).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/instantiate.h"
 
 namespace kernels::cuda {
 
@@ -217,12 +218,7 @@ void cross_entropy_bf16(int64_t rows, int64_t vocab, bf16* logits, const int32_t
   AVEY_LAUNCH_CHECK("cross_entropy_bf16");
 }
 
-#define INSTANTIATE(T)                                                                                            \
-  template void cross_entropy<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, T*, T*);                   \
-  template void cross_entropy_backward<T>(int64_t, int64_t, const T*, const int32_t*, int32_t, const T*, const T*, \
-                                          double, T*);
-INSTANTIATE(float)
-INSTANTIATE(bf16)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CUDA(cross_entropy)
+AVEY_INSTANTIATE_CUDA(cross_entropy_backward)
 
 }  // namespace kernels::cuda

@@ -1,4 +1,5 @@
-// Matrix products through cuBLASLt, a tiled transpose, and the tiled symmetric sum sym_weighted.
+// Matrix products through cuBLASLt (plain, batched, and a Linear layer with its residual and bias
+// in the epilogue) and a tiled transpose.
 //
 // cuBLAS is column-major; our matrices are row-major. A row-major M x N matrix C has the same
 // bytes as the column-major N x M matrix C^T, and C = op(A) op(B) is C^T = op(B)^T op(A)^T. So
@@ -35,6 +36,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/instantiate.h"
 
 namespace kernels::cuda {
 
@@ -53,7 +55,7 @@ void check_int(int64_t v, const char* name) {
 }
 
 // One product as cuBLASLt sees it (column-major, operands swapped as above).
-struct Gemm {
+struct Product {
   cudaDataType_t in, out;
   int64_t batch, M, N, K;
   bool ta, tb, accumulate;  // accumulate: beta != 0
@@ -98,7 +100,7 @@ struct Tuner {
   cublasLtHandle_t lt = nullptr;
   cublasHandle_t blas = nullptr;
   void* workspace = nullptr;
-  std::map<Gemm::Key, Plan> plans;
+  std::map<Product::Key, Plan> plans;
   std::unordered_map<std::string, int> saved;  // key -> candidate rank, from the tuning file
   std::string path;
   bool tune = true;
@@ -139,7 +141,7 @@ struct Tuner {
     std::ofstream(path, std::ios::app) << key << '\t' << rank << '\n';  // a failed write only costs a re-tune
   }
 
-  Plan make(const Gemm& g) {
+  Plan make(const Product& g) {
     Plan p;
     const cudaDataType_t scale = CUDA_R_32F;
     check_cublas(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, scale), "cublasLtMatmulDescCreate");
@@ -188,7 +190,7 @@ struct Tuner {
   }
 
   // Times every candidate on the real operands into a scratch output; returns the rank to use.
-  int time_candidates(const Plan& p, const Gemm& g, const void* A, const void* B, const void* bias) {
+  int time_candidates(const Plan& p, const Product& g, const void* A, const void* B, const void* bias) {
     const size_t out_bytes = size_t(g.batch > 1 ? g.strideC * (g.batch - 1) + g.M * g.ldc : g.M * g.ldc) *
                              (g.out == CUDA_R_32F ? 4 : 2);
     Scratch c(out_bytes);
@@ -229,7 +231,7 @@ struct Tuner {
                  "bias pointer");
   }
 
-  const Plan& plan(const Gemm& g, const void* A, const void* B, const void* bias) {
+  const Plan& plan(const Product& g, const void* A, const void* B, const void* bias) {
     auto it = plans.find(g.key());
     if (it != plans.end()) return it->second;
     const std::string key = g.text();
@@ -276,7 +278,7 @@ bool gemm(cudaDataType_t in, cudaDataType_t out, const void* A, int64_t lda, con
   const void* Cin = addend ? addend : C;
   Tuner& t = tuner();
   std::lock_guard<std::mutex> lock(t.mutex);
-  const Gemm g{in,  out,  batch, M,   N,   K,       ta,      tb,      beta != 0.f,  bias != nullptr, addend != nullptr,
+  const Product g{in,  out,  batch, M,   N,   K,       ta,      tb,      beta != 0.f,  bias != nullptr, addend != nullptr,
                lda, ldb,  ldc,   strideA, strideB, strideC, alignment(A), alignment(B),
                std::min(alignment(C), alignment(Cin))};
   static const Plan none;  // K = 0: cuBLAS's plain call scales C
@@ -299,25 +301,20 @@ bool gemm(cudaDataType_t in, cudaDataType_t out, const void* A, int64_t lda, con
 
 }  // namespace
 
-template <class T>
-void matmul(const T* A, const T* B, T* C, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
-            double alpha, double beta, int64_t strideA, int64_t strideB, int64_t strideC) {
-  gemm(cuda_type<T>(), cuda_type<T>(), A, ta ? M : K, B, tb ? K : N, C, N, batch, M, N, K, ta, tb, float(alpha),
-       float(beta), strideA, strideB, strideC);
+template <class T> void matmul(const Gemm<T>& g) {
+  gemm(cuda_type<T>(), cuda_type<T>(), g.a, g.ta ? g.m : g.k, g.b, g.tb ? g.k : g.n, g.c, g.n, g.batch, g.m, g.n, g.k,
+       g.ta, g.tb, float(g.alpha), float(g.beta), g.stride_a, g.stride_b, g.stride_c);
 }
 
-template <class T>
-void matmul_ld(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t M, int64_t N, int64_t K,
-               bool ta, bool tb, double alpha, double beta) {
-  gemm(cuda_type<T>(), cuda_type<T>(), A, lda, B, ldb, C, ldc, 1, M, N, K, ta, tb, float(alpha), float(beta), 0, 0, 0);
-}
-
-template <class T>
-void matmul_residual_bias(const T* A, int64_t lda, const T* B, int64_t ldb, const T* R, const T* bias, T* D, int64_t M,
-                          int64_t N, int64_t K, bool ta, bool tb) {
-  if (gemm(cuda_type<T>(), cuda_type<T>(), A, lda, B, ldb, D, N, 1, M, N, K, ta, tb, 1.f, 1.f, 0, 0, 0, R, bias)) return;
-  binary(Binary::Add, Broadcast::Row, M, N, R, bias, D);  // no fused kernel offered: two passes
-  gemm(cuda_type<T>(), cuda_type<T>(), A, lda, B, ldb, D, N, 1, M, N, K, ta, tb, 1.f, 1.f, 0, 0, 0);
+template <class T> void linear_residual(const LinearResidual<T>& a) {
+  // out [rows, cols] = x [rows, in] w^T + residual + bias: the product with the residual as its
+  // addend and the bias as its epilogue
+  if (gemm(cuda_type<T>(), cuda_type<T>(), a.x, a.in, a.w, a.in, a.out, a.cols, 1, a.rows, a.cols, a.in, false, true,
+           1.f, 1.f, 0, 0, 0, a.residual, a.bias))
+    return;
+  binary(Binary::Add, Broadcast::Row, a.rows, a.cols, a.residual, a.bias, a.out);  // no fused kernel offered: two passes
+  gemm(cuda_type<T>(), cuda_type<T>(), a.x, a.in, a.w, a.in, a.out, a.cols, 1, a.rows, a.cols, a.in, false, true, 1.f,
+       1.f, 0, 0, 0);
 }
 
 void matmul_bf16_f32(const bf16* A, const bf16* B, float* C, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
@@ -355,107 +352,8 @@ template <class T> void transpose(int64_t batch, int64_t rows, int64_t cols, con
   AVEY_LAUNCH_CHECK("transpose");
 }
 
-// S = X + X^T for each [C, C] matrix G of the batch, X = G (.) W with W one lower-triangular
-// [C, C] matrix: the cosine matrix's gradient made symmetric, so that dZn = dCos Zn + dCos^T Zn
-// is one product S Zn. X is zero above the diagonal, so only G's (and W's) lower triangle is read
-// (what is above may hold anything: the product that makes G may skip those tiles). One block of
-// 256 threads per pair of mirrored 64 x 64 tiles (ti >= tj, numbered along the lower triangle by
-// blockIdx.x) of one matrix (blockIdx.y, strided). Thread t takes A columns (one 16-byte vector
-// when C is whole vectors and the pointers are aligned, else one element: A = 1) of rows
-// t / (64 / A), + 256 / (64 / A), ...: it reads the tile (ti, tj) of G and W once, coalesced,
-// keeps X in registers for S's tile (ti, tj) and leaves it in shared memory (fp32, rows padded
-// against bank conflicts) for S's tile (tj, ti) = X^T, which it writes in the same layout. On the
-// diagonal the two are one tile, X + X^T, added in fp32 and rounded once.
-constexpr int kSymTile = 64, kSymThreads = 256;
-
-// X's A elements at row r from column c: G (.) W on and below the diagonal, 0 above it or past C
-// (r C + c < 2^31). Nothing above the diagonal is read: a vector that crosses it reads its lower
-// elements one at a time.
-template <int A, class T>
-__device__ __forceinline__ void weighted_lower(const T* g, const T* w, int C, int r, int c, float (&x)[A]) {
-  if (r < C && c + A - 1 <= r) {
-    float m[A];
-    load_n<A>(g, r * C + c, x);
-    load_n<A>(w, r * C + c, m);
-#pragma unroll
-    for (int e = 0; e < A; ++e) x[e] *= m[e];
-  } else {
-#pragma unroll
-    for (int e = 0; e < A; ++e) x[e] = r < C && c + e <= r ? load(g, r * C + c + e) * load(w, r * C + c + e) : 0.f;
-  }
-}
-
-// Register caps, no spills: five blocks a multiprocessor for the vector path (four, at its
-// natural 54-60 registers, ran ~4% slower), four for the one-element path (it would spill at
-// five; uncapped it took ~160 registers, one block).
-template <int A, class T>
-__global__ void __launch_bounds__(kSymThreads, A == 1 ? 4 : 5)
-    sym_weighted_kernel(int64_t batch, int C, const T* G, const T* W, T* S) {
-  constexpr int TX = kSymTile / A, TY = kSymThreads / TX, K = kSymTile / TY;  // K rows a thread
-  __shared__ float tile[kSymTile][kSymTile + 1];
-  const int p = int(blockIdx.x);
-  int ti = int((sqrt(8.0 * double(p) + 1.0) - 1.0) / 2.0);
-  while (ti * (ti + 1) / 2 > p) --ti;
-  while ((ti + 1) * (ti + 2) / 2 <= p) ++ti;
-  const int tj = p - ti * (ti + 1) / 2, r0 = ti * kSymTile, c0 = tj * kSymTile;
-  const int cl = int(threadIdx.x % TX) * A, ty = int(threadIdx.x / TX);
-  for (int64_t b = blockIdx.y; b < batch; b += gridDim.y) {
-    const T* g = G + b * C * C;
-    T* s = S + b * C * C;
-    float x[K][A];
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int i = ty + k * TY;
-      weighted_lower<A>(g, W, C, r0 + i, c0 + cl, x[k]);
-#pragma unroll
-      for (int e = 0; e < A; ++e) tile[i][cl + e] = x[k][e];
-    }
-    __syncthreads();
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int i = ty + k * TY;
-      float t[A];  // X^T's elements (c0 + i, r0 + cl + e)
-#pragma unroll
-      for (int e = 0; e < A; ++e) t[e] = tile[cl + e][i];
-      const int r = r0 + i, c = c0 + cl;
-      if (ti == tj) {  // X + X^T within the diagonal tile
-#pragma unroll
-        for (int e = 0; e < A; ++e) x[k][e] += t[e];
-        if (r < C && c < C) store_n<A>(s, r * C + c, x[k]);
-      } else {
-        if (r < C && c < C) store_n<A>(s, r * C + c, x[k]);  // X itself, below the diagonal
-        const int rt = c0 + i, ct = r0 + cl;                  // X^T, above it
-        if (rt < C && ct < C) store_n<A>(s, rt * C + ct, t);
-      }
-    }
-    __syncthreads();
-  }
-}
-
-template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
-  if (batch == 0 || C == 0) return;
-  if (C > 46340) fail("sym_weighted", "matrix too large (C C >= 2^31)", __FILE__, __LINE__);
-  const int64_t t = (C + kSymTile - 1) / kSymTile, pairs = t * (t + 1) / 2;
-  const dim3 grid(unsigned(pairs), unsigned(batch < 65535 ? batch : 65535));
-  constexpr int V = kVec<T>;
-  if (C % V == 0 && aligned16(G) && aligned16(W) && aligned16(S))
-    sym_weighted_kernel<V><<<grid, kSymThreads, 0, stream()>>>(batch, int(C), G, W, S);
-  else
-    sym_weighted_kernel<1><<<grid, kSymThreads, 0, stream()>>>(batch, int(C), G, W, S);
-  AVEY_LAUNCH_CHECK("sym_weighted");
-}
-
-#define INSTANTIATE(T)                                                                                           \
-  template void matmul<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, bool, bool, double, double, \
-                          int64_t, int64_t, int64_t);                                                            \
-  template void matmul_ld<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t, int64_t, int64_t, bool,    \
-                             bool, double, double);                                                              \
-  template void matmul_residual_bias<T>(const T*, int64_t, const T*, int64_t, const T*, const T*, T*, int64_t,      \
-                                        int64_t, int64_t, bool, bool);                                           \
-  template void transpose<T>(int64_t, int64_t, int64_t, const T*, T*);                                          \
-  template void sym_weighted<T>(int64_t, int64_t, const T*, const T*, T*);
-INSTANTIATE(float)
-INSTANTIATE(bf16)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CUDA(matmul)
+AVEY_INSTANTIATE_CUDA(linear_residual)
+AVEY_INSTANTIATE_CUDA(transpose)
 
 }  // namespace kernels::cuda

@@ -17,6 +17,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/instantiate.h"
 
 namespace kernels::cuda {
 
@@ -280,8 +281,8 @@ template <class S, class D> void accumulate(int64_t n, const S* x, D* y) {
   accumulate_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(n, x, y);
   AVEY_LAUNCH_CHECK("accumulate");
 }
-template void accumulate<bf16, float>(int64_t, const bf16*, float*);
-template void accumulate<float, float>(int64_t, const float*, float*);
+AVEY_INSTANTIATE2(accumulate, bf16, float)
+AVEY_INSTANTIATE2(accumulate, float, float)
 
 // accumulate_grads: up to kGradBatch slots a launch, passed by value (kernel parameters: no
 // upload, no wait). The slots' elements are laid end to end in units of 4 (a slot's last unit may
@@ -365,17 +366,10 @@ void accumulate_grads(int count, const GradSlot* slots) {
   }
 }
 
-#define FOR_ALL(S)                                                \
-  template void fill<S>(int64_t, S*, double);                     \
-  template void convert<S, float>(int64_t, const S*, float*);     \
-  template void convert<S, double>(int64_t, const S*, double*);   \
-  template void convert<S, bf16>(int64_t, const S*, bf16*);       \
-  template void convert<S, int32_t>(int64_t, const S*, int32_t*);
-FOR_ALL(float)
-FOR_ALL(double)
-FOR_ALL(bf16)
-FOR_ALL(int32_t)
-#undef FOR_ALL
+AVEY_INSTANTIATE_STORAGE(float)
+AVEY_INSTANTIATE_STORAGE(double)
+AVEY_INSTANTIATE_STORAGE(bf16)
+AVEY_INSTANTIATE_STORAGE(int32_t)
 
 // ---------------------------------------------------------------- timing marks
 

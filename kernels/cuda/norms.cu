@@ -25,6 +25,7 @@
 
 #include "kernels/cuda/columns.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/instantiate.h"
 #include "kernels/elementwise_math.h"
 
 namespace kernels::cuda {
@@ -222,9 +223,11 @@ template <class T> void rmsnorm(int64_t rows, int64_t cols, const T* x, const T*
   rmsnorm_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, float(eps), y, rstd);
   AVEY_LAUNCH_CHECK("rmsnorm");
 }
-template <class T>
-void rmsnorm_backward_residual(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy,
-                               const T* gres, T* gx, T* gg, T* gres_sum) {
+template <class T> void rmsnorm_backward(const RmsNormBackward<T>& args) {
+  // (named copies rather than structured bindings: C++17 lambdas cannot capture those)
+  const int64_t rows = args.rows, cols = args.cols;
+  const T *x = args.x, *g = args.g, *rstd = args.rstd, *gy = args.gy, *gres = args.gres;
+  T *gx = args.gx, *gg = args.gg, *gres_sum = args.gres_sum;
   const int64_t nv = (cols / kVec<T> + 31) / 32;
   if (rows > 0 && rows_vec_ok<T>(cols, {x, g, gy, gres, gx}) && nv <= 4) {
     const int64_t chunk = 8 * kRowsPerBlock, blocks = (rows + chunk - 1) / chunk;
@@ -258,11 +261,6 @@ void rmsnorm_backward_residual(int64_t rows, int64_t cols, const T* x, const T* 
   rmsnorm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, g, rstd, gy, gres, gx);
   AVEY_LAUNCH_CHECK("rmsnorm_backward");
 }
-template <class T>
-void rmsnorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, const T* rstd, const T* gy, T* gx, T* gg) {
-  rmsnorm_backward_residual<T>(rows, cols, x, g, rstd, gy, nullptr, gx, gg, nullptr);
-}
-
 // ---------------------------------------------------------------- layernorm
 
 template <class T> __device__ float row_mean(int64_t cols, const T* xr, float* shared) {
@@ -441,7 +439,7 @@ __device__ __forceinline__ void row_vec(const T* g, const RowSum& rs, int64_t co
 }
 
 // With a row map: row r's gy is the sum of gy's rows the map lists, and extra's same rows are
-// summed and added to gx (l2norm_rows_backward_gathered). A warp per row, NV vectors a lane
+// summed and added to gx (l2norm_rows_backward with a row map). A warp per row, NV vectors a lane
 // (rows up to 32 NV V long): x, the summed gy and extra are read once and held in registers
 // between the row's two dot products and its output.
 template <class T, int NV>
@@ -571,10 +569,9 @@ void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double ep
   AVEY_LAUNCH_CHECK("l2norm_rows");
 }
 
-template <class T>
-void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T*, const T* gy,
-                          T* gx) {
-  if (rows <= 0) return;
+namespace {
+
+template <class T> void plain_l2norm_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, const T* gy, T* gx) {
   if (rows_vec_ok<T>(cols, {x, gy, gx}) && cols <= kMaxWarpRowVectors * kVec<T>) {
     launch_l2norm_backward_warp<T>(rows, cols, mode, rows, cols, x, float(eps), gy, gx, (const int32_t*)nullptr,
                                    (const int32_t*)nullptr, (const T*)nullptr);
@@ -585,45 +582,45 @@ void l2norm_rows_backward(NormEps mode, int64_t rows, int64_t cols, const T* x, 
   AVEY_LAUNCH_CHECK("l2norm_rows_backward");
 }
 
+// With a row map and/or extra: rows whole 16-byte vectors.
 template <class T>
-void l2norm_rows_backward_gathered(NormEps mode, int64_t rows, int64_t summed_rows, int64_t cols, const T* x,
-                                   double eps, const int32_t* ptr, const int32_t* src, const T* gy, const T* extra,
-                                   T* gx) {
-  if (rows <= 0) return;
+void mapped_l2norm_backward(NormEps mode, int64_t rows, int64_t summed_rows, int64_t cols, const T* x, double eps,
+                            const int32_t* ptr, const int32_t* src, const T* gy, const T* extra, T* gx) {
   if (!rows_vec_ok<T>(cols, {x, gy, gx, extra}) || cols > kMaxWarpRowVectors * kVec<T>)
-    fail("l2norm_rows_backward_gathered", "rows must be whole 16-byte vectors, at most 128 of them", __FILE__,
+    fail("l2norm_rows_backward", "rows must be whole 16-byte vectors, at most 128 of them", __FILE__,
          __LINE__);
   summed_rows = ptr ? std::min(summed_rows, rows) : 0;
   if (summed_rows > 0) {
     const size_t smem = (2 * size_t(cols) + 2 * kRowsPerBlock * 32 * kVec<T>) * sizeof(float);
-    if (smem > 48 * 1024) fail("l2norm_rows_backward_gathered", "rows too long for the summed rows' kernel", __FILE__, __LINE__);
+    if (smem > 48 * 1024) fail("l2norm_rows_backward", "rows too long for the summed rows' kernel", __FILE__, __LINE__);
     l2norm_backward_summed_kernel<T><<<unsigned(summed_rows), 32 * kRowsPerBlock, smem, stream()>>>(
         mode, cols, x, float(eps), gy, gx, ptr, src, extra);
-    AVEY_LAUNCH_CHECK("l2norm_rows_backward_gathered");
+    AVEY_LAUNCH_CHECK("l2norm_rows_backward");
   }
   const int64_t rest = rows - summed_rows;
   if (rest <= 0) return;
   launch_l2norm_backward_warp<T>(rest, cols, mode, rest, cols, x + summed_rows * cols, float(eps), gy,
                                  gx + summed_rows * cols, ptr ? ptr + summed_rows : nullptr, src, extra);
-  AVEY_LAUNCH_CHECK("l2norm_rows_backward_gathered");
+  AVEY_LAUNCH_CHECK("l2norm_rows_backward");
 }
 
-#define INSTANTIATE(T)                                                                                           \
-  template void softmax_rows<T>(int64_t, int64_t, const T*, T*);                                                 \
-  template void softmax_rows_backward<T>(int64_t, int64_t, const T*, const T*, T*);                              \
-  template void rmsnorm<T>(int64_t, int64_t, const T*, const T*, double, T*, T*);                                \
-  template void rmsnorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, T*, T*);           \
-  template void rmsnorm_backward_residual<T>(int64_t, int64_t, const T*, const T*, const T*, const T*,       \
-                                             const T*, T*, T*, T*);                                            \
-  template void layernorm<T>(int64_t, int64_t, const T*, const T*, const T*, double, T*, T*, T*);                \
-  template void layernorm_backward<T>(int64_t, int64_t, const T*, const T*, const T*, const T*, const T*, T*, T*, \
-                                      T*);                                                                       \
-  template void l2norm_rows<T>(NormEps, int64_t, int64_t, const T*, double, T*, T*);                             \
-  template void l2norm_rows_backward<T>(NormEps, int64_t, int64_t, const T*, double, const T*, const T*, T*);   \
-  template void l2norm_rows_backward_gathered<T>(NormEps, int64_t, int64_t, int64_t, const T*, double,            \
-                                                 const int32_t*, const int32_t*, const T*, const T*, T*);
-INSTANTIATE(float)
-INSTANTIATE(bf16)
-#undef INSTANTIATE
+}  // namespace
+
+template <class T> void l2norm_rows_backward(const L2NormBackward<T>& a) {
+  if (a.rows <= 0) return;
+  if (a.ptr || a.extra)
+    mapped_l2norm_backward(a.mode, a.rows, a.summed_rows, a.cols, a.x, a.eps, a.ptr, a.src, a.gy, a.extra, a.gx);
+  else
+    plain_l2norm_backward(a.mode, a.rows, a.cols, a.x, a.eps, a.gy, a.gx);
+}
+
+AVEY_INSTANTIATE_CUDA(softmax_rows)
+AVEY_INSTANTIATE_CUDA(softmax_rows_backward)
+AVEY_INSTANTIATE_CUDA(rmsnorm)
+AVEY_INSTANTIATE_CUDA(rmsnorm_backward)
+AVEY_INSTANTIATE_CUDA(layernorm)
+AVEY_INSTANTIATE_CUDA(layernorm_backward)
+AVEY_INSTANTIATE_CUDA(l2norm_rows)
+AVEY_INSTANTIATE_CUDA(l2norm_rows_backward)
 
 }  // namespace kernels::cuda

@@ -12,6 +12,7 @@
 
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/instantiate.h"
 #include "kernels/elementwise_math.h"
 
 namespace kernels::cuda {
@@ -56,9 +57,8 @@ __global__ void adamw_vec4_kernel(uint32_t nvec, float* p, const float* g, float
   }
 }
 
-template <class T>
-void adamw(int64_t n, T* p, const T* g, T* m, T* v, const uint8_t* decay, bf16* p_bf16, double lr, double b1,
-           double b2, double eps, double wd, double bias1, double bias2, const double* grad_scale) {
+template <class T> void adamw(const AdamWArgs<T>& args) {
+  const auto& [n, p, g, m, v, decay, p_bf16, lr, b1, b2, eps, wd, bias1, bias2, grad_scale] = args;
   if (n <= 0) return;
   const AdamWStep<T> step(lr, b1, b2, eps, wd, bias1, bias2);  // the scale is read on the device
   const auto aligned = [](const void* q, uintptr_t bytes) { return !q || (reinterpret_cast<uintptr_t>(q) % bytes) == 0; };
@@ -145,10 +145,9 @@ template <class T> double sum_squares(int64_t n, const T* x) {
   return out;
 }
 
-template void adamw<float>(int64_t, float*, const float*, float*, float*, const uint8_t*, bf16*, double, double,
-                           double, double, double, double, double, const double*);
-template void clip_norm<float>(int64_t, const float*, double, double*);
-template double sum_squares<float>(int64_t, const float*);
-template void segment_sum_squares<float>(int64_t, const int64_t*, const int64_t*, const float*, double*);
+AVEY_INSTANTIATE(adamw, float)
+AVEY_INSTANTIATE(clip_norm, float)
+AVEY_INSTANTIATE(sum_squares, float)
+AVEY_INSTANTIATE(segment_sum_squares, float)
 
 }  // namespace kernels::cuda

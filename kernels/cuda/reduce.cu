@@ -3,12 +3,13 @@
 // sum_all: pass 1 gives each of a fixed number of blocks (set by n alone) a grid-stride share
 // of the elements; a block sums its share with a fixed tree (warp shuffles, then the warp sums
 // in order) into one partial. Pass 2 is one block doing the same over the partials.
-// sum_cols / max_cols: one block per row (max_cols: one warp per short row), each thread a
-// strided share of the row's columns (sum_cols: 16-byte vectors where the row allows), then the
+// row_sums / row_max: one block per row (row_max: one warp per short row), each thread a
+// strided share of the row's columns (row_sums: 16-byte vectors where the row allows), then the
 // block tree. max keeps (value, index) and the smaller index on ties, so the first maximum wins
 // as on the CPU. All in fp32; no atomics, so the results repeat bit for bit.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
+#include "kernels/instantiate.h"
 
 namespace kernels::cuda {
 
@@ -39,7 +40,7 @@ template <class T> void sum_all(int64_t n, const T* x, T* y) {
 
 // One block per row; W columns a thread (one 16-byte vector when the row is whole vectors, else
 // one element), strided by the block; each thread keeps W sums, adds them in order, then the tree.
-template <int W, class T> __global__ void sum_cols_kernel(int64_t cols, const T* x, T* y) {
+template <int W, class T> __global__ void row_sums_kernel(int64_t cols, const T* x, T* y) {
   __shared__ float shared[32];
   const T* row = x + int64_t(blockIdx.x) * cols;
   float s[W] = {}, v[W];
@@ -54,14 +55,14 @@ template <int W, class T> __global__ void sum_cols_kernel(int64_t cols, const T*
   if (threadIdx.x == 0) store(y, blockIdx.x, t);
 }
 
-template <class T> void sum_cols(int64_t rows, int64_t cols, const T* x, T* y) {
+template <class T> void row_sums(int64_t rows, int64_t cols, const T* x, T* y) {
   if (rows <= 0) return;
   constexpr int V = kVec<T>;
   if (cols % V == 0 && aligned16(x))  // about four vectors a thread
-    sum_cols_kernel<V><<<unsigned(rows), threads_for_row(cols / V * 4), 0, stream()>>>(cols, x, y);
+    row_sums_kernel<V><<<unsigned(rows), threads_for_row(cols / V * 4), 0, stream()>>>(cols, x, y);
   else
-    sum_cols_kernel<1><<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y);
-  AVEY_LAUNCH_CHECK("sum_cols");
+    row_sums_kernel<1><<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y);
+  AVEY_LAUNCH_CHECK("row_sums");
 }
 
 // (value, index) of the larger; on equal values the smaller index (NaN is never the larger).
@@ -89,7 +90,7 @@ template <class T> __device__ __forceinline__ void max_result(const T* row, int6
 }
 
 // Long rows: one block per row, then the warps' results in order.
-template <class T> __global__ void max_cols_kernel(int64_t cols, const T* x, T* y, int32_t* argmax) {
+template <class T> __global__ void row_max_kernel(int64_t cols, const T* x, T* y, int32_t* argmax) {
   __shared__ float sv[32];
   __shared__ int si[32];
   const T* row = x + int64_t(blockIdx.x) * cols;
@@ -112,7 +113,7 @@ template <class T> __global__ void max_cols_kernel(int64_t cols, const T* x, T* 
 // row of 64 columns left the GPU waiting on launches of tiny blocks).
 constexpr int64_t kWarpRowCols = 512;
 constexpr int kRowsPerBlock = 8;
-template <class T> __global__ void max_cols_warp_kernel(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
+template <class T> __global__ void row_max_warp_kernel(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
   const int64_t r = int64_t(blockIdx.x) * kRowsPerBlock + (threadIdx.x >> 5);
   if (r >= rows) return;
   const T* row = x + r * cols;
@@ -122,22 +123,18 @@ template <class T> __global__ void max_cols_warp_kernel(int64_t rows, int64_t co
   if ((threadIdx.x & 31) == 0) max_result(row, r, idx, y, argmax);
 }
 
-template <class T> void max_cols(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
+template <class T> void row_max(int64_t rows, int64_t cols, const T* x, T* y, int32_t* argmax) {
   if (rows <= 0 || cols <= 0) return;
   if (cols <= kWarpRowCols)
-    max_cols_warp_kernel<<<unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, 0, stream()>>>(
+    row_max_warp_kernel<<<unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock), 32 * kRowsPerBlock, 0, stream()>>>(
         rows, cols, x, y, argmax);
   else
-    max_cols_kernel<<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y, argmax);
-  AVEY_LAUNCH_CHECK("max_cols");
+    row_max_kernel<<<unsigned(rows), threads_for_row(cols), 0, stream()>>>(cols, x, y, argmax);
+  AVEY_LAUNCH_CHECK("row_max");
 }
 
-#define INSTANTIATE(T)                                              \
-  template void sum_all<T>(int64_t, const T*, T*);                  \
-  template void sum_cols<T>(int64_t, int64_t, const T*, T*);        \
-  template void max_cols<T>(int64_t, int64_t, const T*, T*, int32_t*);
-INSTANTIATE(float)
-INSTANTIATE(bf16)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CUDA(sum_all)
+AVEY_INSTANTIATE_CUDA(row_sums)
+AVEY_INSTANTIATE_CUDA(row_max)
 
 }  // namespace kernels::cuda

@@ -4,7 +4,7 @@
 This file is NOT part of the engine and never runs inside it. It exists for two jobs:
   1. the oracle for the C++ engine's loss and gradients (float64 on the CPU by default), and
   2. through benchmarks/torch_train_bench.py, the PyTorch speed baseline.
-It implements shared/SPEC.md section 1 exactly; read the two side by side.
+It implements docs/model.md section 1 exactly; read the two side by side.
 
 Shapes: B batch, T tokens, S split size, n = ceil(T/S) splits, k retrieved splits,
 C = (k+1)*S context rows, d width, m = e*d enriched width, mt tail columns (contextualised),

@@ -1,6 +1,6 @@
 // Per-context formulas of the top-k context selection (kernels select_contexts and
-// selection_score_grad), shared by the CPU kernels (kernels/cpu/selection.cpp) and the CUDA
-// kernels (kernels/cuda/selection.cu): one definition, so both backends pick the same rows and
+// selection_score_grad), shared by the CPU kernels (avey/kernels/cpu/selection.cpp) and the CUDA
+// kernels (avey/kernels/cuda/selection.cu): one definition, so both backends pick the same rows and
 // compute the same weights bit for bit. The kernels differ only in how they walk the contexts
 // (an OpenMP loop, one CUDA thread per context). All arithmetic is in double.
 //
@@ -16,7 +16,7 @@
 
 #include "kernels/elementwise_math.h"  // AVEY_HOST_DEVICE
 
-namespace kernels {
+namespace avey::kernels {
 
 // How many rows context q selects: min(max(0, m), k), m = min(q, cols) when ranked, else q.
 AVEY_HOST_DEVICE int64_t selected_rows(bool ranked, int64_t q, int64_t cols, int64_t k) {
@@ -110,4 +110,4 @@ AVEY_HOST_DEVICE double context_score_grad(int64_t K, const int32_t* score_index
   return g;
 }
 
-}  // namespace kernels
+}  // namespace avey::kernels

@@ -1,19 +1,19 @@
 // Top-k context selection (a ranker's plan: which earlier rows each context holds, with what
 // weight), the matrix that scatters the contexts' gradient back to the rows, and the scores'
-// gradient from the weights'. The per-context formulas are in kernels/selection_math.h, shared
+// gradient from the weights'. The per-context formulas are in avey/kernels/selection_math.h, shared
 // with the CUDA kernels; here one OpenMP iteration per context (or per matrix row). Also the
 // MaxSim scores' sparse backward (maxsim_backward), which feeds the ranker's gradient to its rows.
 #include <algorithm>
 
-#include "kernels/cpu/kernels.h"
-#include "kernels/selection_math.h"
+#include "avey/kernels/kernels.h"
+#include "avey/kernels/selection_math.h"
+#include "kernels/instantiate.h"
 
-namespace kernels::cpu {
+namespace avey::kernels::cpu {
 
-template <class T>
-void select_contexts(int64_t batch, int64_t queries, int64_t cols, int64_t k, int64_t table, const int32_t* query,
-                     const T* scores, bool ranked, bool weighted, bool norm_max, double eps, int32_t* split,
-                     double* weight, int32_t* score_index, int32_t* norm_index) {
+template <class T> void select_contexts(const SelectContexts<T>& a) {
+  const auto& [batch, queries, cols, k, table, query, scores, ranked, weighted, norm_max, eps, split, weight,
+               score_index, norm_index] = a;
   const int64_t K = k + 1, contexts = batch * queries;
 #pragma omp parallel for schedule(static) if (contexts * (ranked ? cols * (k + 1) : K) > 65536)
   for (int64_t c = 0; c < contexts; ++c) {
@@ -40,9 +40,8 @@ void selection_matrix(int64_t batch, int64_t slots, int64_t table, const int32_t
 
 // Per context c (scores row c): the row zeroed, then each weighted slot's score written once with
 // its gradient summed in double (context_score_grad), rounded to T once.
-template <class T>
-void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T* scores, const int32_t* score_index,
-                          const int32_t* norm_index, const double* gw, double eps, T* gscores) {
+template <class T> void selection_score_grad(const SelectionScoreGrad<T>& a) {
+  const auto& [contexts, slots, cols, scores, score_index, norm_index, gw, eps, gscores] = a;
   auto score = [scores](int64_t i) { return double(scores[i]); };
 #pragma omp parallel for schedule(static) if (contexts * slots * slots > 65536)
   for (int64_t c = 0; c < contexts; ++c) {
@@ -53,9 +52,8 @@ void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T
   }
 }
 
-template <class T>
-void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
-                     const int32_t* argmax, const T* g, T* dQ, T* dC) {
+template <class T> void maxsim_backward(const MaxSimBackward<T>& a) {
+  const auto& [batch, rs, js, S, d, Q, C, argmax, g, dQ, dC] = a;
   const int64_t J = js / S;
 #pragma omp parallel for schedule(static) if (batch * rs * d > 65536)
   for (int64_t bt = 0; bt < batch * rs; ++bt) {  // dQ: row (b, t) gathers J rows of C
@@ -94,17 +92,10 @@ void gathered_row_dots(int64_t n, int64_t cols, const T* g, const T* table, cons
   }
 }
 
-#define INSTANTIATE(T)                                                                                            \
-  template void gathered_row_dots<T>(int64_t, int64_t, const T*, const T*, const int32_t*, double*);             \
-  template void maxsim_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*,               \
-                                   const int32_t*, const T*, T*, T*);                                            \
-  template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \
-                                   bool, bool, double, int32_t*, double*, int32_t*, int32_t*);                   \
-  template void selection_matrix<T>(int64_t, int64_t, int64_t, const int32_t*, const double*, T*);              \
-  template void selection_score_grad<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const int32_t*,      \
-                                        const double*, double, T*);
-INSTANTIATE(float)
-INSTANTIATE(double)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CPU(gathered_row_dots)
+AVEY_INSTANTIATE_CPU(maxsim_backward)
+AVEY_INSTANTIATE_CPU(select_contexts)
+AVEY_INSTANTIATE_CPU(selection_matrix)
+AVEY_INSTANTIATE_CPU(selection_score_grad)
 
-}  // namespace kernels::cpu
+}  // namespace avey::kernels::cpu

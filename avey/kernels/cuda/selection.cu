@@ -1,6 +1,6 @@
 // Top-k context selection (a ranker's plan), its scatter matrix P and the scores' gradient:
-// select_contexts, selection_matrix, selection_score_grad (kernels/cpu/kernels.h says what each
-// computes). The per-context formulas are kernels/selection_math.h, the same code the CPU
+// select_contexts, selection_matrix, selection_score_grad (avey/kernels/kernels.h says what each
+// computes). The per-context formulas are avey/kernels/selection_math.h, the same code the CPU
 // kernels run, in double: the same rows, weights and gradients bit for bit.
 //
 // select_contexts, selection_score_grad: one thread per context. A context's work is small
@@ -9,11 +9,14 @@
 // each weighted slot's entry written once), so no atomics and a fixed order of the sums.
 // selection_matrix: one thread per element of P (zero, or the slot's weight at its row).
 // maxsim_backward: the MaxSim scores' sparse backward (below).
+#include "avey/kernels/kernels.h"
+#include "avey/kernels/selection_math.h"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/kernels.h"
-#include "kernels/selection_math.h"
+#include "kernels/instantiate.h"
 
-namespace kernels::cuda {
+namespace avey::kernels::cuda {
+
+using namespace ::kernels::cuda;
 
 template <class T>
 __global__ void select_contexts_kernel(int64_t contexts, int64_t queries, int64_t cols, int64_t k, int64_t table,
@@ -30,10 +33,9 @@ __global__ void select_contexts_kernel(int64_t contexts, int64_t queries, int64_
   }
 }
 
-template <class T>
-void select_contexts(int64_t batch, int64_t queries, int64_t cols, int64_t k, int64_t table, const int32_t* query,
-                     const T* scores, bool ranked, bool weighted, bool norm_max, double eps, int32_t* split,
-                     double* weight, int32_t* score_index, int32_t* norm_index) {
+template <class T> void select_contexts(const SelectContexts<T>& args) {
+  const auto& [batch, queries, cols, k, table, query, scores, ranked, weighted, norm_max, eps, split, weight,
+               score_index, norm_index] = args;
   const int64_t contexts = batch * queries;
   if (contexts <= 0) return;
   // small blocks: few contexts, each a long serial loop, spread over as many SMs as possible
@@ -80,9 +82,8 @@ __global__ void selection_score_grad_kernel(int64_t contexts, int64_t slots, int
   }
 }
 
-template <class T>
-void selection_score_grad(int64_t contexts, int64_t slots, int64_t cols, const T* scores, const int32_t* score_index,
-                          const int32_t* norm_index, const double* gw, double eps, T* gscores) {
+template <class T> void selection_score_grad(const SelectionScoreGrad<T>& args) {
+  const auto& [contexts, slots, cols, scores, score_index, norm_index, gw, eps, gscores] = args;
   if (contexts <= 0) return;
   selection_score_grad_kernel<<<blocks_for(contexts, 64), 64, 0, stream()>>>(contexts, slots, cols, scores,
                                                                              score_index, norm_index, gw, eps, gscores);
@@ -183,9 +184,8 @@ __global__ void maxsim_dc_kernel(int64_t rows, int64_t rs, int64_t js, int64_t S
   }
 }
 
-template <class T>
-void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d, const T* Q, const T* C,
-                     const int32_t* argmax, const T* g, T* dQ, T* dC) {
+template <class T> void maxsim_backward(const MaxSimBackward<T>& args) {
+  const auto& [batch, rs, js, S, d, Q, C, argmax, g, dQ, dC] = args;
   if (batch <= 0 || d <= 0) return;
   if (rs > 0) {
     maxsim_dq_kernel<<<blocks_for(batch * rs * 32), kThreads, 0, stream()>>>(batch * rs, rs, js, S, d, C, argmax, g, dQ);
@@ -197,17 +197,10 @@ void maxsim_backward(int64_t batch, int64_t rs, int64_t js, int64_t S, int64_t d
   }
 }
 
-#define INSTANTIATE(T)                                                                                            \
-  template void gathered_row_dots<T>(int64_t, int64_t, const T*, const T*, const int32_t*, double*);             \
-  template void maxsim_backward<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const T*, const T*,               \
-                                   const int32_t*, const T*, T*, T*);                                            \
-  template void select_contexts<T>(int64_t, int64_t, int64_t, int64_t, int64_t, const int32_t*, const T*, bool,   \
-                                   bool, bool, double, int32_t*, double*, int32_t*, int32_t*);                   \
-  template void selection_matrix<T>(int64_t, int64_t, int64_t, const int32_t*, const double*, T*);              \
-  template void selection_score_grad<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const int32_t*,      \
-                                        const double*, double, T*);
-INSTANTIATE(float)
-INSTANTIATE(bf16)
-#undef INSTANTIATE
+AVEY_INSTANTIATE_CUDA(gathered_row_dots)
+AVEY_INSTANTIATE_CUDA(maxsim_backward)
+AVEY_INSTANTIATE_CUDA(select_contexts)
+AVEY_INSTANTIATE_CUDA(selection_matrix)
+AVEY_INSTANTIATE_CUDA(selection_score_grad)
 
-}  // namespace kernels::cuda
+}  // namespace avey::kernels::cuda

@@ -51,7 +51,7 @@
 //   MN-contiguous slice: 64 rows (k) x (m or n), in 8 KB blocks of 64 columns: element (k, x) in
 //   block x / 64, row k at byte 128 k of it.
 //
-// Row maps (the packed contexts of avey/packing.h, PackedRows in kernels.h): an operand's rows,
+// Row maps (the packed contexts of avey/packing.h, PackedRows in tril_matmul.h): an operand's rows,
 // and a result's, may go through the map from context b's row i to a packed row: a shared
 // padding row (i below the context's padding) or the context's own. It is two numbers a context
 // (its padding and its first own row), read once per work item, not an index per row. A read of
@@ -65,6 +65,7 @@
 
 #include <algorithm>
 
+#include "avey/kernels/cuda/tril_matmul.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/kernels.h"
 
@@ -78,7 +79,9 @@
 #define AVEY_TRIL_WGMMA 0
 #endif
 
-namespace kernels::cuda {
+namespace avey::kernels::cuda {
+
+using namespace ::kernels::cuda;
 
 namespace {
 
@@ -561,4 +564,4 @@ void tril_upper_t_mm(int64_t batch, int64_t C, int64_t N, const bf16* L, const b
                                                  Y, nullptr, false, nullptr, N);
 }
 
-}  // namespace kernels::cuda
+}  // namespace avey::kernels::cuda
