@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "data/corpus.h"
+#include "data/paths.h"
 #include "data/data_dir.h"
 #include "data/tokenizer.h"
 
@@ -54,12 +54,12 @@ int main(int argc, char** argv) {
     std::string dir = data::data_dir();
     std::vector<Input> inputs = {{"moby-dick (whole file)", {read_text(dir + "/moby-dick/data.txt")}},
                                  {"moby-dick (per chapter)", {}}};
-    for (const auto& f : data::text_files(dir + "/moby-dick")) {
+    for (const auto& f : data::expand_path(dir + "/moby-dick", {".txt"})) {
       if (f.find("/data.txt") == std::string::npos) inputs[1].documents.push_back(read_text(f));
     }
     if (std::filesystem::exists(dir + "/sotu")) {
       Input sotu{"sotu (whole, concatenated)", {""}};
-      for (const auto& f : data::text_files(dir + "/sotu")) sotu.documents[0] += read_text(f);
+      for (const auto& f : data::expand_path(dir + "/sotu", {".txt"})) sotu.documents[0] += read_text(f);
       inputs.push_back(std::move(sotu));
     }
     fmt::print("single-thread encode_ordinary, best of {}\n", repeats);

@@ -1,5 +1,6 @@
-// `avey eval`: validation loss and perplexity of a trained run on its validation data (or on
-// any text, folder or shard given with --data).
+// `avey eval`: validation loss, perplexity and bits per byte of a trained run, with standard
+// errors, over its whole validation set (or any named corpus, text, folder or shards given with
+// --data; evaluate.h says which windows and how the errors are computed).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -12,16 +13,25 @@
 
 namespace {
 
+// A number for JSON: null when it is not finite (a standard error of one window).
+std::string json_number(double x, int digits) { return std::isfinite(x) ? fmt::format("{:.{}f}", x, digits) : "null"; }
+
+std::string plus_minus(double se) { return std::isfinite(se) ? fmt::format(" ± {:.4f}", se) : ""; }
+
 int run_eval(int argc, char** argv) {
-  Args args("eval", "Validation loss and perplexity of a trained model.");
+  Args args("eval", "Validation loss, perplexity and bits per byte of a trained model, with standard errors.");
   args.option("checkpoint", "DIR", "run folder written by avey train", "runs/tiny");
-  args.option("data", "PATH", "text, folder or shard to evaluate on (default: the run's validation split)", "");
-  args.option("batch-size", "B", "sequences per batch", "4");
-  args.option("seq-len", "T", "tokens per sequence", "256");
-  args.option("max-batches", "N", "batches to average over", "50");
+  args.option("data", "PATH", "corpus name, text, folder, shards or glob to evaluate (default: the run's validation split)", "");
+  args.option("batch-size", "B", "windows per batch", "4");
+  args.option("seq-len", "T", "tokens predicted per window", "256");
+  args.option("max-batches", "N", "evaluate only N batches of windows spread over the set (0: the whole set)", "0");
   args.option("device", "cpu|cuda|auto", "where to run", "auto");
   args.flag("json", "print one JSON object");
   if (!args.parse(argc, argv)) return 0;
+  const int64_t B = args.integer("batch-size"), T = args.integer("seq-len"), max_batches = args.integer("max-batches");
+  if (B < 1) throw UsageError("avey eval: --batch-size must be at least 1");
+  if (T < 1) throw UsageError("avey eval: --seq-len must be at least 1");
+  if (max_batches < 0) throw UsageError("avey eval: --max-batches must be 0 (the whole set) or more");
 
   const std::string dir = args.str("checkpoint");
   LoadedModel run = read_run_config(dir);
@@ -29,16 +39,21 @@ int run_eval(int argc, char** argv) {
   avey::Model model(run.config, device, resolve_precision("auto", device));
   load_weights(dir, model);
   RunData rd = load_run_data(args.str("data"), run.tokenizer, run.config);
-  EvalResult r = evaluate(model, rd.val, args.integer("batch-size"), args.integer("seq-len"), args.integer("max-batches"));
-  if (args.on("json"))
-    fmt::print("{{\"loss\": {:.6f}, \"perplexity\": {:.4f}, \"tokens\": {}, \"step\": {}}}\n", r.loss, std::exp(r.loss),
-               r.tokens, run.step);
-  else
-    fmt::print("step {} | validation loss {:.4f} | perplexity {:.2f} | {} tokens\n", run.step, r.loss, std::exp(r.loss),
-               r.tokens);
+  EvalResult r = evaluate(model, rd.val, B, T, max_batches, rd.tokenizer.get(), "eval");
+  if (args.on("json")) {
+    fmt::print("{{\"loss\": {}, \"loss_se\": {}, \"perplexity\": {}, \"bpb\": {}, \"bpb_se\": {}, \"tokens\": {}, "
+               "\"bytes\": {}, \"windows\": {}, \"seq_len\": {}, \"step\": {}}}\n",
+               json_number(r.loss, 6), json_number(r.loss_se, 6), json_number(std::exp(r.loss), 4), json_number(r.bpb, 6),
+               json_number(r.bpb_se, 6), r.tokens, r.bytes, r.windows, T, run.step);
+  } else {
+    fmt::print("step {} | validation loss {:.4f}{} | perplexity {:.2f} | {:.4f}{} bits per byte | {} tokens, {} bytes, "
+               "{} windows of up to {} (± one standard error over windows)\n",
+               run.step, r.loss, plus_minus(r.loss_se), std::exp(r.loss), r.bpb, plus_minus(r.bpb_se), r.tokens, r.bytes,
+               r.windows, T);
+  }
   return 0;
 }
 
-const RegisterCommand reg{{"eval", "validation loss and perplexity of a trained model", run_eval}};
+const RegisterCommand reg{{"eval", "validation loss, perplexity and bits per byte of a trained model", run_eval}};
 
 }  // namespace

@@ -1,25 +1,136 @@
+// evaluate(): windows in batches, per-id losses from the logits, sums per window, ratio
+// estimates with their standard errors.
 #include "cli/evaluate.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <numeric>
+#include <tuple>
+#include <stdexcept>
+#include <vector>
 
-#include "data/loader.h"
+#include "data/progress.h"
 #include "engine/autograd.h"
+#include "engine/ops.h"
 
-EvalResult evaluate(avey::Model& model, const std::vector<uint32_t>& tokens, int64_t batch_size, int64_t seq_len,
-                    int64_t max_batches) {
-  engine::NoGrad no_grad;
-  // Shrink the batch for a small validation set rather than fail.
-  int64_t windows = (int64_t(tokens.size()) - 1) / seq_len;
-  int64_t B = std::max<int64_t>(1, std::min(batch_size, windows));
-  data::Loader loader(tokens, B, seq_len, /*seed=*/0);
-  int64_t n = std::min(max_batches, loader.batches_per_epoch());
-  const engine::Device dev = model.flat_params().device();
-  double total = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    data::Batch b = loader.next();
-    engine::Tensor ids = engine::Tensor::from(b.inputs, {b.B, b.T}, dev);
-    engine::Tensor labels = engine::Tensor::from(b.targets, {b.B, b.T}, dev);
-    total += model.loss(ids, labels).item();
+namespace {
+
+using engine::Tensor;
+
+// -log softmax(logits[r])[targets[r]] for each row of logits [R, V] (on the model's device), as
+// max + log(sum(exp(x - max))) - x[target], in row chunks that keep the temporaries small.
+std::vector<double> token_losses(const Tensor& logits, const std::vector<int32_t>& targets) {
+  const int64_t R = logits.size(0), V = logits.size(1), chunk = std::max<int64_t>(1, (int64_t(1) << 26) / V);
+  std::vector<double> out;
+  out.reserve(size_t(R));
+  for (int64_t r0 = 0; r0 < R; r0 += chunk) {
+    const int64_t rows = std::min(chunk, R - r0);
+    Tensor x = engine::slice_rows(logits, r0, r0 + rows);
+    if (x.dtype() == engine::DType::BF16) x = engine::cast(x, engine::DType::F32);
+    Tensor m = engine::max_cols(x);
+    Tensor lse = engine::add(engine::log(engine::sum_cols(engine::exp(engine::sub(x, m)))), m);
+    std::vector<int32_t> at(static_cast<size_t>(rows));
+    for (int64_t i = 0; i < rows; ++i) at[size_t(i)] = int32_t(i * V + targets[size_t(r0 + i)]);
+    Tensor picked = engine::gather_rows(engine::reshape(x, {rows * V, 1}), Tensor::from(at, {rows}, x.device()));
+    std::vector<double> nll = engine::sub(lse, picked).to(engine::Device::CPU).to(engine::DType::F64).to_vector<double>();
+    out.insert(out.end(), nll.begin(), nll.end());
   }
-  return {n ? total / double(n) : 0.0, n * B * seq_len};
+  return out;
+}
+
+// The ratio sum(a) / sum(b) over windows and its standard error (evaluate.h).
+std::pair<double, double> ratio_with_error(const std::vector<double>& a, const std::vector<double>& b) {
+  double sa = 0, sb = 0;
+  for (size_t w = 0; w < a.size(); ++w) sa += a[w], sb += b[w];
+  const double r = sa / sb;
+  const double W = double(a.size());
+  if (a.size() < 2) return {r, NAN};
+  double ss = 0;
+  for (size_t w = 0; w < a.size(); ++w) ss += (a[w] - r * b[w]) * (a[w] - r * b[w]);
+  return {r, std::sqrt(ss / (W * (W - 1))) / (sb / W)};
+}
+
+struct Window {
+  uint64_t start;
+  int64_t length;  // ids predicted: the window holds length + 1 ids
+};
+
+std::vector<Window> choose_windows(uint64_t N, int64_t T, int64_t B, int64_t max_batches) {
+  const uint64_t W = (N - 1) / uint64_t(T), tail = (N - 1) % uint64_t(T);
+  const uint64_t all = W + (tail > 0);
+  std::vector<Window> out;
+  if (max_batches == 0 || uint64_t(max_batches) >= (all + uint64_t(B) - 1) / uint64_t(B)) {
+    for (uint64_t w = 0; w < W; ++w) out.push_back({w * uint64_t(T), T});
+    if (tail > 0) out.push_back({W * uint64_t(T), int64_t(tail)});
+  } else {
+    const uint64_t n = uint64_t(max_batches) * uint64_t(B);
+    for (uint64_t i = 0; i < n; ++i) out.push_back({uint64_t((unsigned __int128)i * W / n) * uint64_t(T), T});
+  }
+  return out;
+}
+
+}  // namespace
+
+EvalResult evaluate(avey::Model& model, const data::TokenStream& tokens, int64_t batch_size, int64_t seq_len,
+                    int64_t max_batches, const data::Tokenizer* tokenizer, const std::string& progress_label) {
+  if (batch_size < 1 || seq_len < 1)
+    throw std::runtime_error(fmt::format("evaluate: batch size {} and sequence length {} must be positive", batch_size, seq_len));
+  if (max_batches < 0) throw std::runtime_error(fmt::format("evaluate: max batches {} must not be negative", max_batches));
+  if (tokens.size() < 2)
+    throw std::runtime_error(fmt::format("evaluate: {} tokens leave nothing to predict (needs at least 2)", tokens.size()));
+  engine::NoGrad no_grad;
+  const engine::Device dev = model.flat_params().device();
+  const std::vector<Window> windows = choose_windows(tokens.size(), seq_len, batch_size, max_batches);
+
+  // Bytes of each id's text (0 for end-of-text and ids the tokenizer does not have).
+  std::vector<int64_t> id_bytes;
+  if (tokenizer)
+    for (int32_t id = 0; id < model.config().vocab_size; ++id)
+      id_bytes.push_back(id < tokenizer->vocab_size() && id != tokenizer->eot() ? int64_t(tokenizer->decode({id}).size()) : 0);
+
+  std::vector<double> nats, ids, text_nats, bytes;  // per window
+  data::Progress progress(progress_label);
+  std::vector<uint32_t> window;
+  int64_t predicted = 0;
+  for (size_t first = 0; first < windows.size();) {
+    const int64_t T = windows[first].length;
+    size_t last = first;
+    while (last < windows.size() && last - first < size_t(batch_size) && windows[last].length == T) ++last;
+    const int64_t B = int64_t(last - first);
+    std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
+    for (int64_t b = 0; b < B; ++b) {
+      window.resize(size_t(T + 1));
+      tokens.read(windows[first + size_t(b)].start, uint64_t(T + 1), window.data());
+      std::copy(window.begin(), window.end() - 1, inputs.begin() + b * T);
+      std::copy(window.begin() + 1, window.end(), targets.begin() + b * T);
+    }
+    Tensor logits = model.logits(Tensor::from(inputs, {B, T}, dev));
+    const std::vector<double> nll = token_losses(engine::reshape(logits, {B * T, logits.size(-1)}), targets);
+    for (int64_t b = 0; b < B; ++b) {
+      double a = 0, at = 0, by = 0;
+      for (int64_t t = b * T; t < (b + 1) * T; ++t) {
+        a += nll[size_t(t)];
+        if (tokenizer && id_bytes[size_t(targets[size_t(t)])] > 0) at += nll[size_t(t)], by += double(id_bytes[size_t(targets[size_t(t)])]);
+      }
+      nats.push_back(a), ids.push_back(double(T)), text_nats.push_back(at), bytes.push_back(by);
+    }
+    first = last;
+    predicted += B * T;
+    progress.update(double(first) / double(windows.size()),
+                    fmt::format("{}/{} windows | {:.0f} tok/s", first, windows.size(), double(predicted) / std::max(progress.elapsed(), 1e-9)));
+  }
+
+  EvalResult r;
+  r.windows = int64_t(windows.size());
+  r.tokens = predicted;
+  r.bytes = int64_t(std::accumulate(bytes.begin(), bytes.end(), 0.0));
+  std::tie(r.loss, r.loss_se) = ratio_with_error(nats, ids);
+  if (tokenizer && r.bytes > 0) {
+    std::tie(r.bpb, r.bpb_se) = ratio_with_error(text_nats, bytes);
+    r.bpb /= std::log(2.0);
+    r.bpb_se /= std::log(2.0);
+  }
+  progress.finish(fmt::format("{} windows, {} tokens", r.windows, r.tokens));
+  return r;
 }

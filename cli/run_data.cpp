@@ -41,24 +41,8 @@ std::unique_ptr<data::Tokenizer> tokenizer_for(const std::string& name, const av
 RunData load_run_data(const std::string& path, const std::string& tokenizer, const avey::Config& cfg) {
   RunData out;
   out.tokenizer = tokenizer_for(tokenizer, cfg);
-  if (path.empty()) {
-    data::CorpusShards shards = data::prepare_default_corpus(*out.tokenizer, true);
-    out.train = data::read_shard(shards.train).tokens;
-    out.val = data::read_shard(shards.val).tokens;
-    return out;
-  }
-  std::vector<uint32_t> all;
-  if (path.size() > 4 && path.substr(path.size() - 4) == ".bin") {
-    data::Shard s = data::read_shard(path);
-    if (s.tokenizer != out.tokenizer->name())
-      throw std::runtime_error(fmt::format("{} was tokenised with {}, not {} (pass --tokenizer {})", path, s.tokenizer,
-                                           out.tokenizer->name(), s.tokenizer));
-    all = std::move(s.tokens);
-  } else {
-    all = data::tokenize_files(*out.tokenizer, data::text_files(path), "tokenizing");
-  }
-  size_t cut = all.size() - all.size() / 10;
-  out.train.assign(all.begin(), all.begin() + long(cut));
-  out.val.assign(all.begin() + long(cut), all.end());
+  data::DataSplit split = data::open_data(path, *out.tokenizer, true);
+  out.train = std::move(split.train);
+  out.val = std::move(split.val);
   return out;
 }

@@ -1,11 +1,12 @@
 // What a run reads besides its config: the device and precision flags, the tokenizer, and the
-// training and validation token streams (the default corpus, a text file or folder, or a shard).
+// training and validation token streams (a named corpus, text, or shards: data/splits.h).
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "avey/config.h"
+#include "data/token_stream.h"
 #include "data/tokenizer.h"
 #include "engine/dtype.h"
 
@@ -17,8 +18,7 @@ std::unique_ptr<data::Tokenizer> tokenizer_for(const std::string& name, const av
 
 struct RunData {
   std::unique_ptr<data::Tokenizer> tokenizer;
-  std::vector<uint32_t> train, val;
+  data::TokenStream train, val;  // shards stay on disk, memory-mapped
 };
-// path "": the default corpus (Moby Dick, split by chapter). A shard or text: the last 10% of
-// its tokens are the validation set.
+// path: what data::open_data takes ("" is the default corpus, Moby Dick split by chapter).
 RunData load_run_data(const std::string& path, const std::string& tokenizer, const avey::Config& cfg);

@@ -167,7 +167,8 @@ int run_train(int argc, char** argv) {
   };
   // Samples continue the opening of the validation text (16 tokens), so they are comparable
   // from one sample to the next.
-  const std::vector<int32_t> prompt(run_data.val.begin(), run_data.val.begin() + std::min<size_t>(16, run_data.val.size()));
+  const std::vector<uint32_t> opening = run_data.val.read(0, std::min<uint64_t>(16, run_data.val.size()));
+  const std::vector<int32_t> prompt(opening.begin(), opening.end());
   auto print_sample = [&](int64_t step) {
     std::vector<int32_t> ids = prompt;
     SampleOptions so{48, 0.8, 40, run_data.tokenizer->eot(), run_data.tokenizer->vocab_size()};

@@ -1,19 +1,16 @@
-// Reading text files, tokenising them as documents, and the default corpus's shards.
+// The named corpora's files and splits, and their cached shards.
 #include "data/corpus.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cctype>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "data/data_dir.h"
+#include "data/paths.h"
 #include "data/shard.h"
+#include "data/token_stream.h"
+#include "data/tokenized_files.h"
 
 namespace data {
 
@@ -21,66 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// "chapter_2" < "chapter_10": runs of digits compare as numbers.
-bool natural_less(const std::string& a, const std::string& b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
-      size_t i0 = i, j0 = j;
-      while (i < a.size() && std::isdigit(static_cast<unsigned char>(a[i]))) ++i;
-      while (j < b.size() && std::isdigit(static_cast<unsigned char>(b[j]))) ++j;
-      std::string x = a.substr(i0, i - i0), y = b.substr(j0, j - j0);
-      x.erase(0, std::min(x.find_first_not_of('0'), x.size()));
-      y.erase(0, std::min(y.find_first_not_of('0'), y.size()));
-      if (x.size() != y.size()) return x.size() < y.size();
-      if (x != y) return x < y;
-    } else {
-      if (a[i] != b[j]) return a[i] < b[j];
-      ++i, ++j;
-    }
-  }
-  return a.size() - i < b.size() - j;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read text file " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-}  // namespace
-
-std::vector<std::string> text_files(const std::string& path) {
-  if (fs::is_regular_file(path)) return {path};
-  if (!fs::is_directory(path)) throw std::runtime_error("no such file or folder: " + path);
-  std::vector<std::string> files;
-  for (const auto& entry : fs::recursive_directory_iterator(path))
-    if (entry.is_regular_file() && entry.path().extension() == ".txt") files.push_back(entry.path().string());
-  if (files.empty()) throw std::runtime_error("folder " + path + " holds no *.txt files");
-  std::sort(files.begin(), files.end(), natural_less);
-  return files;
-}
-
-std::vector<uint32_t> tokenize_files(const Tokenizer& tok, const std::vector<std::string>& files,
-                                     const std::string& progress_label) {
-  std::vector<uint32_t> tokens;
-  size_t bytes = 0;
-  bool live = !progress_label.empty() && isatty(fileno(stderr));
-  for (size_t i = 0; i < files.size(); ++i) {
-    std::string text = read_text(files[i]);
-    bytes += text.size();
-    tokens.push_back(static_cast<uint32_t>(tok.eot()));
-    for (int32_t id : tok.encode_ordinary(text)) tokens.push_back(static_cast<uint32_t>(id));
-    if (live || (!progress_label.empty() && i + 1 == files.size()))
-      fmt::print(stderr, "\r{}: {}/{} files, {:.2f} MB, {} tokens{}", progress_label, i + 1, files.size(), bytes / 1e6,
-                 tokens.size(), i + 1 == files.size() ? "\n" : "");
-  }
-  return tokens;
-}
-
-CorpusSplit default_corpus_files() {
+CorpusSplit moby_dick_files() {
   std::string dir = data_dir() + "/moby-dick/";
   if (!fs::exists(dir + "chapter_1.txt"))
     throw std::runtime_error("the default corpus is missing from " + dir + " (run scripts/fetch-data)");
@@ -91,22 +29,51 @@ CorpusSplit default_corpus_files() {
   return split;
 }
 
-CorpusShards prepare_default_corpus(const Tokenizer& tok, bool verbose) {
-  CorpusSplit split = default_corpus_files();
+CorpusSplit research_files() {
+  const CorpusSplit moby = moby_dick_files();
+  std::vector<std::vector<std::string>> sources{moby.train};
+  sources[0].insert(sources[0].end(), moby.val.begin(), moby.val.end());
+  for (const char* name : {"sotu", "factbook"}) {
+    const std::string dir = data_dir() + "/" + name;
+    if (!fs::exists(dir + "/SHA256SUMS"))
+      throw std::runtime_error("the research corpus is missing " + dir + " (run scripts/fetch-data --research)");
+    sources.push_back(expand_path(dir, {".txt"}));
+  }
+  CorpusSplit split;
+  for (const auto& files : sources)
+    for (size_t i = 0; i < files.size(); ++i) (i % 10 == 9 ? split.val : split.train).push_back(files[i]);
+  return split;
+}
+
+}  // namespace
+
+bool is_named_corpus(const std::string& name) { return name == "moby-dick" || name == "research"; }
+
+CorpusSplit corpus_files(const std::string& name) {
+  if (name == "moby-dick") return moby_dick_files();
+  if (name == "research") return research_files();
+  throw std::runtime_error("unknown corpus '" + name + "' (expected moby-dick or research)");
+}
+
+CorpusShards prepare_corpus(const std::string& name, const Tokenizer& tok, bool verbose) {
+  CorpusSplit split = corpus_files(name);
   std::string dir = data_dir() + "/shards";
   fs::create_directories(dir);
-  CorpusShards out{fmt::format("{}/moby-dick-{}-train.bin", dir, tok.name()),
-                   fmt::format("{}/moby-dick-{}-val.bin", dir, tok.name()), 0, 0};
+  CorpusShards out{fmt::format("{}/{}-{}-train.bin", dir, name, tok.name()),
+                   fmt::format("{}/{}-{}-val.bin", dir, name, tok.name()), 0, 0};
   auto prepare = [&](const std::string& path, const std::vector<std::string>& files, const char* part) -> int64_t {
     if (!fs::exists(path)) {
-      std::string label = verbose ? fmt::format("moby-dick {} ({})", part, tok.name()) : "";
-      write_shard(path, tok.name(), tokenize_files(tok, files, label));
+      TokenizeOptions options;
+      if (verbose) options.progress = fmt::format("{} {} ({})", name, part, tok.name());
+      TokenizedFiles ids(tok, files, options);
+      write_shard(path, tok.name(), id_width(tok.vocab_size()),
+                  [&](uint32_t* o, size_t n) { return ids.read(o, n); });
     }
-    Shard shard = read_shard(path);
-    if (shard.tokenizer != tok.name())
-      throw std::runtime_error(fmt::format("{}: shard holds {} tokens, expected {}", path, shard.tokenizer, tok.name()));
-    if (verbose) fmt::print(stderr, "moby-dick {}: {} tokens in {}\n", part, shard.tokens.size(), path);
-    return static_cast<int64_t>(shard.tokens.size());
+    TokenStream shard = TokenStream::open({path});
+    if (shard.tokenizer() != tok.name())
+      throw std::runtime_error(fmt::format("{}: shard holds {} tokens, expected {}", path, shard.tokenizer(), tok.name()));
+    if (verbose) fmt::print(stderr, "{} {}: {} tokens in {}\n", name, part, shard.size(), path);
+    return static_cast<int64_t>(shard.size());
   };
   out.train_tokens = prepare(out.train, split.train, "train");
   out.val_tokens = prepare(out.val, split.val, "val");

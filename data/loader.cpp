@@ -1,5 +1,5 @@
 // Loader: windows, a seeded Fisher-Yates shuffle per epoch (splitmix64, the same on every
-// platform, unlike std::uniform_int_distribution), and batches copied out of the token stream.
+// platform, unlike std::uniform_int_distribution), and batches read from the token stream.
 #include "data/loader.h"
 
 #include <fmt/format.h>
@@ -20,7 +20,7 @@ uint64_t splitmix64(uint64_t& x) {
 
 }  // namespace
 
-Loader::Loader(std::vector<uint32_t> tokens, int64_t B, int64_t T, uint64_t seed)
+Loader::Loader(TokenStream tokens, int64_t B, int64_t T, uint64_t seed)
     : tokens_(std::move(tokens)), B_(B), T_(T), seed_(seed) {
   if (B < 1 || T < 1) throw std::runtime_error(fmt::format("loader: batch size {} x {} must be positive", B, T));
   int64_t windows = tokens_.size() > 1 ? static_cast<int64_t>(tokens_.size() - 1) / T : 0;
@@ -28,6 +28,7 @@ Loader::Loader(std::vector<uint32_t> tokens, int64_t B, int64_t T, uint64_t seed
   if (batches_per_epoch_ < 1)
     throw std::runtime_error(fmt::format("loader: {} tokens cannot fill one {} x {} batch (needs {})", tokens_.size(), B, T, B * T + 1));
   order_.resize(windows);
+  window_.resize(T + 1);
   shuffle();
 }
 
@@ -48,10 +49,10 @@ Batch Loader::next() {
   }
   Batch batch{B_, T_, std::vector<int32_t>(B_ * T_), std::vector<int32_t>(B_ * T_)};
   for (int64_t b = 0; b < B_; ++b) {
-    const uint32_t* window = tokens_.data() + order_[state_.cursor * B_ + b] * T_;
+    tokens_.read(order_[state_.cursor * B_ + b] * T_, T_ + 1, window_.data());
     for (int64_t t = 0; t < T_; ++t) {
-      batch.inputs[b * T_ + t] = static_cast<int32_t>(window[t]);
-      batch.targets[b * T_ + t] = static_cast<int32_t>(window[t + 1]);
+      batch.inputs[b * T_ + t] = static_cast<int32_t>(window_[t]);
+      batch.targets[b * T_ + t] = static_cast<int32_t>(window_[t + 1]);
     }
   }
   ++state_.cursor;

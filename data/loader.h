@@ -6,9 +6,12 @@
 // order, a permutation fixed by (seed, epoch) alone, B windows per batch; the W mod B windows
 // left over differ from epoch to epoch. The position is (epoch, batches taken this epoch), so a
 // run that saves state() and later calls restore() continues with exactly the same batches.
+// The windows are read from a TokenStream (token_stream.h): shards stay on disk, memory-mapped.
 #pragma once
 #include <cstdint>
 #include <vector>
+
+#include "data/token_stream.h"
 
 namespace data {
 
@@ -20,7 +23,7 @@ struct Batch {
 class Loader {
  public:
   // Throws when the tokens cannot fill one batch.
-  Loader(std::vector<uint32_t> tokens, int64_t B, int64_t T, uint64_t seed);
+  Loader(TokenStream tokens, int64_t B, int64_t T, uint64_t seed);
 
   Batch next();  // deterministic order from the seed; reshuffles each epoch
 
@@ -35,11 +38,12 @@ class Loader {
  private:
   void shuffle();  // order_ for state_.epoch
 
-  std::vector<uint32_t> tokens_;
+  TokenStream tokens_;
   int64_t B_, T_, batches_per_epoch_;
   uint64_t seed_;
   State state_;
   std::vector<uint64_t> order_;  // window indices of the current epoch
+  std::vector<uint32_t> window_;  // T + 1 ids read from the stream
 };
 
 }  // namespace data

@@ -5,6 +5,7 @@
 
 #include <pcre2.h>
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -55,6 +56,13 @@ void Pretokenizer::split(std::string_view text, const std::function<void(std::st
     piece(text.substr(ovector[0], ovector[1] - ovector[0]));
     pos = ovector[1];
   }
+}
+
+size_t safe_cut(std::string_view text, size_t from) {
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  for (size_t p = std::max<size_t>(from, 1); p + 1 < text.size(); ++p)
+    if (text[p] == ' ' && letter(text[p - 1]) && letter(text[p + 1])) return p;
+  return text.size();
 }
 
 }  // namespace data

@@ -25,4 +25,12 @@ class Pretokenizer {
   void* code_;  // pcre2_code_8*, kept out of this header
 };
 
+// Where a long text may be cut so that encoding the two sides apart gives the ids of the whole:
+// the first position p >= from with an ASCII letter before it, a space at it and an ASCII letter
+// after ("word| word"). No pre-token crosses p (a run of letters stops at the space, and " word"
+// starts there), and the pattern looks behind nothing, so the pieces after p are the same
+// whatever came before. text.size() when there is no such place. (The byte tokenizer can be cut
+// anywhere, so this holds for every tokenizer here.)
+size_t safe_cut(std::string_view text, size_t from);
+
 }  // namespace data

@@ -24,8 +24,8 @@ int main() {
   model.init(11);
 
   auto tok = data::load_tokenizer("bytes");
-  data::CorpusShards shards = data::prepare_default_corpus(*tok, false);
-  data::Loader loader(data::read_shard(shards.train).tokens, 4, 128, 11);
+  data::CorpusShards shards = data::prepare_corpus("moby-dick", *tok, false);
+  data::Loader loader(data::TokenStream::open({shards.train}), 4, 128, 11);
 
   // One hook per parameter: backward calls it with d(loss)/d(parameter) as it gets there.
   std::map<std::string, double> norm;

@@ -14,8 +14,9 @@
 
 #include "data/bpe_tokenizer.h"
 #include "data/byte_tokenizer.h"
-#include "data/corpus.h"
 #include "data/data_dir.h"
+#include "data/paths.h"
+#include "data/pretokenizer.h"
 #include "data/tokenizer.h"
 
 using testing::error_of;
@@ -176,7 +177,7 @@ TEST_CASE("tokenizer: vocabulary sizes, end-of-text ids and names") {
 TEST_CASE("tokenizer: decode(encode(x)) == x on the whole Moby Dick corpus") {
   auto p50k = data::load_tokenizer("p50k");
   data::ByteTokenizer bytes;
-  std::vector<std::string> files = data::text_files(data::data_dir() + "/moby-dick");
+  std::vector<std::string> files = data::expand_path(data::data_dir() + "/moby-dick", {".txt"});
   CHECK(files.size() == 140);
   for (const auto& path : files) {
     std::string text = read_all(path);
@@ -188,6 +189,39 @@ TEST_CASE("tokenizer: decode(encode(x)) == x on the whole Moby Dick corpus") {
   Ids ids = p50k->encode_ordinary(whole);
   CHECK(ids.size() == 317628);  // what tiktoken's p50k_base gives
   CHECK(p50k->decode(ids) == whole);
+}
+
+TEST_CASE("tokenizer: texts cut where safe_cut says encode, piece by piece, to the ids of the whole") {
+  // Moby Dick cut every ~N bytes, and adversarial text: runs of spaces and newlines, digits,
+  // contractions, invalid UTF-8 and non-ASCII letters around the cut points.
+  std::string tricky;
+  uint64_t x = 7;
+  const std::vector<std::string> parts = {"a", "b", " ", "  ", "\n", "\r\n", "'s", "'ll", "9", "\xff", "\xc3\xa9", "\xe3\x80\x80", ".", "Z"};
+  for (int i = 0; i < 20000; ++i) tricky += parts[((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 33) % parts.size()];
+  const std::vector<std::string> texts = {read_all(data::data_dir() + "/moby-dick/data.txt"), tricky};
+  for (std::string name : {"p50k", "r50k", "bytes"}) {
+    auto tok = data::load_tokenizer(name);
+    for (const std::string& text : texts) {
+      for (size_t step : {1, 7, 100, 5000}) {
+        Ids pieces;
+        size_t cuts = 0;
+        for (size_t at = 0; at < text.size();) {
+          size_t cut = data::safe_cut(text, at + step);
+          Ids part = tok->encode_ordinary(std::string_view(text).substr(at, cut - at));
+          pieces.insert(pieces.end(), part.begin(), part.end());
+          cuts += cut < text.size();
+          at = cut;
+        }
+        INFO(name << ", a cut every " << step << " bytes or more: " << cuts << " cuts");
+        CHECK(cuts > text.size() / (step + 2000));  // the texts do have places to cut
+        CHECK(pieces == tok->encode_ordinary(text));
+      }
+    }
+  }
+  CHECK(data::safe_cut("ab cd", 0) == 2);
+  CHECK(data::safe_cut("ab cd", 3) == 5);
+  CHECK(data::safe_cut("a  b", 0) == 4);   // two spaces: the run of spaces keeps one for the word
+  CHECK(data::safe_cut("1 b c", 0) == 3);  // a digit before the space is not a letter
 }
 
 TEST_CASE("tokenizer: invalid UTF-8 and arbitrary ids round-trip as bytes") {
