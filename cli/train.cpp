@@ -98,7 +98,7 @@ int run_train(int argc, char** argv) {
   args.option("out", "DIR", "run folder (checkpoints, metrics.jsonl, loss.svg, samples.txt)", "runs/tiny");
   args.option("seed", "S", "seed for initialisation, data order and samples", "11");
   args.option("tokenizer", "NAME", "p50k, r50k or bytes", "p50k");
-  args.option("data", "PATH", "a text file, a folder of .txt files, or a shard (default: Moby Dick)", "");
+  args.option("data", "PATH", "corpus name (moby-dick, research), text/.jsonl file, folder, quoted glob or shards (default: moby-dick)", "");
   args.flag("resume", "continue the run in --out from its last checkpoint");
   if (!args.parse(argc, argv)) return 0;
 
