@@ -99,9 +99,12 @@ EvalResult evaluate(avey::Model& model, const data::TokenStream& tokens, int64_t
     while (last < windows.size() && last - first < size_t(batch_size) && windows[last].length == T) ++last;
     const int64_t B = int64_t(last - first);
     std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
+    window.resize(size_t(T + 1));
     for (int64_t b = 0; b < B; ++b) {
-      window.resize(size_t(T + 1));
       tokens.read(windows[first + size_t(b)].start, uint64_t(T + 1), window.data());
+      for (uint32_t id : window)  // the model checks its inputs; the last target is only read here
+        if (id >= uint32_t(model.config().vocab_size))
+          throw std::runtime_error(fmt::format("evaluate: token id {} is outside the vocabulary [0, {})", id, model.config().vocab_size));
       std::copy(window.begin(), window.end() - 1, inputs.begin() + b * T);
       std::copy(window.begin() + 1, window.end(), targets.begin() + b * T);
     }
@@ -110,8 +113,10 @@ EvalResult evaluate(avey::Model& model, const data::TokenStream& tokens, int64_t
     for (int64_t b = 0; b < B; ++b) {
       double a = 0, at = 0, by = 0;
       for (int64_t t = b * T; t < (b + 1) * T; ++t) {
-        a += nll[size_t(t)];
-        if (tokenizer && id_bytes[size_t(targets[size_t(t)])] > 0) at += nll[size_t(t)], by += double(id_bytes[size_t(targets[size_t(t)])]);
+        const double loss = nll[size_t(t)];
+        const int64_t n = tokenizer ? id_bytes[size_t(targets[size_t(t)])] : 0;
+        a += loss;
+        if (n > 0) at += loss, by += double(n);
       }
       nats.push_back(a), ids.push_back(double(T)), text_nats.push_back(at), bytes.push_back(by);
     }

@@ -23,6 +23,7 @@
 #include "cli/run_data.h"
 #include "cli/sampling.h"
 #include "cli/svg_plot.h"
+#include "data/progress.h"
 #include "engine/device_info.h"
 #include "engine/ops.h"
 #include "optim/clip.h"
@@ -47,14 +48,6 @@ nlohmann::json typed(const Args& args, const std::string& flag, Kind kind) {
     case Kind::Text: break;
   }
   return args.str(flag);
-}
-
-std::string duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  int64_t s = int64_t(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
-  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
 }
 
 std::vector<optim::Segment> segments_of(avey::Model& model) {
@@ -216,7 +209,7 @@ int run_train(int argc, char** argv) {
       line += fmt::format(" | MFU {:.1f}%", 100.0 * tok_s * flops_per_token / peak);
     else  // a CPU's sustained clock is not knowable from /proc/cpuinfo: report the rate itself
       line += fmt::format(" | {:.0f} GFLOP/s", tok_s * flops_per_token / 1e9);
-    line += " | ETA " + duration(eta);
+    line += " | ETA " + data::format_duration(eta);
     const int64_t eval_every = args.integer("eval-every");
     if ((eval_every > 0 && st.step % eval_every == 0) || st.step == max_steps) {
       EvalResult ev = evaluate(model, run_data.val, B, T, args.integer("eval-batches"));
