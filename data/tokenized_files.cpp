@@ -19,26 +19,26 @@ void TokenizedFiles::next_batch() {
     bytes += piece.text.size();
     pieces.push_back(std::move(piece));
   }
-  std::vector<std::vector<int32_t>> ids(pieces.size());
+  parts_.assign(pieces.size(), {});
+  part_ = pos_ = 0;
   std::exception_ptr failure;
   const int threads = options_.threads > 0 ? options_.threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (size_t i = 0; i < pieces.size(); ++i) {
     try {
-      ids[i] = tok_.encode_ordinary(pieces[i].text);
+      const std::vector<int32_t> ids = tok_.encode_ordinary(pieces[i].text);
+      std::string().swap(pieces[i].text);  // the text is not needed any more
+      std::vector<uint32_t>& part = parts_[i];
+      part.reserve(ids.size() + 1);
+      if (pieces[i].starts_document) part.push_back(static_cast<uint32_t>(tok_.eot()));
+      part.insert(part.end(), ids.begin(), ids.end());
     } catch (...) {
 #pragma omp critical
       failure = std::current_exception();
     }
   }
   if (failure) std::rethrow_exception(failure);
-  batch_.clear();
-  pos_ = 0;
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    if (pieces[i].starts_document) batch_.push_back(static_cast<uint32_t>(tok_.eot()));
-    batch_.insert(batch_.end(), ids[i].begin(), ids[i].end());
-  }
-  produced_ += batch_.size();
+  for (const auto& part : parts_) produced_ += part.size();
   const std::string status = fmt::format("{}/{} files | {:.1f} MB | {} tokens", reader_.files_done(), reader_.files(),
                                          reader_.bytes_read() / 1e6, produced_);
   if (pieces.empty()) {
@@ -50,14 +50,21 @@ void TokenizedFiles::next_batch() {
 }
 
 bool TokenizedFiles::at_end() {
-  while (pos_ == batch_.size() && !finished_) next_batch();
-  return pos_ == batch_.size();
+  for (;;) {
+    while (part_ < parts_.size() && pos_ == parts_[part_].size()) {
+      std::vector<uint32_t>().swap(parts_[part_++]);  // handed out: free it
+      pos_ = 0;
+    }
+    if (part_ < parts_.size() || finished_) return part_ == parts_.size();
+    next_batch();
+  }
 }
 
 size_t TokenizedFiles::read(uint32_t* out, size_t max) {
   if (at_end()) return 0;
-  const size_t n = std::min(max, batch_.size() - pos_);
-  std::copy_n(batch_.begin() + long(pos_), n, out);
+  const std::vector<uint32_t>& part = parts_[part_];
+  const size_t n = std::min(max, part.size() - pos_);
+  std::copy_n(part.begin() + long(pos_), n, out);
   pos_ += n;
   tokens_ += n;
   return n;

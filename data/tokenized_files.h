@@ -1,8 +1,8 @@
 // Text files as one stream of token ids, tokenised on every core. Each document is preceded by
 // end-of-text and encoded with encode_ordinary() (so text cannot inject control tokens). A batch
-// of pieces (documents.h: ~64 MB of text) is read in order, its pieces are encoded in parallel
+// of pieces (documents.h: ~32 MB of text) is read in order, its pieces are encoded in parallel
 // (OpenMP), and the ids are handed out in order: the stream is the same for any number of
-// threads, and only one batch is in memory at a time.
+// threads, and only one batch is in memory at a time (its text, then its ids).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,7 +17,7 @@ namespace data {
 struct TokenizeOptions {
   int threads = 0;                            // 0: OpenMP's choice (every core, or OMP_NUM_THREADS)
   size_t max_piece = size_t(1) << 20;         // bytes of text one task encodes (documents.h)
-  size_t batch_bytes = size_t(64) << 20;      // bytes of text read per batch
+  size_t batch_bytes = size_t(32) << 20;      // bytes of text read per batch
   std::string progress;                       // a label for the progress line on stderr; "": silent
 };
 
@@ -37,8 +37,8 @@ class TokenizedFiles {
   DocumentReader reader_;
   TokenizeOptions options_;
   Progress progress_;
-  std::vector<uint32_t> batch_;
-  size_t pos_ = 0;
+  std::vector<std::vector<uint32_t>> parts_;  // the batch's ids, a part per piece
+  size_t part_ = 0, pos_ = 0;                 // the next id to hand out: parts_[part_][pos_]
   uint64_t tokens_ = 0, produced_ = 0;
   bool finished_ = false;
 };

@@ -2,6 +2,7 @@
 // streams over many mapped shards, the loader's windows, shuffling and resuming, and the default
 // corpus (Moby Dick) going through shard and loader unchanged.
 #include "tests/testing.h"
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -249,7 +250,7 @@ TEST_CASE("loader: windows from many mapped shards are the batches of the joined
   for (int k = 0; k < 5; ++k) {
     std::vector<uint32_t> ids;
     for (uint32_t i = 0; i < 997; ++i) ids.push_back(uint32_t(k * 997) + i);
-    paths.push_back(dir.file("s" + std::to_string(k) + ".bin"));
+    paths.push_back(dir.file(fmt::format("s{}.bin", k)));
     data::write_shard(paths.back(), "test", ids);
   }
   data::Loader mapped(data::TokenStream::open(paths), 3, 50, 5), memory(iota_tokens(5 * 997), 3, 50, 5);
