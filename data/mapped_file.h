@@ -1,4 +1,4 @@
-// A file mapped read-only into memory (mmap): the kernel reads pages in when they are touched and
+// A shard file mapped read-only into memory (mmap): the kernel reads pages in when they are touched and
 // may drop them again under memory pressure, so a corpus larger than RAM can be read at random
 // places. Copies share one mapping, unmapped when the last copy goes.
 #pragma once

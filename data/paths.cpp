@@ -12,6 +12,8 @@ namespace data {
 
 namespace fs = std::filesystem;
 
+namespace {
+
 bool natural_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {
@@ -33,6 +35,8 @@ bool natural_less(const std::string& a, const std::string& b) {
 }
 
 bool is_glob(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
+
+}  // namespace
 
 std::vector<std::string> expand_path(const std::string& path, const std::vector<std::string>& extensions) {
   std::vector<std::string> files;

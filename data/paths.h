@@ -8,10 +8,6 @@
 
 namespace data {
 
-bool natural_less(const std::string& a, const std::string& b);
-
-bool is_glob(const std::string& path);
-
 // The files of path (a file is itself, whatever its extension; a folder keeps the files whose
 // extension is in `extensions`, e.g. {".txt", ".jsonl"}). Throws one line when nothing is found.
 std::vector<std::string> expand_path(const std::string& path, const std::vector<std::string>& extensions);
