@@ -3,6 +3,7 @@
 // split of a data path (corpus names, shards with llm.c's val names, text; the errors).
 #include "tests/testing.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/byte_tokenizer.h"
+#include "data/corpus.h"
 #include "data/data_dir.h"
 #include "data/documents.h"
 #include "data/paths.h"
@@ -155,4 +157,33 @@ TEST_CASE("data paths: corpus names, shards (llm.c val names or the last 10%) an
   CHECK(error_of([&] { data::open_data(dir.file("tiny.txt"), bytes, false); }) ==
         dir.file("tiny.txt") + ": the validation set has 1 tokens; it needs at least 2 (one to predict)");
   CHECK(data::open_data("moby-dick", *p50k, false).val.size() == 27470);
+}
+
+TEST_CASE("the research corpus: every 10th document of each source validates; a missing source names the fetch command") {
+  TempDir dir("research");
+  struct DataDirFor {  // AVEY_DATA_DIR points at the test's folder until the end of the test
+    const char* old = std::getenv("AVEY_DATA_DIR");
+    std::string saved = old ? old : "";
+    explicit DataDirFor(const fs::path& p) { ::setenv("AVEY_DATA_DIR", p.c_str(), 1); }
+    ~DataDirFor() { old ? ::setenv("AVEY_DATA_DIR", saved.c_str(), 1) : ::unsetenv("AVEY_DATA_DIR"); }
+  } data_dir(dir.path);
+  fs::create_directories(dir.path / "moby-dick");
+  for (const char* f : {"etymology", "extracts", "epilogue"}) dir.file(std::string("moby-dick/") + f + ".txt", f);
+  for (int c = 1; c <= 135; ++c) dir.file("moby-dick/chapter_" + std::to_string(c) + ".txt", "chapter");
+  fs::create_directories(dir.path / "sotu");
+  std::string error = error_of([] { data::corpus_files("research"); });
+  for (const char* source : {"sotu", "factbook"}) {
+    fs::create_directories(dir.path / source);
+    dir.file(std::string(source) + "/SHA256SUMS", "");
+    for (int i = 1; i <= 25; ++i) dir.file(std::string(source) + "/doc_" + std::to_string(i) + ".txt", "text");
+  }
+  data::CorpusSplit split = data::corpus_files("research");
+  CHECK(error == "the research corpus is missing " + (dir.path / "sotu").string() + " (run scripts/fetch-data --research)");
+  CHECK(split.train.size() + split.val.size() == 138 + 25 + 25);
+  CHECK(split.val.size() == 13 + 2 + 2);
+  CHECK(fs::path(split.val[0]).filename() == "chapter_8.txt");  // etymology, extracts, chapters 1-8: the 10th
+  CHECK(fs::path(split.val[13]).filename() == "doc_10.txt");
+  CHECK(split.val[13].find("/sotu/") != std::string::npos);
+  CHECK(fs::path(split.val[16]).filename() == "doc_20.txt");
+  CHECK(split.val[16].find("/factbook/") != std::string::npos);
 }
