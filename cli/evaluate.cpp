@@ -12,14 +12,14 @@
 
 #include "data/progress.h"
 #include "engine/autograd.h"
-#include "engine/ops.h"
+#include "engine/fused_ops.h"
 
 namespace {
 
 using engine::Tensor;
 
-// -log softmax(logits[r])[targets[r]] for each row of logits [R, V] (on the model's device), as
-// max + log(sum(exp(x - max))) - x[target], in row chunks that keep the temporaries small.
+// -log softmax(logits[r])[targets[r]] for each row of logits [R, V] (on the model's device), in
+// fp32 or fp64, in row chunks that keep the temporaries small.
 std::vector<double> token_losses(const Tensor& logits, const std::vector<int32_t>& targets) {
   const int64_t R = logits.size(0), V = logits.size(1), chunk = std::max<int64_t>(1, (int64_t(1) << 26) / V);
   std::vector<double> out;
@@ -28,12 +28,10 @@ std::vector<double> token_losses(const Tensor& logits, const std::vector<int32_t
     const int64_t rows = std::min(chunk, R - r0);
     Tensor x = engine::slice_rows(logits, r0, r0 + rows);
     if (x.dtype() == engine::DType::BF16) x = engine::cast(x, engine::DType::F32);
-    Tensor m = engine::max_cols(x);
-    Tensor lse = engine::add(engine::log(engine::sum_cols(engine::exp(engine::sub(x, m)))), m);
-    std::vector<int32_t> at(static_cast<size_t>(rows));
-    for (int64_t i = 0; i < rows; ++i) at[size_t(i)] = int32_t(i * V + targets[size_t(r0 + i)]);
-    Tensor picked = engine::gather_rows(engine::reshape(x, {rows * V, 1}), Tensor::from(at, {rows}, x.device()));
-    std::vector<double> nll = engine::sub(lse, picked).to(engine::Device::CPU).to(engine::DType::F64).to_vector<double>();
+    const std::vector<int32_t> t(targets.begin() + r0, targets.begin() + r0 + rows);
+    Tensor loss = Tensor::empty({rows}, x.dtype(), x.device());
+    engine::cross_entropy_rows(x, Tensor::from(t, {rows}, x.device()), -100, loss);
+    std::vector<double> nll = loss.to(engine::Device::CPU).to(engine::DType::F64).to_vector<double>();
     out.insert(out.end(), nll.begin(), nll.end());
   }
   return out;
