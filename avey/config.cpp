@@ -35,8 +35,9 @@ Activation parse_activation(const std::string& s) {
 }
 
 int64_t Config::tail_width() const {
-  int64_t mt = int64_t(std::floor(tail_proportion * double(expanded_width()) + 0.5));  // round half up
-  return mt - mt % 2;
+  // the public reference's rule (docs/model.md): int(m p), truncated, then made even upwards
+  int64_t mt = int64_t(tail_proportion * double(expanded_width()));
+  return mt + mt % 2;
 }
 
 int64_t Config::param_count() const {
@@ -150,6 +151,10 @@ void Config::validate(const std::string& src) const {
     bad(src, "tail_proportion", fmt::format("must be in (0, 1], got {}", tail_proportion));
   if (tail_width() < 2)
     bad(src, "tail_proportion", fmt::format("leaves a tail of {} columns (at least 2 needed)", tail_width()));
+  if (tail_width() > expanded_width())
+    bad(src, "tail_proportion",
+        fmt::format("gives a tail of {} columns, more than the {} enriched ones (an odd m at p = 1)", tail_width(),
+                    expanded_width()));
   if (lr < 0) bad(src, "lr", "must be >= 0");
   if (weight_decay < 0) bad(src, "weight_decay", "must be >= 0");
   if (use_attention() && half_tail() % attention_head_size != 0)

@@ -49,7 +49,7 @@ struct Config {
 
   // ---- derived sizes ----
   int64_t expanded_width() const { return expansion_factor * d_embed; }  // m
-  int64_t tail_width() const;                                           // mt = round(p*m), even
+  int64_t tail_width() const;                                           // mt = int(p*m), +1 if odd
   int64_t head_width() const { return expanded_width() - tail_width(); }  // mh (bypass)
   int64_t half_tail() const { return tail_width() / 2; }                  // mt/2: columns of Z0, Z1, c
   int64_t fuser_in() const { return half_tail() + head_width(); }        // mt/2 + mh

@@ -28,12 +28,14 @@ TEST_CASE("avey config: presets and the example files agree") {
 
 TEST_CASE("avey config: derived widths follow the reference's rounding") {
   avey::Config c;
-  c.d_embed = 10, c.expansion_factor = 3, c.tail_proportion = 0.35;  // 0.35*30 = 10.5 -> 11 -> 10
+  c.d_embed = 10, c.expansion_factor = 3, c.tail_proportion = 0.35;  // 0.35*30 = 10.5 -> 10 (truncated), even
   CHECK(c.tail_width() == 10);
-  c.tail_proportion = 0.3;  // 9 -> 8
-  CHECK(c.tail_width() == 8);
-  CHECK(c.head_width() == 22);
-  CHECK(c.fuser_in() == 26);
+  c.tail_proportion = 0.3;  // 9 -> odd -> 10
+  CHECK(c.tail_width() == 10);
+  CHECK(c.head_width() == 20);
+  CHECK(c.fuser_in() == 25);
+  c.d_embed = 16, c.expansion_factor = 4, c.tail_proportion = 0.3;  // docs/model.md's example: 19.2 -> 19 -> 20
+  CHECK(c.tail_width() == 20);
 }
 
 TEST_CASE("avey config: errors name the key") {

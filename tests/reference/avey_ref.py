@@ -31,7 +31,8 @@ Subcommands (python3 avey_ref.py SUB --help):
   selftest batched ranker vs a naive loop version, generation mode vs full forward, finite differences
 
 Decisions this file makes where the spec leaves room (the C++ side must make the same ones):
-  * mt = floor(p*m + 0.5) (round half up), then mt -= mt % 2; p = 1 means mh = 0.
+  * mt = int(p*m) (truncated), then mt += 1 when odd (the public reference's rule); p = 1 means
+    mh = 0.
   * MaxSim arg-max ties: the lowest row u wins (torch.max(dim) returns the first maximum).
   * top-k ties between equal scores: the lower split index j wins (stable descending sort).
   * "max" norm ties: the earliest selected split receives the gradient.
@@ -95,8 +96,8 @@ class AveyConfig:
 
     @property
     def mt(self) -> int:
-        mt = int(math.floor(self.tail_proportion * self.m + 0.5))
-        return mt - mt % 2
+        mt = int(self.tail_proportion * self.m)
+        return mt + mt % 2
 
     @property
     def mh(self) -> int:
@@ -110,6 +111,7 @@ class AveyConfig:
         assert self.model == "avey", f"model must be 'avey', got {self.model!r}"
         assert 0.0 < self.tail_proportion <= 1.0, "tail_proportion must be in (0, 1]"
         assert self.mt >= 2, "tail too narrow: mt must be >= 2"
+        assert self.mt <= self.m, "tail wider than the enriched width (an odd m at p = 1)"
         assert self.ranker_weight_norm in ("max", "first")
         assert self.enricher_activation in ACTIVATIONS
         assert self.contextualizer_activation in ACTIVATIONS
