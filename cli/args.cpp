@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 
 Args::Args(std::string command, std::string summary)
@@ -69,15 +70,44 @@ std::string Args::str(const std::string& name) const {
   throw UsageError(fmt::format("avey {}: flag --{} is required", command_, name));
 }
 
-int64_t Args::integer(const std::string& name) const {
-  std::string v = str(name);
+// The whole of v as a decimal integer.
+static bool parse_integer(const std::string& v, int64_t& out) {
   try {
     size_t used = 0;
-    long long x = std::stoll(v, &used);
-    if (used == v.size()) return x;
+    out = std::stoll(v, &used);
+    return used == v.size();
   } catch (const std::exception&) {
+    return false;
   }
+}
+
+int64_t Args::integer(const std::string& name) const {
+  std::string v = str(name);
+  int64_t x = 0;
+  if (parse_integer(v, x)) return x;
   throw UsageError(fmt::format("avey {}: --{} expects an integer, got '{}'", command_, name, v));
+}
+
+std::vector<std::string> Args::list(const std::string& name) const {
+  const std::string v = str(name);
+  std::vector<std::string> out;
+  for (size_t i = 0; i <= v.size();) {
+    const size_t j = std::min(v.find(',', i), v.size());
+    out.push_back(v.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::vector<int64_t> Args::integers(const std::string& name) const {
+  std::vector<int64_t> out;
+  for (const std::string& item : list(name)) {
+    int64_t x = 0;
+    if (!parse_integer(item, x))
+      throw UsageError(fmt::format("avey {}: --{} expects comma-separated integers, got '{}'", command_, name, str(name)));
+    out.push_back(x);
+  }
+  return out;
 }
 
 double Args::real(const std::string& name) const {

@@ -38,6 +38,8 @@ class Args {
   std::string str(const std::string& name) const;
   int64_t integer(const std::string& name) const;
   double real(const std::string& name) const;
+  std::vector<std::string> list(const std::string& name) const;  // "a,b,c": the comma-separated items
+  std::vector<int64_t> integers(const std::string& name) const;   // "1,2,3"
   bool on(const std::string& name) const;  // value of a flag()
   std::string help() const;
 

@@ -1,5 +1,6 @@
 #include "cli/svg_plot.h"
 
+#include "cli/svg.h"
 #include "engine/atomic_file.h"
 
 #include <fmt/format.h>
@@ -22,17 +23,6 @@ std::vector<double> ticks(double lo, double hi, int target = 6) {
   return out;
 }
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
-  }
-  return out;
-}
-
 }  // namespace
 
 void write_svg_plot(const std::string& path, const std::string& title, const std::string& x_label,
@@ -52,11 +42,7 @@ void write_svg_plot(const std::string& path, const std::string& title, const std
   auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
   auto py = [&](double y) { return H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom); };
 
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{2}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">{3}</text>\n",
-      W, H, W / 2, escape(title));
+  std::string svg = svg_begin(W, H, title);
   for (double t : ticks(x0, x1))
     svg += fmt::format(
         "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"#ddd\"/>"
@@ -70,9 +56,9 @@ void write_svg_plot(const std::string& path, const std::string& title, const std
   svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", left, top,
                      W - left - right, H - top - bottom);
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", (left + W - right) / 2, H - 14,
-                     escape(x_label));
+                     svg_escape(x_label));
   svg += fmt::format("<text transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
-                     (top + H - bottom) / 2, escape(y_label));
+                     (top + H - bottom) / 2, svg_escape(y_label));
   double legend_y = top + 16;
   for (const auto& s : series) {
     std::string pts;
@@ -85,7 +71,7 @@ void write_svg_plot(const std::string& path, const std::string& title, const std
     svg += fmt::format(
         "<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"{3}\" stroke-width=\"2\"/>"
         "<text x=\"{4}\" y=\"{5}\">{6}</text>\n",
-        W - right - 150, legend_y, W - right - 126, s.color, W - right - 120, legend_y + 4, escape(s.label));
+        W - right - 150, legend_y, W - right - 126, s.color, W - right - 120, legend_y + 4, svg_escape(s.label));
     legend_y += 18;
   }
   svg += "</svg>\n";

@@ -99,4 +99,17 @@ void DocumentReader::close_file() {
   ++file_;
 }
 
+std::string documents_text(const std::vector<std::string>& files) {
+  DocumentReader reader(files);
+  std::string text;
+  text.reserve(reader.total_bytes() + files.size());
+  bool any = false;
+  for (TextPiece piece; reader.next(piece); any = true) {
+    if (piece.starts_document && any) text += '\n';  // the end of the document before
+    text += piece.text;
+  }
+  if (any) text += '\n';
+  return text;
+}
+
 }  // namespace data

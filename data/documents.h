@@ -48,4 +48,8 @@ class DocumentReader {
   uint64_t bytes_read_ = 0, total_bytes_ = 0;
 };
 
+// The documents of files as one text in memory, each followed by a newline (small corpora: the
+// haystack the needle-in-a-haystack tasks hide their needle in). Throws as DocumentReader does.
+std::string documents_text(const std::vector<std::string>& files);
+
 }  // namespace data

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <string>
 
+#include "engine/cpu_allocator.h"
+
 #ifdef AVEY_HAVE_CUDA
 #include "kernels/cuda/memory.h"
 #endif
@@ -60,6 +62,31 @@ double peak_flops(Device device, DType dtype) {
   const std::string name = device_name(device);
   for (const Row& r : table)
     if (name.find(r.name) != std::string::npos) return dtype == DType::BF16 ? r.bf16 : r.fp32;
+  return 0;
+}
+
+void reset_peak_memory(Device device) {
+#ifdef AVEY_HAVE_CUDA
+  if (device == Device::CUDA) {
+    kernels::cuda::reset_peak();
+    return;
+  }
+#endif
+  if (device == Device::CPU) {
+    cpu_allocator::empty_cache();
+    std::ofstream("/proc/self/clear_refs") << "5";  // 5: reset the peak resident set size
+  }
+}
+
+int64_t peak_memory_bytes(Device device) {
+#ifdef AVEY_HAVE_CUDA
+  if (device == Device::CUDA) return int64_t(kernels::cuda::peak_bytes_in_use());
+#endif
+  if (device != Device::CPU) return 0;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:   123456 kB"
   return 0;
 }
 

@@ -16,4 +16,12 @@ std::string device_name(Device device);  // "NVIDIA H100 80GB HBM3", "cpu (2 thr
 // floats x 2) x the clock in /proc/cpuinfo. 0 when unknown.
 double peak_flops(Device device, DType dtype);
 
+// Peak memory of the work since reset_peak_memory(device). GPU: the high-water mark of the bytes
+// tensors hold (the caching allocator's count, cached free blocks aside). CPU: the process's peak
+// resident set (VmHWM in /proc/self/status), everything resident included; the reset returns the
+// CPU allocator's cached blocks to the system and restarts the mark through /proc/self/clear_refs
+// (where the kernel refuses, the mark is the process's lifetime peak). 0 when unknown.
+void reset_peak_memory(Device device);
+int64_t peak_memory_bytes(Device device);
+
 }  // namespace engine

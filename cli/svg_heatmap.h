@@ -1,0 +1,15 @@
+// An SVG heatmap writer for scores in 0..100 (needle-in-a-haystack accuracy by context length and
+// depth): one square per cell, coloured red (0) -> yellow (50) -> green (100) as the reference's
+// plots (#F0496E, #EBB839, #0CD79F), with its value written in it and a colour bar beside.
+#pragma once
+#include <string>
+#include <vector>
+
+struct Heatmap {
+  std::string title, x_label, y_label, value_label;
+  std::vector<std::string> columns, rows;   // labels, left to right and top to bottom
+  std::vector<std::vector<double>> values;  // [row][column], 0..100; NaN: not measured (grey)
+};
+
+// Writes a standalone SVG. Atomic. Throws when values does not match the labels.
+void write_svg_heatmap(const std::string& path, const Heatmap& map);
