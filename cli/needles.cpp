@@ -19,7 +19,7 @@ namespace {
 
 int run_needles(int argc, char** argv) {
   Args args("needles", "Write a training shard: a corpus mixed with synthetic needle documents.");
-  args.option("input", "PATH", "corpus: a text file or a folder of *.txt files (default: the Moby Dick training chapters)");
+  args.option("input", "PATH,...", "corpus: text files or folders of *.txt files (default: the Moby Dick training chapters)");
   args.option("out", "SHARD", "the shard file to write");
   args.option("tokenizer", "NAME", "p50k, r50k or bytes", "p50k");
   args.option("seq-len", "T", "the training sequence length: documents have fewer tokens and start a window", "512");
@@ -48,8 +48,10 @@ int run_needles(int argc, char** argv) {
   if (opt.tokens < 0) throw UsageError("avey needles: --tokens must not be negative");
 
   auto tok = data::load_tokenizer(args.str("tokenizer"));
-  const std::vector<std::string> files = args.given("input") ? data::expand_path(args.str("input"), {".txt"})
-                                                             : data::corpus_files("moby-dick").train;
+  std::vector<std::string> files = args.given("input") ? std::vector<std::string>() : data::corpus_files("moby-dick").train;
+  if (args.given("input"))
+    for (const std::string& path : args.list("input"))
+      for (std::string& f : data::expand_path(path, {".txt"})) files.push_back(std::move(f));
   const std::vector<uint32_t> corpus = data::tokenize_files(*tok, files, "corpus");
   const std::string text = data::documents_text(files);  // sniah2 documents hide their needle in the corpus's own text
 

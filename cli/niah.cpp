@@ -13,6 +13,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "cli/args.h"
 #include "cli/checkpoint.h"
@@ -163,12 +164,19 @@ int run_niah(int argc, char** argv) {
     write_svg_heatmap(stem + ".svg", heatmap_of(report, lengths, depths));
   };
 
-  // Work is counted in prompt tokens (a sample's cost grows with its length), for the ETA.
-  double work_total = 0, work_done = 0;
+  // The ETA: the samples left at each length, times a sample's seconds fitted as a + b * length.
+  std::map<int64_t, int64_t> left;
   for (int64_t L : lengths)
     for (int d : depths)
-      if (!report.find(L, d)) work_total += double(L) * double(samples);
+      if (!report.find(L, d)) left[L] += samples;
+  data::CostFit fit;
+  auto eta = [&] {
+    double total = 0;
+    for (auto [L, n] : left) total += double(n) * fit.predict(double(L));
+    return data::format_duration(total);
+  };
   const auto start = std::chrono::steady_clock::now();
+  auto last_line = start;
   auto since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
@@ -190,6 +198,7 @@ int run_niah(int argc, char** argv) {
       NiahCell cell{L, d, {}, 0, 0};
       engine::reset_peak_memory(device);
       for (int64_t s = 0; s < samples; ++s) {
+        const auto sample_start = std::chrono::steady_clock::now();
         const Prompt p = prompt_for(L, units, d, s);
         std::vector<int32_t> ids = tok->encode_ordinary(p.text);
         const int64_t prompt_tokens = int64_t(ids.size());
@@ -201,16 +210,23 @@ int run_niah(int argc, char** argv) {
         NiahSample r{p.answer, tok->decode(out), false, prompt_tokens};
         r.correct = correct(r.output, r.answer);
         cell.samples.push_back(r);
-        work_done += double(L);
-        const double elapsed = since(start);
-        fmt::print(stderr, "niah {} | {} depth {}% | sample {}/{} | {} tokens | {} | cell {}/{} | {} | ETA {}\n",
-                   niah::name_of(task), length_label(L), d, s + 1, samples, prompt_tokens, r.correct ? "right" : "wrong",
-                   cell_index, cells_total, data::format_duration(elapsed),
-                   data::format_duration(elapsed / work_done * (work_total - work_done)));
+        fit.add(double(L), since(sample_start));
+        left[L]--;
+        if (since(last_line) > 5 && s + 1 < samples) {  // a slow cell shows its samples too
+          fmt::print(stderr, "niah {} | {} depth {}% | sample {}/{} | {} tokens | {} | {} | ETA {}\n", niah::name_of(task),
+                     length_label(L), d, s + 1, samples, prompt_tokens, r.correct ? "right" : "wrong",
+                     data::format_duration(since(start)), eta());
+          last_line = std::chrono::steady_clock::now();
+        }
       }
       cell.peak_bytes = engine::peak_memory_bytes(device);
       report.cells.push_back(cell);
       save();
+      fmt::print(stderr, "niah {} | {} depth {}% | {:.0f}% right | {:.0f} tokens | {:.3g} s a sample | {:.0f} MiB | cell {}/{} "
+                 "| {} | ETA {}\n", niah::name_of(task), length_label(L), d, cell.accuracy(), cell.mean_prompt_tokens(),
+                 cell.seconds / double(samples), double(cell.peak_bytes) / double(1 << 20), cell_index, cells_total,
+                 data::format_duration(since(start)), eta());
+      last_line = std::chrono::steady_clock::now();
     }
   }
   save();

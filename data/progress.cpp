@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -42,6 +43,17 @@ void Progress::finish(const std::string& status) {
   if (label_.empty()) return;
   fmt::print(stderr, "{}{}: {} | {}{}\n", tty_ && printed_ ? "\r" : "", label_, status, format_duration(elapsed()),
              tty_ ? "\033[K" : "");
+}
+
+void CostFit::add(double x, double seconds) {
+  n_ += 1, sx_ += x, sy_ += seconds, sxx_ += x * x, sxy_ += x * seconds;
+}
+
+double CostFit::predict(double x) const {
+  if (n_ == 0) return -1;
+  const double spread = n_ * sxx_ - sx_ * sx_;  // 0 while every item had the same x: the mean then
+  const double b = spread > 1e-9 * n_ * sxx_ ? (n_ * sxy_ - sx_ * sy_) / spread : 0;
+  return std::max(0.0, (sy_ - b * sx_) / n_ + b * x);
 }
 
 }  // namespace data

@@ -29,4 +29,15 @@ class Progress {
   bool printed_ = false;
 };
 
+// Seconds per item fitted as a + b x by least squares over the items done, for the ETA of work
+// whose items differ in size (needle-in-a-haystack prompts of 1K to 1M tokens: avey niah).
+class CostFit {
+ public:
+  void add(double x, double seconds);
+  double predict(double x) const;  // -1 (unknown) until an item is done
+
+ private:
+  double n_ = 0, sx_ = 0, sy_ = 0, sxx_ = 0, sxy_ = 0;
+};
+
 }  // namespace data
