@@ -186,7 +186,7 @@ int run_niah(int argc, char** argv) {
              depths.size(), samples, engine::device_name(device), dir);
   for (int64_t L : lengths) {
     int64_t units = 0;  // sniah: haystack lines or words for this length
-    if (task != niah::Task::Passkey) {
+    if (left[L] > 0 && task != niah::Task::Passkey) {
       units = niah::ruler_units(haystack, *tok, L - ruler_new, needles[0]);
       if (units == 0)
         throw UsageError(fmt::format("avey niah: length {} is too short for the {} prompt and {} generated tokens", L,

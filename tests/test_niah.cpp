@@ -63,6 +63,8 @@ TEST_CASE("niah: the passkey prompt is the reference's, line for line") {
   CHECK(p.find("\nThe pass key is 17531\n") == 96001);
   CHECK(p.ends_with("\nThe pass key is"));
   CHECK(niah::filler(95) == F + " The g");
+  CHECK(niah::passkey_prompt(200, 50, "2733") ==  // docs/niah.md's example
+        "\n" + F + " The grass \nThe pass key is 2733\n" + F + " The grass \nThe pass key is");
 }
 
 TEST_CASE("niah: passkeys start with the reference's five, then draws in 1..49999 from the seed") {
