@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -42,6 +43,11 @@ int64_t Config::tail_width() const {
 
 int64_t Config::param_count() const {
   const int64_t d = d_embed, m = expanded_width(), C = context_rows();
+  if (is_encoder()) {  // docs/model.md section 2: layers alternate static (with [S, S]) and dynamic
+    const int64_t dynamic = d + (m * d + m) + (3 * d * d + d) + 1, S = split_size;
+    const int64_t statics = (n_layers + 1) / 2;
+    return vocab_size * d + S * C + statics * (dynamic + S * S) + (n_layers - statics) * dynamic;
+  }
   const int64_t norm_params = use_layernorm() ? 2 * d : d;
   int64_t block = norm_params + (m * d + m) + fuser_in() * d + d;
   if (!use_attention()) block += C * C;
@@ -58,11 +64,17 @@ Config Config::preset(const std::string& name) {
     c.d_embed = 768, c.n_layers = 104;
   } else if (name == "large") {
     c.d_embed = 2048, c.n_layers = 48;
+  } else if (name == "avey-b-base" || name == "avey-b-tiny") {  // the encoder (docs/model.md section 2)
+    c.model = "avey-b", c.vocab_size = 50368, c.split_size = 256, c.top_k = 3;
+    c.d_embed = 768, c.n_layers = 30, c.seq_len = 2048, c.lr = 7e-4, c.weight_decay = 0.01;
+    if (name == "avey-b-tiny") c.d_embed = 128, c.n_layers = 4, c.split_size = 64, c.seq_len = 256;
   } else {
-    throw std::invalid_argument("unknown preset '" + name + "' (tiny, small, medium, large)");
+    throw std::invalid_argument("unknown preset '" + name + "' (" + preset_names() + ")");
   }
   return c;
 }
+
+std::string preset_names() { return "tiny, small, medium, large, avey-b-base, avey-b-tiny"; }
 
 namespace {
 
@@ -108,12 +120,13 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
   // An optional "preset" key starts from a named preset; the other keys override it.
   if (j.contains("preset")) {
     const auto& p = j.at("preset");
-    c = preset(get_choice(p, src, "preset", {"tiny", "small", "medium", "large"}));
+    c = preset(get_choice(p, src, "preset", {"tiny", "small", "medium", "large", "avey-b-base", "avey-b-tiny"}));
   }
+  if (j.contains("model")) c.model = get_choice(j.at("model"), src, "model", {"avey", "avey-b"});
   using Setter = std::function<void(const nlohmann::json&, const std::string&)>;
   const std::map<std::string, Setter> setters = {
       {"preset", [](const nlohmann::json&, const std::string&) {}},
-      {"model", [&](auto& v, auto& k) { c.model = get_choice(v, src, k, {"avey"}); }},
+      {"model", [](const nlohmann::json&, const std::string&) {}},  // read first, above
       {"vocab_size", [&](auto& v, auto& k) { c.vocab_size = get_int(v, src, k, 1); }},
       {"d_embed", [&](auto& v, auto& k) { c.d_embed = get_int(v, src, k, 1); }},
       {"n_layers", [&](auto& v, auto& k) { c.n_layers = get_int(v, src, k, 0); }},
@@ -135,10 +148,23 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
       {"lr", [&](auto& v, auto& k) { c.lr = get_real(v, src, k); }},
       {"weight_decay", [&](auto& v, auto& k) { c.weight_decay = get_real(v, src, k); }},
       {"seed", [&](auto& v, auto& k) { c.seed = get_int(v, src, k, 0); }},
+      {"eps", [&](auto& v, auto& k) { c.eps = get_real(v, src, k); }},
+      {"mask_id", [&](auto& v, auto& k) { c.mask_id = get_int(v, src, k, 0); }},
+      // Avey-B's reference names (its k counts the retrieved splits, as top_k does)
+      {"chunk_size", [&](auto& v, auto& k) { c.split_size = get_int(v, src, k, 1); }},
+      {"k", [&](auto& v, auto& k) { c.top_k = get_int(v, src, k, 0); }},
   };
+  // The decoder's architecture switches mean nothing to Avey-B, and Avey-B's keys nothing to the decoder.
+  static const std::vector<std::string> decoder_only = {
+      "expansion_factor", "tail_proportion", "ranker_weight_norm", "enricher_activation", "contextualizer_activation",
+      "dynamic", "split_weighting", "ranker", "norm", "contextualizer", "attention_head_size"};
+  static const std::vector<std::string> encoder_only = {"eps", "mask_id", "chunk_size", "k"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     auto s = setters.find(it.key());
     if (s == setters.end()) bad(src, it.key(), "unknown key");
+    const auto& other = c.is_encoder() ? decoder_only : encoder_only;
+    if (std::find(other.begin(), other.end(), it.key()) != other.end())
+      bad(src, it.key(), fmt::format("not a key of model '{}'", c.model));
     s->second(it.value(), it.key());
   }
   c.validate(src);
@@ -146,7 +172,15 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
 }
 
 void Config::validate(const std::string& src) const {
-  if (model != "avey") bad(src, "model", "must be 'avey'");
+  if (model != "avey" && model != "avey-b") bad(src, "model", "must be 'avey' or 'avey-b'");
+  if (is_encoder()) {
+    if (expansion_factor != 4 || tail_proportion != 0.5 || norm != "rmsnorm" || contextualizer != "avey")
+      bad(src, "model", "avey-b has one architecture (expansion 4, RMSNorm); the decoder's switches do not apply");
+    if (!(eps > 0.0)) bad(src, "eps", "must be > 0");
+    if (mask_id >= vocab_size)
+      bad(src, "mask_id",
+          fmt::format("{} does not fit the vocabulary of {} ids (no room for the mask token)", mask_id, vocab_size));
+  }
   if (!(tail_proportion > 0.0 && tail_proportion <= 1.0))
     bad(src, "tail_proportion", fmt::format("must be in (0, 1], got {}", tail_proportion));
   if (tail_width() < 2)
@@ -163,6 +197,12 @@ void Config::validate(const std::string& src) const {
 }
 
 nlohmann::json Config::to_json() const {
+  if (is_encoder())
+    return nlohmann::json{{"model", model},     {"vocab_size", vocab_size}, {"d_embed", d_embed},
+                          {"n_layers", n_layers}, {"split_size", split_size}, {"top_k", top_k},
+                          {"eps", eps},         {"mask_id", mask_id},       {"seq_len", seq_len},
+                          {"batch_size", batch_size}, {"lr", lr},           {"weight_decay", weight_decay},
+                          {"seed", seed}};
   return nlohmann::json{
       {"model", model},
       {"vocab_size", vocab_size},
@@ -212,10 +252,14 @@ nlohmann::json toml_to_json(const toml::table& t, const std::string& src) {
 }  // namespace
 
 Config load_config(const std::string& spec) {
-  if (spec == "tiny" || spec == "small" || spec == "medium" || spec == "large") return Config::preset(spec);
   const bool is_json = ends_with(spec, ".json"), is_toml = ends_with(spec, ".toml");
-  if (!is_json && !is_toml)
-    throw std::invalid_argument("config '" + spec + "': not a preset (tiny, small, medium, large) nor a .json/.toml file");
+  if (!is_json && !is_toml) {
+    try {
+      return Config::preset(spec);
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument("config '" + spec + "': not a preset (" + preset_names() + ") nor a .json/.toml file");
+    }
+  }
   std::ifstream in(spec);
   if (!in) throw std::invalid_argument("config '" + spec + "': cannot open the file");
   std::stringstream ss;

@@ -1,9 +1,11 @@
-// The Avey model's configuration: sizes, ablation switches and a few training defaults.
+// A model's configuration: which model (the decoder "avey" or the encoder "avey-b"), sizes,
+// ablation switches and a few training defaults.
 //
-// A Config comes from a named preset (tiny, small, medium, large: paper Appendix A) or from a
-// JSON object / flat TOML file whose keys are the field names below. Unknown keys and bad values
-// are errors that name the key. Derived sizes (m, mt, mh, C) follow docs/model.md section 1 and the
-// PyTorch reference (tests/reference/avey_ref.py) exactly.
+// A Config comes from a named preset (tiny, small, medium, large: paper Appendix A; avey-b-base,
+// avey-b-tiny) or from a JSON object / flat TOML file whose keys are the field names below
+// (Avey-B also takes its reference's names chunk_size and k). Unknown keys, keys the model does
+// not have, and bad values are errors that name the key. Derived sizes (m, mt, mh, C) follow
+// docs/model.md and the PyTorch references (tests/reference/avey_ref.py, avey_b_ref.py) exactly.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,12 +20,12 @@ const char* name_of(Activation a);
 Activation parse_activation(const std::string& s);  // throws std::invalid_argument
 
 struct Config {
-  std::string model = "avey";
+  std::string model = "avey";      // avey (the decoder) | avey-b (the encoder, docs/model.md section 2)
   int64_t vocab_size = 50304;
   int64_t d_embed = 256;
   int64_t n_layers = 4;
   int64_t split_size = 64;         // S
-  int64_t top_k = 7;               // k: a context holds k+1 splits
+  int64_t top_k = 7;               // k: retrieved splits; a context holds k+1 splits
   int64_t expansion_factor = 4;    // e: m = e*d
   double tail_proportion = 0.5;    // p: share of the enriched columns that are contextualised
   std::string ranker_weight_norm = "max";  // max | first
@@ -35,6 +37,10 @@ struct Config {
   std::string norm = "rmsnorm";    // rmsnorm | layernorm
   std::string contextualizer = "avey";  // avey | attention
   int64_t attention_head_size = 64;
+  // Avey-B only: its epsilon (RMSNorm, the ranker's normalisation and weights) and the mask
+  // token's id (p50k_base + <|mask|>)
+  double eps = 1e-12;
+  int64_t mask_id = 50281;
   // training defaults a preset or file may carry (the trainer reads them; the model does not)
   int64_t seq_len = 512;
   int64_t batch_size = 8;
@@ -42,12 +48,13 @@ struct Config {
   double weight_decay = 0.1;
   int64_t seed = 11;
 
-  static Config preset(const std::string& name);  // tiny | small | medium | large
+  static Config preset(const std::string& name);  // tiny | small | medium | large | avey-b-base | avey-b-tiny
   static Config from_json(const nlohmann::json& j, const std::string& source = "config");
   nlohmann::json to_json() const;
   void validate(const std::string& source = "config") const;  // throws, naming the key
 
   // ---- derived sizes ----
+  bool is_encoder() const { return model == "avey-b"; }
   int64_t expanded_width() const { return expansion_factor * d_embed; }  // m
   int64_t tail_width() const;                                           // mt = int(p*m), +1 if odd
   int64_t head_width() const { return expanded_width() - tail_width(); }  // mh (bypass)
@@ -59,6 +66,9 @@ struct Config {
   bool use_attention() const { return contextualizer == "attention"; }
   int64_t param_count() const;  // from the shapes alone (the tied head adds nothing)
 };
+
+// The preset names, for messages.
+std::string preset_names();
 
 // A preset name, or the path of a .json or .toml file.
 Config load_config(const std::string& name_or_path);

@@ -10,6 +10,10 @@
 // splits. Training = 3x the forward for the blocks and the head (forward, and backward's two
 // products per forward product); the ranker counts once (its backward is a sparse scatter).
 // The C x C products are counted whole, as dense kernels compute them, triangle included.
+// Avey-B (an encoder: every row is a token's own): the compression 2 C d, and per layer 2 d 4d
+// (enricher) + 2 3d d (fuser) + the split mixing 2 S d (static) or 4 S d (dynamic: the
+// similarity and the mixing), the layers alternating; its MLM head is counted for every token
+// (as the reference computes every token's logits; the engine computes the masked ones only).
 #pragma once
 #include "avey/config.h"
 

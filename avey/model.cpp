@@ -9,6 +9,7 @@
 #include "avey/norm.h"
 #include "avey/packing.h"
 #include "avey/ranker.h"
+#include "avey/encoder.h"
 #include "engine/random.h"
 
 namespace avey {
@@ -17,6 +18,21 @@ using namespace engine;
 
 std::vector<std::pair<std::string, Shape>> parameter_layout(const Config& c) {
   const int64_t d = c.d_embed, m = c.expanded_width(), C = c.context_rows();
+  if (c.is_encoder()) {  // the reference's AveyForMaskedLM: embed, layers (static even, dynamic odd), ranker
+    std::vector<std::pair<std::string, Shape>> out{{"embed.weight", {c.vocab_size, d}}};
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const std::string p = fmt::format("layers.{}.", l);
+      out.push_back({p + "norm.weight", {d}});
+      out.push_back({p + "enricher.weight", {4 * d, d}});
+      out.push_back({p + "enricher.bias", {4 * d}});
+      if (l % 2 == 0) out.push_back({p + "spatial_proj", {c.split_size, c.split_size}});
+      out.push_back({p + "fuser.weight", {d, 3 * d}});
+      out.push_back({p + "fuser.bias", {d}});
+      out.push_back({p + "alpha", {}});  // a 0-dim scalar, as the reference stores it
+    }
+    out.push_back({"ranker.down_proj", {c.split_size, C}});
+    return out;
+  }
   std::vector<std::pair<std::string, Shape>> out{{"wte.weight", {c.vocab_size, d}}};
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = fmt::format("blocks.{}.", i);
@@ -63,6 +79,17 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
     by_name[name] = w;
     offset += numel(shape);
   }
+  if (cfg_.is_encoder()) {
+    wte_ = by_name.at("embed.weight");
+    down_proj_ = by_name.at("ranker.down_proj");
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+      const std::string p = fmt::format("layers.{}.", l);
+      auto get = [&](const std::string& s) { return by_name.count(p + s) ? by_name.at(p + s) : Tensor(); };
+      layers_.push_back(EncoderLayerWeights{get("norm.weight"), get("enricher.weight"), get("enricher.bias"),
+                                            get("spatial_proj"), get("fuser.weight"), get("fuser.bias"), get("alpha")});
+    }
+    return;
+  }
   wte_ = by_name.at("wte.weight");
   lnf_w_ = by_name.at("ln_f.weight");
   if (cfg_.use_layernorm()) lnf_b_ = by_name.at("ln_f.bias");
@@ -88,6 +115,18 @@ void Model::refresh_working() {
   if (working_.defined()) working_.copy_(flat_.to(DType::BF16));
 }
 
+// Avey-B's init (docs/model.md section 2): Xavier-normal matrices (std sqrt(2 / (fan_in +
+// fan_out)); M's fans are both S), zero biases, gains and alpha 1.
+Tensor Model::encoder_init(const std::string& name, const Shape& shape, Rng& rng, DType dt) const {
+  auto ends = [&](const std::string& s) { return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0; };
+  if (shape.size() == 2) {
+    const double fans = ends("spatial_proj") ? 2.0 * double(shape[0]) : double(shape[0] + shape[1]);
+    return Tensor::randn(shape, rng, std::sqrt(2.0 / fans), dt, device_);
+  }
+  if (ends("bias")) return Tensor::zeros(shape, dt, device_);
+  return Tensor::full(shape, 1.0, dt, device_);  // norm gains and alpha
+}
+
 void Model::init(uint64_t seed) {
   const DType dt = master_dtype();
   Rng rng(seed);
@@ -98,7 +137,9 @@ void Model::init(uint64_t seed) {
       return p.name.size() >= s.size() && p.name.compare(p.name.size() - s.size(), s.size(), s) == 0;
     };
     Tensor fresh;
-    if (p.name == "wte.weight") {
+    if (cfg_.is_encoder()) {
+      fresh = encoder_init(p.name, v.shape(), rng, dt);
+    } else if (p.name == "wte.weight") {
       fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (V + d)), dt, device_);  // Xavier-normal
     } else if (ends("spatial_proj")) {
       fresh = Tensor::randn(v.shape(), rng, std::sqrt(2.0 / (C + C)), dt, device_);
@@ -195,6 +236,33 @@ Tensor Model::run_blocks(const Contexts& ctx) const {
   return h;
 }
 
+Tensor Model::hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T) const {
+  const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
+  const Tensor x = embed(ids, B, T);
+  return cfg_.is_encoder() ? encode(x, B, n) : run_blocks(contexts(x, B, n));
+}
+
+// Avey-B: every split's context (the ranker of avey/ranker.h with Avey-B's rule), compressed to S
+// rows, then the layers, each split on its own.
+Tensor Model::encode(const Tensor& x, int64_t B, int64_t n) const {
+  const int64_t S = cfg_.split_size, d = cfg_.d_embed, C = cfg_.context_rows();
+  std::vector<int64_t> queries(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) queries[size_t(i)] = i;
+  // fp32 scores even in mixed precision (bf16 would round near-ties into different selections)
+  Tensor x3 = reshape(x.dtype() == DType::BF16 ? cast(x, DType::F32) : x, {B, n * S, d});
+  Tensor scores = maxsim_scores(x3, x3, S, cfg_.eps);
+  ContextPlan plan = select_contexts(cfg_, B, n, queries, scores, n, x.device());
+  Tensor splits = reshape(x, {B * n, S * d});
+  Tensor ctx = composed_ ? build_contexts_composed(splits, scores, plan) : build_contexts(splits, scores, plan);
+  Tensor h = compress_contexts(reshape(ctx, {B * n, C, d}), down_proj_, x);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    h = encoder_layer(h, layers_[l], cfg_, composed_);
+    if (block_hook_ && h.requires_grad())
+      h.register_hook("block", [hook = block_hook_, l](const Tensor& g) { hook(int64_t(l), g); });
+  }
+  return h;
+}
+
 Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
   int64_t B, T;
   std::vector<int32_t> ids = host_ids(input_ids, B, T);
@@ -202,7 +270,7 @@ Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
     fail("avey loss", "labels must be i32 shaped like input_ids " + input_ids.describe() + ", got " + labels.describe());
   std::vector<int32_t> lab = labels.to(Device::CPU).to_vector<int32_t>();
   const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
-  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n));  // the current splits' rows
+  Tensor h = hidden(ids, B, T);  // the last layer's rows
   // Only the labelled positions (the mean loss is over them; the other rows' logits never matter).
   std::vector<int32_t> rows, targets;
   for (int64_t b = 0; b < B; ++b)
@@ -216,7 +284,8 @@ Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
     }
   if (rows.empty()) fail("avey loss", "every label is -100: no position to average the loss over");
   const int64_t M = int64_t(rows.size());
-  Tensor hf = norm(gather_rows(h, Tensor::from(rows, {M}, device_)), lnf_w_, lnf_b_);
+  Tensor hf = gather_rows(h, Tensor::from(rows, {M}, device_));
+  if (!cfg_.is_encoder()) hf = norm(hf, lnf_w_, lnf_b_);  // Avey-B's head has no final norm
   Tensor tg = Tensor::from(targets, {M});  // on the host, where the fused head checks and counts them
   return composed_ ? tied_head_loss_composed(hf, wte_, tg.to(device_)) : tied_head_loss(hf, wte_, tg);
 }
@@ -226,16 +295,19 @@ Tensor Model::logits(const Tensor& input_ids) {
   int64_t B, T;
   std::vector<int32_t> ids = host_ids(input_ids, B, T);
   const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
-  Tensor h = run_blocks(contexts(embed(ids, B, T), B, n));
+  Tensor h = hidden(ids, B, T);
   std::vector<int32_t> rows;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) rows.push_back(int32_t((b * n + t / S) * S + t % S));
-  Tensor hf = norm(gather_rows(h, Tensor::from(rows, {B * T}, device_)), lnf_w_, lnf_b_);
+  Tensor hf = gather_rows(h, Tensor::from(rows, {B * T}, device_));
+  if (!cfg_.is_encoder()) hf = norm(hf, lnf_w_, lnf_b_);
   return reshape(matmul(hf, wte_, false, true), {B, T, cfg_.vocab_size});
 }
 
 Tensor Model::next_token_logits(const std::vector<int32_t>& ids) {
   NoGrad no_grad;
+  if (cfg_.is_encoder())
+    fail("next_token_logits", "an avey-b model is an encoder (masked language model): it does not generate text");
   if (ids.empty()) fail("next_token_logits", "needs at least one token");
   const int64_t T = int64_t(ids.size()), S = cfg_.split_size, d = cfg_.d_embed, C = cfg_.context_rows();
   Tensor ids_t = Tensor::from(ids, {1, T});

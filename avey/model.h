@@ -1,4 +1,6 @@
-// The Avey decoder (docs/model.md, section 1): embedding, ranker, L blocks, tied head.
+// An Avey model: the decoder (docs/model.md section 1: embedding, ranker, L blocks, tied head)
+// or, when the config's model is "avey-b", the encoder (section 2: embedding, ranker with its
+// compression, L static/dynamic layers, tied MLM head; avey/encoder.h). Below, the decoder:
 //
 //   X  = E[ids], right-padded with zero rows to n*S rows per sequence        [B*n*S, d]
 //   H  = contexts(X): per split, K = k+1 slots of S rows (ranker.h)         [B*n, C, d]
@@ -25,6 +27,7 @@
 
 #include "avey/block.h"
 #include "avey/config.h"
+#include "avey/encoder.h"
 #include "avey/packing.h"
 #include "avey/ranker.h"
 #include "engine/ops.h"
@@ -69,8 +72,8 @@ class Model {
   engine::Tensor loss(const engine::Tensor& input_ids, const engine::Tensor& labels);
   // [B, T, V] logits, no gradient.
   engine::Tensor logits(const engine::Tensor& input_ids);
-  // Generation mode: the logits [V] of the token after ids.back(). Only the split holding the last
-  // position is ranked (against every earlier split) and run through the blocks.
+  // Generation mode (the decoder only): the logits [V] of the token after ids.back(). Only the
+  // split holding the last position is ranked (against every earlier split) and run through the blocks.
   engine::Tensor next_token_logits(const std::vector<int32_t>& ids);
 
   // Names and shapes are checked (a clear error names a missing, unexpected or mis-shaped tensor);
@@ -95,6 +98,8 @@ class Model {
 
  private:
   engine::Tensor& add_param(const std::string& name, const engine::Shape& shape);
+  engine::Tensor encoder_init(const std::string& name, const engine::Shape& shape, engine::Rng& rng,
+                              engine::DType dt) const;
   std::vector<int32_t> host_ids(const engine::Tensor& ids, int64_t& B, int64_t& T) const;
   engine::Tensor embed(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B*Tp, d]
   struct Contexts {
@@ -102,6 +107,10 @@ class Model {
     Packing pack;
   };
   Contexts contexts(const engine::Tensor& x, int64_t B, int64_t n) const;
+  // The last layer's rows [B*n*S, d] (split b*n + i's row t at (b*n + i)*S + t): the decoder's
+  // current splits, or the encoder's output before the head
+  engine::Tensor hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;
+  engine::Tensor encode(const engine::Tensor& x, int64_t B, int64_t n) const;  // Avey-B: x [B*n*S, d]
   Contexts pack(const engine::Tensor& h, const ContextPlan& plan) const;  // h [N*C, d]
   engine::Tensor run_blocks(const Contexts& ctx) const;                  // [N*S, d]
   engine::Tensor norm(const engine::Tensor& x, const engine::Tensor& w, const engine::Tensor& b) const;
@@ -112,7 +121,9 @@ class Model {
   engine::Tensor flat_, flat_grad_, working_;
   std::vector<Param> params_;
   engine::Tensor wte_, lnf_w_, lnf_b_;
-  std::vector<BlockWeights> blocks_;
+  std::vector<BlockWeights> blocks_;         // the decoder's
+  std::vector<EncoderLayerWeights> layers_;  // the encoder's, and its ranker's [S, C] compression
+  engine::Tensor down_proj_;
   bool composed_ = false;
   bool packing_ = true;
   mutable std::vector<int64_t> packing_pad_;  // the padding packing_cache_ was made for

@@ -35,14 +35,16 @@ Tensor maxsim_best(const Tensor& qn, const Tensor& cn, int64_t S) {
 
 }  // namespace
 
-Tensor maxsim_scores(const Tensor& xq, const Tensor& xc, int64_t S) {
+double ranker_eps(const Config& cfg) { return cfg.is_encoder() ? cfg.eps : kRankerEps; }
+
+Tensor maxsim_scores(const Tensor& xq, const Tensor& xc, int64_t S, double eps) {
   if (xq.ndim() != 3 || xc.ndim() != 3 || xq.size(1) % S || xc.size(1) % S || xq.size(0) != xc.size(0) ||
       xq.size(2) != xc.size(2))
     fail("maxsim_scores", "expected [B, R*S, d] and [B, J*S, d] with S = " + std::to_string(S) + ", got " +
                               xq.describe() + " and " + xc.describe());
   const int64_t B = xq.size(0), R = xq.size(1) / S, J = xc.size(1) / S;
-  Tensor qn = l2norm_rows(xq, kRankerEps, NormEps::Outside);
-  Tensor cn = xc.impl() == xq.impl() ? qn : l2norm_rows(xc, kRankerEps, NormEps::Outside);
+  Tensor qn = l2norm_rows(xq, eps, NormEps::Outside);
+  Tensor cn = xc.impl() == xq.impl() ? qn : l2norm_rows(xc, eps, NormEps::Outside);
   Tensor best = maxsim_best(qn, cn, S);                      // max over the rows u of split j
   Tensor per_row = transpose(reshape(best, {B * R, S, J}));  // [B*R, J, S]
   return reshape(row_sums(per_row), {B, R, J});              // sum over the rows t of split i
@@ -52,7 +54,7 @@ ContextPlan select_contexts(const Config& cfg, int64_t B, int64_t n, const std::
                             const Tensor& scores, int64_t J, Device device) {
   ContextPlan p;
   const int64_t R = int64_t(query_split.size()), k = cfg.top_k, K = k + 1;
-  p.batch = B, p.table_splits = n, p.queries = R, p.slots = K, p.score_cols = J;
+  p.batch = B, p.table_splits = n, p.queries = R, p.slots = K, p.score_cols = J, p.eps = ranker_eps(cfg);
   const bool ranked = cfg.ranker, weighting = cfg.ranker && cfg.split_weighting;
   if (ranked && B * R * J > 0 &&
       (!scores.defined() || scores.numel() != B * R * J || scores.device() != device))
@@ -82,10 +84,15 @@ ContextPlan select_contexts(const Config& cfg, int64_t B, int64_t n, const std::
   const bool read = ranked && scores.defined();
   const Tensor& typed = read ? scores : Tensor::empty({0}, DType::F32, device);
   const int32_t* qp = identity ? nullptr : qs.data<int32_t>();
+  using kernels::SplitNorm;
+  const kernels::SelectRule rule{ranked, weighting, cfg.is_encoder(),
+                                 cfg.is_encoder()                   ? SplitNorm::Min
+                                 : cfg.ranker_weight_norm == "max" ? SplitNorm::Max
+                                                                   : SplitNorm::First,
+                                 p.eps};
   AVEY_DISPATCH_IN(::avey::kernels, "select_contexts", typed, select_contexts,
                    {.batch = B, .queries = R, .cols = J, .k = k, .table = n, .query = qp,
-                    .scores = read ? typed.data<T>() : nullptr, .ranked = ranked, .weighted = weighting,
-                    .norm_max = cfg.ranker_weight_norm == "max", .eps = kRankerEps, .split = p.split.data<int32_t>(),
+                    .scores = read ? typed.data<T>() : nullptr, .rule = rule, .split = p.split.data<int32_t>(),
                     .weight = p.weight.data<double>(), .score_index = p.score_index.data<int32_t>(),
                     .norm_index = p.norm_index.data<int32_t>()});
   return p;
@@ -143,7 +150,7 @@ Tensor build_contexts_composed(const Tensor& splits, const Tensor& scores, const
       den[s] = norm_index[s] >= 0 ? norm_index[s] : int32_t(ns + 1);
     }
     Tensor numer = gather_rows(table, Tensor::from(num, {int64_t(total)}, splits.device()));
-    Tensor denom = add_scalar(gather_rows(table, Tensor::from(den, {int64_t(total)}, splits.device())), kRankerEps);
+    Tensor denom = add_scalar(gather_rows(table, Tensor::from(den, {int64_t(total)}, splits.device())), plan.eps);
     w = add(div(numer, denom), w);
   }
   return mul(gathered, w);
@@ -176,7 +183,7 @@ Tensor build_contexts(const Tensor& splits, const Tensor& scores, const ContextP
       AVEY_DISPATCH_IN(::avey::kernels, "build_contexts", gs, selection_score_grad,
                        {.contexts = B * plan.queries, .slots = plan.slots, .cols = plan.score_cols,
                         .scores = sc.data<T>(), .score_index = plan.score_index.data<int32_t>(),
-                        .norm_index = plan.norm_index.data<int32_t>(), .gw = dw.data<double>(), .eps = kRankerEps,
+                        .norm_index = plan.norm_index.data<int32_t>(), .gw = dw.data<double>(), .eps = plan.eps,
                         .gscores = gs.data<T>()});
     }
     return {gx, gs};

@@ -1,5 +1,7 @@
 // The ranker: which earlier splits each split's extended context holds, and with what weight.
-// It runs once per forward, on the raw (right-padded) embeddings X.
+// It runs once per forward, on the raw (right-padded) embeddings X. Below, the decoder's rules;
+// Avey-B's differ in three places (docs/model.md section 2): its eps (1e-12), the selected
+// splits in descending score order, and the norm the smallest selected score.
 //
 //  1. MaxSim scores (composed from recorded primitives, so the gradient reaches X through the
 //     arg-max row pairs; row_max sends it to the first arg-max like torch.max):
@@ -37,11 +39,16 @@
 
 namespace avey {
 
-constexpr double kRankerEps = 1e-8;
+constexpr double kRankerEps = 1e-8;  // the decoder's (Avey-B's is its config's eps)
+
+// The ranker's epsilon for a config: in the rows' normalisation and the weights' denominator.
+double ranker_eps(const Config& cfg);
 
 // score[b, r, j] for the query splits of xq [B, R*S, d] against the candidate splits of
-// xc [B, J*S, d] -> [B, R, J]. Recorded (differentiable). Pass xc = xq for all pairs.
-engine::Tensor maxsim_scores(const engine::Tensor& xq, const engine::Tensor& xc, int64_t split_size);
+// xc [B, J*S, d] -> [B, R, J], rows normalised as x / (|x| + eps). Recorded (differentiable).
+// Pass xc = xq for all pairs.
+engine::Tensor maxsim_scores(const engine::Tensor& xq, const engine::Tensor& xc, int64_t split_size,
+                             double eps = kRankerEps);
 
 // The result of selection: every slot of every context. The slots live on the device of the
 // scores (the selection runs there); what does not depend on the scores is on the host.
@@ -51,6 +58,7 @@ struct ContextPlan {
   int64_t queries = 0;       // R: contexts per sequence
   int64_t slots = 0;         // K = k + 1
   int64_t score_cols = 0;    // J: candidates per query in the scores [B, R, J]
+  double eps = kRankerEps;   // the weights' denominator: score(norm) + eps
   engine::Tensor split;        // i32 [B*R*K] global row of the split table (0 for empty slots)
   engine::Tensor weight;       // f64 [B*R*K] w (0 for empty slots, 1 for the current split);
                                // rounded to the splits' dtype where used (one rounding from double)

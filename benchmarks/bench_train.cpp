@@ -1,7 +1,10 @@
 // Training throughput of this engine on the GPU (or the CPU), the counterpart of
 // benchmarks/torch_train_bench.py: the same step (bf16 mixed precision, loss, backward, global
 // grad-norm clip 1.0, fused AdamW betas 0.9/0.95 eps 1e-12 wd 0.1 on matrices, lr 1e-3) on
-// synthetic token batches (random ids; labels = the next id).
+// synthetic token batches (random ids; labels = the next id). An Avey-B config (avey-b-base)
+// trains its masked language model instead, with its recipe: 20% of each batch masked
+// (data/masking.h), AdamW betas 0.95/0.95 eps 1e-18 wd 0.01, lr 7e-4: the counterpart of
+// benchmarks/torch_avey_b_bench.py (the public reference's classes).
 //
 //   bench_train [--config tiny] [--batch 16] [--seq-len 512] [--steps 20] [--warmup 3]
 //               [--precision bf16|fp32] [--device cuda|cpu] [--infer] [--prompts 2048,8192]
@@ -25,6 +28,7 @@
 
 #include "avey/flops.h"
 #include "avey/model.h"
+#include "data/masking.h"
 #include "engine/device_info.h"
 #include "engine/profile.h"
 #include "engine/random.h"
@@ -154,16 +158,24 @@ int main(int argc, char** argv) {
   std::vector<optim::Segment> segs;
   for (const avey::Param& p : model.params())
     segs.push_back({p.name, p.value.impl()->offset, p.value.numel(), p.value.ndim() >= 2});
-  optim::AdamW opt(model.flat_params(), segs, {0.9, 0.95, 1e-12, 0.1});
-  // A few distinct batches, rotated (labels: the next token of the same random stream).
+  const bool mlm = cfg.is_encoder();
+  const optim::AdamWConfig recipe = mlm ? optim::AdamWConfig{0.95, 0.95, 1e-18, 0.01} : optim::AdamWConfig{0.9, 0.95, 1e-12, 0.1};
+  const double lr = mlm ? 7e-4 : 1e-3;
+  optim::AdamW opt(model.flat_params(), segs, recipe);
+  // A few distinct batches, rotated (labels: the next token of the same random stream; Avey-B:
+  // the masked ids).
   std::vector<std::pair<Tensor, Tensor>> batches;
   for (int k = 0; k < 4; ++k) {
     std::vector<int32_t> ids, labels;
     for (int64_t b = 0; b < B; ++b) {
       std::vector<int32_t> row;
-      for (int64_t t = 0; t <= T; ++t) row.push_back(int32_t(rng.below(uint64_t(cfg.vocab_size))));
+      for (int64_t t = 0; t <= T; ++t) row.push_back(int32_t(rng.below(uint64_t(mlm ? cfg.mask_id : cfg.vocab_size))));
       ids.insert(ids.end(), row.begin(), row.end() - 1);
       labels.insert(labels.end(), row.begin() + 1, row.end());
+    }
+    if (mlm) {
+      const data::MaskedBatch m = data::mask_tokens(ids, int32_t(cfg.mask_id), rng);
+      ids = m.input_ids, labels = m.labels;
     }
     batches.push_back({Tensor::from(ids, {B, T}), Tensor::from(labels, {B, T})});  // on the host, as avey train
   }
@@ -178,7 +190,7 @@ int main(int argc, char** argv) {
     loss.backward();
     if (phases) sync(dev), phase[1] = seconds_since(t0), t0 = clock_type::now();
     optim::ClipResult clip = optim::clip_grad_norm(model.flat_grads(), 1.0);
-    opt.step(model.flat_grads(), 1e-3, clip, model.working_params());
+    opt.step(model.flat_grads(), lr, clip, model.working_params());
     if (phases) sync(dev), phase[2] = seconds_since(t0), last_loss = loss.item();
     return loss;
   };

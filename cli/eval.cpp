@@ -1,4 +1,5 @@
-// `avey eval`: validation loss, perplexity and bits per byte of a trained run, with standard
+// `avey eval`: validation loss, perplexity, top-1 accuracy and bits per byte of a trained run
+// (next-token; masked-token for an Avey-B encoder), with standard
 // errors, over its whole validation set (or any named corpus, text, folder or shards given with
 // --data; evaluate.h says which windows and how the errors are computed).
 #include <fmt/format.h>
@@ -41,15 +42,18 @@ int run_eval(int argc, char** argv) {
   RunData rd = load_run_data(args.str("data"), run.tokenizer, run.config);
   EvalResult r = evaluate(model, rd.val, B, T, max_batches, rd.tokenizer.get(), "eval");
   if (args.on("json")) {
-    fmt::print("{{\"loss\": {}, \"loss_se\": {}, \"perplexity\": {}, \"bpb\": {}, \"bpb_se\": {}, \"tokens\": {}, "
-               "\"bytes\": {}, \"windows\": {}, \"seq_len\": {}, \"step\": {}}}\n",
-               json_number(r.loss, 6), json_number(r.loss_se, 6), json_number(std::exp(r.loss), 4), json_number(r.bpb, 6),
-               json_number(r.bpb_se, 6), r.tokens, r.bytes, r.windows, T, run.step);
+    fmt::print("{{\"loss\": {}, \"loss_se\": {}, \"perplexity\": {}, \"accuracy\": {}, \"accuracy_se\": {}, "
+               "\"bpb\": {}, \"bpb_se\": {}, \"tokens\": {}, \"bytes\": {}, \"windows\": {}, \"seq_len\": {}, "
+               "\"step\": {}, \"objective\": \"{}\"}}\n",
+               json_number(r.loss, 6), json_number(r.loss_se, 6), json_number(std::exp(r.loss), 4),
+               json_number(r.accuracy, 6), json_number(r.accuracy_se, 6), json_number(r.bpb, 6),
+               json_number(r.bpb_se, 6), r.tokens, r.bytes, r.windows, T, run.step,
+               run.config.is_encoder() ? "masked" : "next-token");
   } else {
-    fmt::print("step {} | validation loss {:.4f}{} | perplexity {:.2f} | {:.4f}{} bits per byte | {} tokens, {} bytes, "
-               "{} windows of up to {} (± one standard error over windows)\n",
-               run.step, r.loss, plus_minus(r.loss_se), std::exp(r.loss), r.bpb, plus_minus(r.bpb_se), r.tokens, r.bytes,
-               r.windows, T);
+    fmt::print("step {} | validation {}loss {:.4f}{} | perplexity {:.2f} | accuracy {:.4f}{} | {:.4f}{} bits per byte | "
+               "{} tokens predicted, {} bytes, {} windows of up to {} (± one standard error over windows)\n",
+               run.step, run.config.is_encoder() ? "masked-token " : "", r.loss, plus_minus(r.loss_se), std::exp(r.loss),
+               r.accuracy, plus_minus(r.accuracy_se), r.bpb, plus_minus(r.bpb_se), r.tokens, r.bytes, r.windows, T);
   }
   return 0;
 }

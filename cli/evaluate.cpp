@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "data/masking.h"
 #include "data/progress.h"
 #include "engine/autograd.h"
 #include "engine/fused_ops.h"
@@ -19,11 +20,16 @@ namespace {
 using engine::Tensor;
 
 // -log softmax(logits[r])[targets[r]] for each row of logits [R, V] (on the model's device), in
-// fp32 or fp64, in row chunks that keep the temporaries small.
-std::vector<double> token_losses(const Tensor& logits, const std::vector<int32_t>& targets) {
+// fp32 or fp64 (0 where the target is -100), and whether the row's arg-max is its target, in row
+// chunks that keep the temporaries small.
+struct TokenScores {
+  std::vector<double> nll;
+  std::vector<bool> correct;
+};
+TokenScores score_tokens(const Tensor& logits, const std::vector<int32_t>& targets) {
   const int64_t R = logits.size(0), V = logits.size(1), chunk = std::max<int64_t>(1, (int64_t(1) << 26) / V);
-  std::vector<double> out;
-  out.reserve(size_t(R));
+  TokenScores out;
+  out.nll.reserve(size_t(R));
   for (int64_t r0 = 0; r0 < R; r0 += chunk) {
     const int64_t rows = std::min(chunk, R - r0);
     Tensor x = engine::slice_rows(logits, r0, r0 + rows);
@@ -32,7 +38,9 @@ std::vector<double> token_losses(const Tensor& logits, const std::vector<int32_t
     Tensor loss = Tensor::empty({rows}, x.dtype(), x.device());
     engine::cross_entropy_rows(x, Tensor::from(t, {rows}, x.device()), -100, loss);
     std::vector<double> nll = loss.to(engine::Device::CPU).to(engine::DType::F64).to_vector<double>();
-    out.insert(out.end(), nll.begin(), nll.end());
+    out.nll.insert(out.nll.end(), nll.begin(), nll.end());
+    const std::vector<int32_t> best = engine::row_argmax(x).to(engine::Device::CPU).to_vector<int32_t>();
+    for (int64_t i = 0; i < rows; ++i) out.correct.push_back(best[size_t(i)] == t[size_t(i)]);
   }
   return out;
 }
@@ -87,7 +95,8 @@ EvalResult evaluate(avey::Model& model, const data::TokenStream& tokens, int64_t
     for (int32_t id = 0; id < model.config().vocab_size; ++id)
       id_bytes.push_back(id < tokenizer->vocab_size() && id != tokenizer->eot() ? int64_t(tokenizer->decode({id}).size()) : 0);
 
-  std::vector<double> nats, ids, text_nats, bytes;  // per window
+  std::vector<double> nats, ids, text_nats, bytes, correct;  // per window
+  const avey::Config& cfg = model.config();
   data::Progress progress(progress_label);
   std::vector<uint32_t> window;
   int64_t predicted = 0;
@@ -99,24 +108,35 @@ EvalResult evaluate(avey::Model& model, const data::TokenStream& tokens, int64_t
     std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
     window.resize(size_t(T + 1));
     for (int64_t b = 0; b < B; ++b) {
-      tokens.read(windows[first + size_t(b)].start, uint64_t(T + 1), window.data());
+      const uint64_t start = windows[first + size_t(b)].start;
+      tokens.read(start, uint64_t(T + 1), window.data());
       for (uint32_t id : window)  // the model checks its inputs; the last target is only read here
-        if (id >= uint32_t(model.config().vocab_size))
-          throw std::runtime_error(fmt::format("evaluate: token id {} is outside the vocabulary [0, {})", id, model.config().vocab_size));
-      std::copy(window.begin(), window.end() - 1, inputs.begin() + b * T);
-      std::copy(window.begin() + 1, window.end(), targets.begin() + b * T);
+        if (id >= uint32_t(cfg.vocab_size))
+          throw std::runtime_error(fmt::format("evaluate: token id {} is outside the vocabulary [0, {})", id, cfg.vocab_size));
+      if (cfg.is_encoder()) {  // the window's own ids, masked as in training, the same every time
+        engine::Rng rng(start * 0x9E3779B97F4A7C15ull + 11);
+        const data::MaskedBatch m = data::mask_tokens(std::vector<int32_t>(window.begin(), window.end() - 1),
+                                                      int32_t(cfg.mask_id), rng);
+        std::copy(m.input_ids.begin(), m.input_ids.end(), inputs.begin() + b * T);
+        std::copy(m.labels.begin(), m.labels.end(), targets.begin() + b * T);
+      } else {
+        std::copy(window.begin(), window.end() - 1, inputs.begin() + b * T);
+        std::copy(window.begin() + 1, window.end(), targets.begin() + b * T);
+      }
     }
     Tensor logits = model.logits(Tensor::from(inputs, {B, T}, dev));
-    const std::vector<double> nll = token_losses(engine::reshape(logits, {B * T, logits.size(-1)}), targets);
+    const TokenScores s = score_tokens(engine::reshape(logits, {B * T, logits.size(-1)}), targets);
     for (int64_t b = 0; b < B; ++b) {
-      double a = 0, at = 0, by = 0;
+      double a = 0, at = 0, by = 0, n_ids = 0, hits = 0;
       for (int64_t t = b * T; t < (b + 1) * T; ++t) {
-        const double loss = nll[size_t(t)];
-        const int64_t n = tokenizer ? id_bytes[size_t(targets[size_t(t)])] : 0;
-        a += loss;
+        const int32_t target = targets[size_t(t)];
+        if (target < 0) continue;  // not predicted (an encoder's unmasked ids)
+        const double loss = s.nll[size_t(t)];
+        const int64_t n = tokenizer ? id_bytes[size_t(target)] : 0;
+        a += loss, n_ids += 1, hits += s.correct[size_t(t)];
         if (n > 0) at += loss, by += double(n);
       }
-      nats.push_back(a), ids.push_back(double(T)), text_nats.push_back(at), bytes.push_back(by);
+      nats.push_back(a), ids.push_back(n_ids), text_nats.push_back(at), bytes.push_back(by), correct.push_back(hits);
     }
     first = last;
     predicted += B * T;
@@ -126,9 +146,10 @@ EvalResult evaluate(avey::Model& model, const data::TokenStream& tokens, int64_t
 
   EvalResult r;
   r.windows = int64_t(windows.size());
-  r.tokens = predicted;
   r.bytes = int64_t(std::accumulate(bytes.begin(), bytes.end(), 0.0));
+  r.tokens = int64_t(std::accumulate(ids.begin(), ids.end(), 0.0));
   std::tie(r.loss, r.loss_se) = ratio_with_error(nats, ids);
+  std::tie(r.accuracy, r.accuracy_se) = ratio_with_error(correct, ids);
   if (tokenizer && r.bytes > 0) {
     std::tie(r.bpb, r.bpb_se) = ratio_with_error(text_nats, bytes);
     r.bpb /= std::log(2.0);

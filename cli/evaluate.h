@@ -1,5 +1,9 @@
-// Validation loss, bits per byte and their standard errors over a token stream, without
-// recording gradients.
+// Validation loss, accuracy, bits per byte and their standard errors over a token stream,
+// without recording gradients.
+//
+// The decoder predicts each next id; an encoder (Avey-B) the masked ids of each window: its T ids
+// are masked as in training (data/masking.h: round(0.2 T) positions), seeded by the window's
+// start, so every evaluation masks the same positions. Below, "predicted ids" are those.
 //
 // Windows: the N ids are cut into W = (N - 1) / T windows of T + 1 ids (window w starts at w*T;
 // its first T ids are the inputs, its last T the targets), as the training loader cuts them.
@@ -10,6 +14,7 @@
 //     floor(i W / n) for i < n), the same ones every time.
 //
 // loss: mean cross-entropy in nats per predicted id, end-of-text included (the training loss).
+// accuracy: the share of predicted ids that are the logits' arg-max (top-1).
 // bits per byte (with a tokenizer): the nats of the predicted ids that are text, divided by ln 2
 //   times the UTF-8 bytes those ids decode to; end-of-text (no bytes) counts in neither sum.
 // standard errors: the window is the sampling unit (ids within a window are correlated). For a
@@ -28,6 +33,7 @@
 
 struct EvalResult {
   double loss = 0, loss_se = NAN;  // nats per predicted id
+  double accuracy = 0, accuracy_se = NAN;
   double bpb = NAN, bpb_se = NAN;  // bits per byte; NaN without a tokenizer
   int64_t tokens = 0;              // ids predicted
   int64_t bytes = 0;               // UTF-8 bytes of the predicted text ids

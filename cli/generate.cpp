@@ -27,6 +27,9 @@ int run_generate(int argc, char** argv) {
 
   const std::string dir = args.str("checkpoint");
   LoadedModel run = read_run_config(dir);
+  if (run.config.is_encoder())
+    throw UsageError("avey generate: " + dir + " holds an avey-b encoder (a masked language model): it fills masks, "
+                     "it does not generate text");
   auto tok = tokenizer_for(run.tokenizer, run.config);
   const engine::Device device = resolve_device(args.str("device"));
   avey::Model model(run.config, device, resolve_precision("auto", device));

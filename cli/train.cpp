@@ -25,7 +25,9 @@
 #include "cli/svg_plot.h"
 #include "data/progress.h"
 #include "engine/device_info.h"
+#include "engine/fused_ops.h"
 #include "engine/ops.h"
+#include "data/masking.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
 
@@ -50,6 +52,24 @@ nlohmann::json typed(const Args& args, const std::string& flag, Kind kind) {
   return args.str(flag);
 }
 
+// An encoder's sample: every fourth id of the opening text masked, and what the model fills in.
+void print_fill_mask(avey::Model& model, const std::vector<int32_t>& opening, const data::Tokenizer& tok, int64_t step,
+                     const std::string& dir) {
+  engine::NoGrad no_grad;
+  std::vector<int32_t> masked = opening;
+  for (size_t i = 3; i < masked.size(); i += 4) masked[i] = int32_t(model.config().mask_id);
+  const engine::Tensor logits = model.logits(engine::Tensor::from(masked, {1, int64_t(masked.size())}));
+  const std::vector<int32_t> best = engine::row_argmax(engine::reshape(logits, {int64_t(masked.size()), logits.size(-1)}))
+                                        .to(engine::Device::CPU)
+                                        .to_vector<int32_t>();
+  std::string text;
+  for (size_t i = 0; i < masked.size(); ++i)
+    text += i % 4 == 3 && i >= 3 ? fmt::format("[{} -> {}]", tok.decode({opening[i]}), tok.decode({best[i]}))
+                                 : tok.decode({opening[i]});
+  fmt::print("--- fill-mask at step {} ([masked -> predicted]) ---\n{}\n---\n", step, text);
+  std::ofstream(dir + "/samples.txt", std::ios::app) << fmt::format("=== step {} (fill-mask) ===\n{}\n", step, text);
+}
+
 std::vector<optim::Segment> segments_of(avey::Model& model) {
   std::vector<optim::Segment> segs;
   for (const avey::Param& p : model.params()) segs.push_back(optim::segment_of(p.name, p.value, model.flat_params()));
@@ -67,6 +87,18 @@ void plot_metrics(const std::string& dir) {
     if (j.contains("val_loss")) val.points.emplace_back(j["step"].get<double>(), j["val_loss"].get<double>());
   }
   write_svg_plot(dir + "/loss.svg", "Avey training", "step", "cross-entropy (nats/token)", {train, val});
+}
+
+// Avey-B's pretraining recipe (docs/model.md section 2) for the flags not given: its config's lr
+// (7e-4), sequence length and weight decay (0.01), linear warm-up over the first 10% of the steps
+// then cosine to 0. (Its AdamW betas 0.95/0.95 and eps 1e-18 are set where the optimizer is made.)
+void use_encoder_recipe(nlohmann::json& settings, const Args& args) {
+  const avey::Config cfg = avey::load_config(args.str("config"));
+  if (!args.given("lr")) settings["lr"] = cfg.lr;
+  if (!args.given("weight-decay")) settings["weight-decay"] = cfg.weight_decay;
+  if (!args.given("seq-len")) settings["seq-len"] = cfg.seq_len;
+  if (!args.given("schedule")) settings["schedule"] = "warmup_cosine";
+  if (!args.given("warmup")) settings["warmup"] = settings["max-steps"].get<int64_t>() / 10;
 }
 
 int run_train(int argc, char** argv) {
@@ -110,6 +142,7 @@ int run_train(int argc, char** argv) {
     if (fs::exists(dir + "/train_state.json"))
       throw UsageError("avey train: " + dir + " already holds a run; continue it with --resume or choose another --out");
     for (const auto& [f, kind] : kRunFlags) settings[f] = typed(args, f, kind);
+    if (avey::load_config(args.str("config")).is_encoder()) use_encoder_recipe(settings, args);
   }
   auto setting = [&](const std::string& f) { return settings.at(f).get<std::string>(); };
   auto integer = [&](const std::string& f) { return settings.at(f).get<int64_t>(); };
@@ -124,14 +157,19 @@ int run_train(int argc, char** argv) {
   if (B < 1 || T < 1 || accum < 1 || max_steps < 1) throw UsageError("avey train: sizes and step counts must be positive");
 
   RunData run_data = load_run_data(setting("data"), setting("tokenizer"), cfg);
+  if (cfg.is_encoder() && run_data.tokenizer->vocab_size() > cfg.mask_id)
+    throw UsageError(fmt::format("avey train: the {} tokenizer's ids reach {}, past the mask id {}: no room for the mask token",
+                                 setting("tokenizer"), run_data.tokenizer->vocab_size() - 1, cfg.mask_id));
   data::Loader loader(run_data.train, B, T, uint64_t(integer("seed")));
 
   avey::Model model(cfg, device, dtype);
   model.init(uint64_t(integer("seed")));
+  // the recipes of docs/model.md: the decoder's paper (cosine to 10%), Avey-B's (to 0)
   optim::AdamW opt(model.flat_params(), segments_of(model),
-                   {0.9, 0.95, 1e-12, real("weight-decay")});
+                   cfg.is_encoder() ? optim::AdamWConfig{0.95, 0.95, 1e-18, real("weight-decay")}
+                                    : optim::AdamWConfig{0.9, 0.95, 1e-12, real("weight-decay")});
   optim::Schedule schedule{optim::parse_schedule_kind(setting("schedule")), real("lr"), integer("warmup"), max_steps,
-                           0.1};
+                           cfg.is_encoder() ? 0.0 : 0.1};
   schedule.validate();
   engine::Rng rng(uint64_t(integer("seed")));
 
@@ -163,6 +201,7 @@ int run_train(int argc, char** argv) {
   const std::vector<uint32_t> opening = run_data.val.read(0, std::min<uint64_t>(16, run_data.val.size()));
   const std::vector<int32_t> prompt(opening.begin(), opening.end());
   auto print_sample = [&](int64_t step) {
+    if (cfg.is_encoder()) return print_fill_mask(model, prompt, *run_data.tokenizer, step, dir);
     std::vector<int32_t> ids = prompt;
     SampleOptions so{48, 0.8, 40, run_data.tokenizer->eot(), run_data.tokenizer->vocab_size()};
     sample(model, ids, so, rng);
@@ -179,6 +218,10 @@ int run_train(int argc, char** argv) {
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
       data::Batch b = loader.next();
+      if (cfg.is_encoder()) {  // masked language modelling: the window's own ids, 20% masked
+        data::MaskedBatch m = data::mask_tokens(b.inputs, int32_t(cfg.mask_id), rng);
+        b.inputs = std::move(m.input_ids), b.targets = std::move(m.labels);
+      }
       // On the host: the model reads them there and uploads what the device needs.
       engine::Tensor ids = engine::Tensor::from(b.inputs, {b.B, b.T});
       engine::Tensor labels = engine::Tensor::from(b.targets, {b.B, b.T});
@@ -203,8 +246,9 @@ int run_train(int argc, char** argv) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const double eta = elapsed / double(st.step - first_step) * double(std::min(max_steps, stop_at) - st.step);
     nlohmann::json m = {{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tok_s", tok_s}};
-    std::string line = fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.0f} tok/s | {:.0f} ms",
-                                   st.step, max_steps, loss, lr, grad_norm, tok_s, secs * 1e3);
+    std::string line = fmt::format("step {:>5}/{} | {}loss {:.4f} | lr {:.2e} | grad {:.3f} | {:.0f} tok/s | {:.0f} ms",
+                                   st.step, max_steps, cfg.is_encoder() ? "MLM " : "", loss, lr, grad_norm, tok_s,
+                                   secs * 1e3);
     if (device == engine::Device::CUDA && peak > 0)
       line += fmt::format(" | MFU {:.1f}%", 100.0 * tok_s * flops_per_token / peak);
     else  // a CPU's sustained clock is not knowable from /proc/cpuinfo: report the rate itself
@@ -214,7 +258,8 @@ int run_train(int argc, char** argv) {
     if ((eval_every > 0 && st.step % eval_every == 0) || st.step == max_steps) {
       EvalResult ev = evaluate(model, run_data.val, B, T, args.integer("eval-batches"));
       m["val_loss"] = ev.loss;
-      line += fmt::format(" | val {:.4f}", ev.loss);
+      m["val_accuracy"] = ev.accuracy;
+      line += fmt::format(" | val {:.4f}, {} {:.1f}%", ev.loss, cfg.is_encoder() ? "masked acc" : "acc", 100 * ev.accuracy);
     }
     fmt::print("{}\n", line);
     std::fflush(stdout);

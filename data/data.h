@@ -5,6 +5,7 @@
 #include "data/data_dir.h"
 #include "data/documents.h"
 #include "data/loader.h"
+#include "data/masking.h"
 #include "data/paths.h"
 #include "data/shard.h"
 #include "data/splits.h"

@@ -124,6 +124,22 @@ Tensor l2norm_rows_backward(kernels::NormEps mode, const Tensor& x, double eps, 
   return gx;
 }
 
+Tensor row_argmax(const Tensor& x) {
+  const int64_t cols = x.size(-1), rows = x.numel() / cols;
+  Tensor best = Tensor::empty({rows}, x.dtype(), x.device()), at = Tensor::empty({rows}, DType::I32, x.device());
+  AVEY_DISPATCH("row_max", x, row_max, rows, cols, x.data<T>(), best.data<T>(), at.data<int32_t>());
+  return at;
+}
+
+Tensor l1norm_rows_backward(const Tensor& x, double eps, const Tensor& gy) {
+  check_same_shape("l1norm_rows_backward", x, gy);
+  const int64_t cols = x.size(-1), rows = x.numel() / cols;
+  Tensor gx = Tensor::empty(x.shape(), gy.dtype(), gy.device());
+  AVEY_DISPATCH("l1norm_rows_backward", gy, l1norm_rows_backward, rows, cols, x.data<T>(), eps, gy.data<T>(),
+                gx.data<T>());
+  return gx;
+}
+
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, int32_t ignore, Tensor loss) {
   const int64_t vocab = logits.size(-1), rows = logits.numel() / vocab;
   check_matrix("cross_entropy_rows", "the targets", targets, 1, rows);

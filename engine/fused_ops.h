@@ -75,6 +75,12 @@ ProductPair mul_pair(const Columns& g, const Tensor& a, const Tensor& b);
 Tensor l2norm_rows_backward(kernels::NormEps mode, const Tensor& x, double eps, const Tensor& gy, const Tensor& extra,
                             const RowMap* map = nullptr, int64_t summed_rows = 0);
 
+// ---- the largest column of each row (the first on ties, never NaN), i32 [rows] ----
+Tensor row_argmax(const Tensor& x);
+
+// ---- L1 row normalisation's backward (engine::l1norm_rows's, also a fused layer's piece) ----
+Tensor l1norm_rows_backward(const Tensor& x, double eps, const Tensor& gy);
+
 // ---- cross-entropy row by row (a fused head's pieces; engine::cross_entropy is the recorded op) ----
 // loss[r] = logsumexp(logits[r]) - logits[r, t_r], 0 where t_r == ignore, written into `loss`
 // (rows elements of the loss dtype, e.g. a view); returns the logsumexps (saved for the backward).

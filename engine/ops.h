@@ -48,6 +48,7 @@ Tensor softmax(const Tensor& x);  // over the last dim
 Tensor rmsnorm(const Tensor& x, const Tensor& gain, double eps);
 Tensor layernorm(const Tensor& x, const Tensor& gain, const Tensor& bias, double eps);
 Tensor l2norm_rows(const Tensor& x, double eps, NormEps mode);
+Tensor l1norm_rows(const Tensor& x, double eps);  // x / max(sum |x|, eps) per row (F.normalize, p = 1)
 
 // ---- reductions ----
 Tensor sum(const Tensor& x);        // all elements -> [1]

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "engine/dispatch.h"
+#include "engine/fused_ops.h"
 #include "engine/ops.h"
 
 namespace engine {
@@ -122,6 +123,22 @@ Tensor l2norm_rows(const Tensor& x, double eps, NormEps mode) {
                    .gy = g.data<T>(), .gx = gx.data<T>()});
     return {gx};
   });
+  return y;
+}
+
+// ---------------------------------------------------------------- L1 normalisation
+// y = x / d, d = max(s, eps), s = sum_j |x_j|; ds/dx_i = sign(x_i) (0 at 0, as torch's abs), so
+//   dy_j/dx_i = d_ij / d - x_j [s > eps] sign(x_i) / d^2
+//   gx_i = gy_i / d - sign(x_i) [s > eps] (gy . x) / d^2
+// Saves x (the backward recomputes s and d from it).
+Tensor l1norm_rows(const Tensor& x, double eps) {
+  const std::string op = "l1norm_rows";
+  auto [rows, cols] = rows_of(op, x);
+  if (!(eps > 0)) fail(op, fmt::format("eps must be > 0, got {}", eps));
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor denom = Tensor::empty({rows}, x.dtype(), x.device());
+  AVEY_DISPATCH(op, x, l1norm_rows, rows, cols, x.data<T>(), eps, y.data<T>(), denom.data<T>());
+  record(y, op, {x}, [x, eps](const Tensor& g) -> std::vector<Tensor> { return {l1norm_rows_backward(x, eps, g)}; });
   return y;
 }
 

@@ -50,6 +50,10 @@ void layernorm_backward(int64_t rows, int64_t cols, const T* x, const T* g, cons
 // y = x / norm(x) per row (see NormEps); the row's denominator is saved in `denom`.
 template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom);
 template <class T> void l2norm_rows_backward(const L2NormBackward<T>& a);
+// y = x / max(sum |x|, eps) per row (F.normalize with p = 1), the denominators saved. Its
+// backward recomputes the sum s from x: gx = gy / d - sign(x) [s > eps] (gy . x) / d^2.
+template <class T> void l1norm_rows(int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom);
+template <class T> void l1norm_rows_backward(int64_t rows, int64_t cols, const T* x, double eps, const T* gy, T* gx);
 
 // ---- reductions ----
 template <class T> void sum_all(int64_t n, const T* x, T* y);                      // y[0] = sum x

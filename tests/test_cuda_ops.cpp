@@ -22,6 +22,7 @@ TEST_CASE("cuda: GPU op tests (no CUDA build)") { MESSAGE("no CUDA build: the GP
 #include <functional>
 
 #include "avey/block.h"
+#include "avey/encoder.h"
 #include "avey/head.h"
 #include "avey/kernels/kernels.h"
 #include "kernels/cuda/kernels.h"
@@ -96,6 +97,8 @@ std::vector<GpuCase> cases() {
   tc3.validate();
   const std::vector<int64_t> tpad3{192, 128, 64, 0, 192};
   const int64_t tR3 = 192 + 64 + 128 + 192 + 256 + 64;
+  avey::Config eb = avey::Config::preset("avey-b-tiny");  // Avey-B's layers: d 32, S 16
+  eb.d_embed = 32, eb.split_size = 16;
   auto tri_block = [](const avey::Config& c, const std::vector<int64_t>& p) {  // packed, config c, padding p
     return [c, p](V x) {
       return avey::fused_block(x[0], weights(x), c, avey::make_packing(c.split_size, c.context_rows(), p, x[0].device()));
@@ -150,6 +153,8 @@ std::vector<GpuCase> cases() {
       {"l2norm max", {F({37, 100})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Max); }},
       {"l2norm inside (warp per row)", {F({37, 256})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Inside); }},
       {"l2norm outside odd width", {F({37, 99})}, [](V x) { return l2norm_rows(x[0], 1e-6, NormEps::Outside); }},
+      {"l1norm (Avey-B's rows of S)", {F({130, 256})}, [](V x) { return l1norm_rows(x[0], 1e-12); }},
+      {"l1norm odd width", {F({37, 99})}, [](V x) { return l1norm_rows(x[0], 1e-12); }},
       {"sum (many blocks)", {F({600, 500})}, [](V x) { return sum(x[0]); }},
       {"mean", {F({30, 41})}, [](V x) { return mean(x[0]); }},
       {"row_sums", {F({3, 50, 1500})}, [](V x) { return row_sums(x[0]); }},
@@ -187,6 +192,13 @@ std::vector<GpuCase> cases() {
       {"avey fused_block (packed, triangle kernels in bf16, k 3)",
        {F({tR3, 128}), F({128}), F({512, 128}), F({512}), F({256, 256}), F({128, tc3.fuser_in()}), F({128})},
        tri_block(tc3, tpad3), 2e-2},
+      {"avey-b encoder layer, static (d 32, S 16)",
+       {F({64, 32}), F({32}), F({128, 32}), F({128}), F({16, 16}), F({32, 96}), F({32}), F({})},
+       [eb](V x) { return avey::encoder_layer_fused(x[0], {x[1], x[2], x[3], x[4], x[5], x[6], x[7]}, eb); }, 2e-2},
+      {"avey-b encoder layer, dynamic (d 32, S 16)",
+       {F({64, 32}), F({32}), F({128, 32}), F({128}), F({32, 96}), F({32}), F({})},
+       [eb](V x) { return avey::encoder_layer_fused(x[0], {x[1], x[2], x[3], Tensor(), x[4], x[5], x[6]}, eb); },
+       2e-2},
       {"map_rows (packed contexts and back, summed padding rows)", {F({pR, 40})},
        [bc, on, pad](V x) {
          const avey::Packing p = on(pad, x[0]);

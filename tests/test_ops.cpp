@@ -75,6 +75,8 @@ std::vector<OpCase> op_table() {
       {"l2norm max", {{3, 5}}, [](auto& x) { return l2norm_rows(x[0], 1e-3, NormEps::Max); }},
       {"l2norm max (eps wins)", {{2, 3}}, [](auto& x) { return l2norm_rows(x[0], 100.0, NormEps::Max); }},
       {"l2norm 1 col", {{4, 1}}, [](auto& x) { return l2norm_rows(x[0], 1e-2, NormEps::Inside); }, 0.1},
+      {"l1norm", {{3, 5}}, [](auto& x) { return l1norm_rows(x[0], 1e-12); }, 0.1},
+      {"l1norm (eps wins)", {{2, 3}}, [](auto& x) { return l1norm_rows(x[0], 100.0); }, 0.1},
       // reductions
       {"row_sums", {{3, 4}}, [](auto& x) { return row_sums(x[0]); }},
       {"row_sums 1d", {{5}}, [](auto& x) { return row_sums(x[0]); }},

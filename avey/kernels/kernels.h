@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "avey/kernels/selection_math.h"
 #include "kernels/kernels.h"
 
 namespace avey::kernels {
@@ -89,18 +90,18 @@ struct MaxSimBackward {
 // `ranked`, the min(max(0, min(q, cols)), k) rows j < min(q, cols) with the highest
 // scores[c * cols + j] (scores [batch, queries, cols]; equal scores: the lower j wins); without,
 // j in [max(0, q - k), q) (scores unread, may be null). Slots: the k - selected empty ones first
-// (split 0, weight 0), then the selected by ascending j (split b * table + j), then q itself
-// (split b * table + q, weight 1). weight in double: with `weighted`, w_j = s_j / (s_n + eps),
-// s_n the largest selected score (norm_max; the earliest on ties) or the first selected one's,
-// and score_index / norm_index the flat indices of s_j / s_n in scores; otherwise w = 1 and the
-// indices -1. query: [queries] on the kernel's device, or null for query[r] = r.
+// (split 0, weight 0), then the selected by ascending j (split b * table + j; by_score: by
+// descending score), then q itself (split b * table + q, weight 1). weight in double: with
+// `weighted`, w_j = s_j / (s_n + eps), s_n the norm's score (SplitNorm: the first selected
+// slot's, the largest or the smallest), and score_index / norm_index the flat indices of s_j /
+// s_n in scores; otherwise w = 1 and the indices -1. query: [queries] on the kernel's device, or
+// null for query[r] = r. The rule and its formulas: avey/kernels/selection_math.h.
 template <class T>
 struct SelectContexts {
   int64_t batch = 0, queries = 0, cols = 0, k = 0, table = 0;
   const int32_t* query = nullptr;
   const T* scores = nullptr;
-  bool ranked = true, weighted = true, norm_max = true;
-  double eps = 0.0;
+  SelectRule rule;
   int32_t* split = nullptr;
   double* weight = nullptr;
   int32_t* score_index = nullptr;

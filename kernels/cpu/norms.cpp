@@ -213,6 +213,38 @@ template <class T> void l2norm_rows_backward(const L2NormBackward<T>& a) {
   }
 }
 
+// ---------------------------------------------------------------- L1 normalisation
+
+template <class T> void l1norm_rows(int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    T s = T(0);
+    for (int64_t c = 0; c < cols; ++c) s += std::abs(xr[c]);
+    const T d = std::max(s, T(eps));
+    denom[r] = d;
+    for (int64_t c = 0; c < cols; ++c) y[r * cols + c] = xr[c] / d;
+  }
+}
+
+template <class T>
+void l1norm_rows_backward(int64_t rows, int64_t cols, const T* x, double eps, const T* gy, T* gx) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    const T* gr = gy + r * cols;
+    T s = T(0), dot = T(0);
+    for (int64_t c = 0; c < cols; ++c) s += std::abs(xr[c]), dot += gr[c] * xr[c];
+    const T d = std::max(s, T(eps)), k = s > T(eps) ? dot / (d * d) : T(0);
+    for (int64_t c = 0; c < cols; ++c) {
+      const T sign = xr[c] > T(0) ? T(1) : xr[c] < T(0) ? T(-1) : T(0);
+      gx[r * cols + c] = gr[c] / d - sign * k;
+    }
+  }
+}
+
+AVEY_INSTANTIATE_CPU(l1norm_rows)
+AVEY_INSTANTIATE_CPU(l1norm_rows_backward)
 AVEY_INSTANTIATE_CPU(softmax_rows)
 AVEY_INSTANTIATE_CPU(softmax_rows_backward)
 AVEY_INSTANTIATE_CPU(rmsnorm)

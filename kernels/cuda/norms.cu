@@ -586,9 +586,18 @@ template <class T> void plain_l2norm_backward(NormEps mode, int64_t rows, int64_
 template <class T>
 void mapped_l2norm_backward(NormEps mode, int64_t rows, int64_t summed_rows, int64_t cols, const T* x, double eps,
                             const int32_t* ptr, const int32_t* src, const T* gy, const T* extra, T* gx) {
-  if (!rows_vec_ok<T>(cols, {x, gy, gx, extra}) || cols > kMaxWarpRowVectors * kVec<T>)
-    fail("l2norm_rows_backward", "rows must be whole 16-byte vectors, at most 128 of them", __FILE__,
-         __LINE__);
+  if (!rows_vec_ok<T>(cols, {x, gy, gx, extra}) || cols > kMaxWarpRowVectors * kVec<T>) {
+    // rows the warp kernels cannot take: the sums gathered first (map_rows), then the plain
+    // backward, then extra added
+    Scratch g_sum(ptr ? size_t(rows * cols) * sizeof(T) : 1), e_sum(ptr && extra ? size_t(rows * cols) * sizeof(T) : 1);
+    const T* g = gy;
+    const T* e = extra;
+    if (ptr) map_rows<T>(rows, cols, ptr, src, gy, g_sum.as<T>()), g = g_sum.as<T>();
+    if (ptr && extra) map_rows<T>(rows, cols, ptr, src, extra, e_sum.as<T>()), e = e_sum.as<T>();
+    plain_l2norm_backward(mode, rows, cols, x, eps, g, gx);
+    if (e) binary<T>(Binary::Add, Broadcast::None, rows, cols, gx, e, gx);
+    return;
+  }
   summed_rows = ptr ? std::min(summed_rows, rows) : 0;
   if (summed_rows > 0) {
     const size_t smem = (2 * size_t(cols) + 2 * kRowsPerBlock * 32 * kVec<T>) * sizeof(float);
@@ -606,6 +615,49 @@ void mapped_l2norm_backward(NormEps mode, int64_t rows, int64_t summed_rows, int
 
 }  // namespace
 
+// ---------------------------------------------------------------- L1 normalisation
+// A block per row; the row's sum of |x| (and of gy x) by the block tree, in fp32.
+
+template <class T> __global__ void l1norm_kernel(int64_t cols, const T* x, float eps, T* y, T* denom) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  float s = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += fabsf(load(x, base + c));
+  const float d = fmaxf(block_reduce(s, Sum{}, shared), eps), inv = 1.f / d;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) store(y, base + c, load(x, base + c) * inv);
+  if (threadIdx.x == 0) store(denom, blockIdx.x, d);
+}
+
+template <class T> __global__ void l1norm_backward_kernel(int64_t cols, const T* x, float eps, const T* gy, T* gx) {
+  __shared__ float shared[32];
+  const int64_t base = int64_t(blockIdx.x) * cols;
+  float s = 0.f, p = 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = load(x, base + c);
+    s += fabsf(v), p += load(gy, base + c) * v;
+  }
+  s = block_reduce(s, Sum{}, shared);
+  p = block_reduce(p, Sum{}, shared);
+  const float d = fmaxf(s, eps), inv = 1.f / d, k = s > eps ? p * inv * inv : 0.f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = load(x, base + c), sign = v > 0.f ? 1.f : v < 0.f ? -1.f : 0.f;
+    store(gx, base + c, load(gy, base + c) * inv - sign * k);
+  }
+}
+
+template <class T> void l1norm_rows(int64_t rows, int64_t cols, const T* x, double eps, T* y, T* denom) {
+  if (rows <= 0) return;
+  l1norm_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, float(eps), y, denom);
+  AVEY_LAUNCH_CHECK("l1norm_rows");
+}
+
+template <class T>
+void l1norm_rows_backward(int64_t rows, int64_t cols, const T* x, double eps, const T* gy, T* gx) {
+  if (rows <= 0) return;
+  l1norm_backward_kernel<<<rows_grid(rows), threads_for_row(cols), 0, stream()>>>(cols, x, float(eps), gy, gx);
+  AVEY_LAUNCH_CHECK("l1norm_rows_backward");
+}
+
 template <class T> void l2norm_rows_backward(const L2NormBackward<T>& a) {
   if (a.rows <= 0) return;
   if (a.ptr || a.extra)
@@ -622,5 +674,7 @@ AVEY_INSTANTIATE_CUDA(layernorm)
 AVEY_INSTANTIATE_CUDA(layernorm_backward)
 AVEY_INSTANTIATE_CUDA(l2norm_rows)
 AVEY_INSTANTIATE_CUDA(l2norm_rows_backward)
+AVEY_INSTANTIATE_CUDA(l1norm_rows)
+AVEY_INSTANTIATE_CUDA(l1norm_rows_backward)
 
 }  // namespace kernels::cuda

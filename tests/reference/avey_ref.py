@@ -585,6 +585,18 @@ def compute_grads(cfg: AveyConfig, weights: str, batch: str, dtype: str = "float
     return loss.item(), grads
 
 
+def write_expectations(path: str, loss: float, grads: dict, loss32: float, grads32: dict, **extra):
+    """expected.json of a stored case: the float64 loss and gradient norms, and how close a float32
+    run of the same computation gets (the bar a correct float32 engine can meet). Returns
+    (good, f32 gradient error, f32 loss error)."""
+    f32_err = max(((grads32[k].double() - grads[k]).norm() / grads[k].norm().clamp_min(1e-300)).item() for k in grads)
+    loss_err = abs(loss32 - loss) / abs(loss)
+    with open(path, "w") as f:
+        json.dump({"loss": loss, "grad_norms": {k: g.norm().item() for k, g in grads.items()}, "loss_f32": loss32,
+                   "f32_vs_f64_grad": f32_err, "f32_vs_f64_loss": loss_err, **extra}, f, indent=1)
+    return f32_err <= 1e-4 and loss_err <= 1e-5, f32_err, loss_err
+
+
 def rel_err(a, b):
     num = math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)))
     den = math.sqrt(sum(y * y for y in b))

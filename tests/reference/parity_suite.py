@@ -69,15 +69,9 @@ def generate(out: str) -> bool:
         R.write_safetensors(paths["grads"], grads)
         # a float32 run of the same computation: how close a correct float32 engine can get
         loss32, grads32 = R.compute_grads(cfg, paths["weights"], paths["batch"], "float32")
-        f32_err = max(((grads32[k].double() - grads[k]).norm() / grads[k].norm()).item()
-                      for k in grads)
-        loss_err = abs(loss32 - loss) / abs(loss)
-        good = f32_err <= 1e-4 and loss_err <= 1e-5
+        good, f32_err, loss_err = R.write_expectations(paths["expected"], loss, grads, loss32, grads32, batch_size=B,
+                                                       seq_len=T, params=R.param_count(cfg))
         ok &= good
-        with open(paths["expected"], "w") as f:
-            json.dump({"loss": loss, "grad_norms": {k: g.norm().item() for k, g in grads.items()},
-                       "loss_f32": loss32, "f32_vs_f64_grad": f32_err, "f32_vs_f64_loss": loss_err,
-                       "batch_size": B, "seq_len": T, "params": R.param_count(cfg)}, f, indent=1)
         print(f"{'ok  ' if good else 'WARN'} {name:26s} B{B} T{T:3d} params {R.param_count(cfg):7d} "
               f"loss {loss:.8f}  f32-vs-f64 grad {f32_err:.1e} loss {loss_err:.1e}")
     return ok

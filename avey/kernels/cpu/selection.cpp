@@ -12,15 +12,15 @@
 namespace avey::kernels::cpu {
 
 template <class T> void select_contexts(const SelectContexts<T>& a) {
-  const auto& [batch, queries, cols, k, table, query, scores, ranked, weighted, norm_max, eps, split, weight,
-               score_index, norm_index] = a;
+  const auto& [batch, queries, cols, k, table, query, scores, rule, split, weight, score_index, norm_index] = a;
+  const bool ranked = rule.ranked;
   const int64_t K = k + 1, contexts = batch * queries;
 #pragma omp parallel for schedule(static) if (contexts * (ranked ? cols * (k + 1) : K) > 65536)
   for (int64_t c = 0; c < contexts; ++c) {
     const int64_t b = c / queries, r = c % queries, srow = c * cols;  // context c's first score
     auto score = [&](int64_t j) { return double(scores[srow + j]); };
     const int64_t q = query ? int64_t(query[r]) : r;
-    select_context(q, cols, k, b * table, srow, score, ranked, weighted, norm_max, eps, split + c * K, weight + c * K,
+    select_context(q, cols, k, b * table, srow, score, rule, split + c * K, weight + c * K,
                    score_index + c * K, norm_index + c * K);
   }
 }

@@ -20,28 +20,26 @@ using namespace ::kernels::cuda;
 
 template <class T>
 __global__ void select_contexts_kernel(int64_t contexts, int64_t queries, int64_t cols, int64_t k, int64_t table,
-                                       const int32_t* query, const T* scores, bool ranked, bool weighted,
-                                       bool norm_max, double eps, int32_t* split, double* weight,
-                                       int32_t* score_index, int32_t* norm_index) {
+                                       const int32_t* query, const T* scores, SelectRule rule, int32_t* split,
+                                       double* weight, int32_t* score_index, int32_t* norm_index) {
   const int64_t K = k + 1;
   AVEY_GRID_STRIDE(c, contexts) {
     const int64_t b = c / queries, r = c % queries, srow = c * cols;  // context c's first score
     auto score = [=](int64_t j) { return double(load(scores, srow + j)); };
     const int64_t q = query ? int64_t(query[r]) : r;
-    select_context(q, cols, k, b * table, srow, score, ranked, weighted, norm_max, eps, split + c * K, weight + c * K,
+    select_context(q, cols, k, b * table, srow, score, rule, split + c * K, weight + c * K,
                    score_index + c * K, norm_index + c * K);
   }
 }
 
 template <class T> void select_contexts(const SelectContexts<T>& args) {
-  const auto& [batch, queries, cols, k, table, query, scores, ranked, weighted, norm_max, eps, split, weight,
-               score_index, norm_index] = args;
+  const auto& [batch, queries, cols, k, table, query, scores, rule, split, weight, score_index, norm_index] = args;
   const int64_t contexts = batch * queries;
   if (contexts <= 0) return;
   // small blocks: few contexts, each a long serial loop, spread over as many SMs as possible
   select_contexts_kernel<<<blocks_for(contexts, 64), 64, 0, stream()>>>(contexts, queries, cols, k, table, query,
-                                                                        scores, ranked, weighted, norm_max, eps,
-                                                                        split, weight, score_index, norm_index);
+                                                                        scores, rule, split, weight, score_index,
+                                                                        norm_index);
   AVEY_LAUNCH_CHECK("select_contexts");
 }
 
