@@ -59,7 +59,7 @@ Tensor fused_block(const Tensor& x, const BlockWeights& w, const Config& cfg, co
            // ---- fuser: dO = dF^T cz, [dc | dZh] = dF O; db_o = colsum dF (in the norm's pass when there is one)
            if (w.fuser_b.requires_grad() && !norm_pass) gbo = column_sums(gf);
            if (w.fuser_w.requires_grad()) gO = matmul(gf, cz, true, false);
-           const Tensor gcz = matmul(gf, w.fuser_w);
+           Tensor gcz = matmul(gf, w.fuser_w);
            // ---- contextualizer: dZ1 = dc (.) act_c(Yc), dYc = act_c'(Yc) (.) dc (.) Z1
            Tensor gz1, gyc;
            if (act_c == Activation::None) {
@@ -90,7 +90,7 @@ Tensor fused_block(const Tensor& x, const BlockWeights& w, const Config& cfg, co
            // ---- enricher: dP = act'(.) [dZ0 | dZ1 | dZh], db = colsum dP in the same pass
            Tensor gp = enrich_split_backward(P, z, zh_columns(cz, s), act, gz0, gz1, zh_columns(gcz, s),
                                              w.enricher_b.requires_grad() ? &gb : nullptr);
-           gz0 = gz1 = Tensor();
+           gz0 = gz1 = gcz = Tensor();  // freed before the norm's products (the step's memory peak)
            if (w.enricher_w.requires_grad()) gU = matmul(gp, y, true, false);
            // ---- the norm: dh = rmsnorm'(dy) + dF (the residual), and db_o = colsum dF, one pass
            if (norm_pass) {

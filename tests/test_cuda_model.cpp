@@ -52,12 +52,13 @@ Tensor ids_of(const nlohmann::json& rows) {
   return Tensor::from(v, {int64_t(rows.size()), int64_t(rows[0].size())});
 }
 
+// The decoder's stored cases and Avey-B's (tests/reference/parity_cases, parity_cases_b).
 std::vector<Case> parity_cases() {
   std::vector<Case> out;
-  const fs::path root = fs::path(AVEY_SOURCE_DIR) / "tests/reference/parity_cases";
   std::vector<fs::path> dirs;
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory()) dirs.push_back(e.path());
+  for (const char* folder : {"parity_cases", "parity_cases_b"})
+    for (const auto& e : fs::directory_iterator(fs::path(AVEY_SOURCE_DIR) / "tests/reference" / folder))
+      if (e.is_directory()) dirs.push_back(e.path());
   std::sort(dirs.begin(), dirs.end());
   for (const fs::path& d : dirs) {
     Case c;
