@@ -1,11 +1,15 @@
 #include "optim/adamw.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
 
 #include "engine/atomic_file.h"
+#include "engine/checksum.h"
 #include "engine/optimizer_ops.h"
 
 namespace optim {
@@ -20,22 +24,6 @@ constexpr char kMagic[8] = {'A', 'V', 'E', 'Y', 'O', 'P', 'T', '1'};
 constexpr uint32_t kVersion = 1;
 
 [[noreturn]] void fail(const std::string& what) { throw std::invalid_argument("adamw: " + what); }
-
-// A 64-bit FNV-style checksum over words (then tail bytes) of each update. Every step of the
-// chain is a bijection of the running value, so any single changed word changes the result.
-struct Checksum {
-  uint64_t h = 1469598103934665603ull;
-  void update(const void* data, size_t n) {
-    const auto* b = static_cast<const unsigned char*>(data);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      uint64_t w;
-      std::memcpy(&w, b + i, 8);
-      h = (h ^ w) * 1099511628211ull;
-    }
-    for (; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-  }
-};
 
 #pragma pack(push, 1)
 struct Header {
@@ -111,7 +99,13 @@ void AdamW::write_state(std::ostream& out) const {
   h.eps = config_.eps;
   h.weight_decay = config_.weight_decay;
   const std::vector<float> m = m_.to_vector<float>(), v = v_.to_vector<float>();
-  Checksum sum;
+  for (const auto& [moment, name] : {std::pair{&m, "m"}, std::pair{&v, "v"}}) {
+    auto bad = std::find_if(moment->begin(), moment->end(), [](float x) { return !std::isfinite(x); });
+    if (bad != moment->end())
+      throw std::runtime_error(fmt::format("adamw: refusing to save a non-finite moment ({}[{}] = {})", name,
+                                           bad - moment->begin(), *bad));
+  }
+  engine::Checksum sum;
   sum.update(&h, sizeof h);
   sum.update(m.data(), m.size() * 4);
   sum.update(v.data(), v.size() * 4);
@@ -152,7 +146,7 @@ static void parse_state(std::istream& in, const std::string& what, int64_t n, in
   in.read(reinterpret_cast<char*>(&stored), sizeof stored);
   got += size_t(in.gcount());
   if (got < expected) throw truncated(got);
-  Checksum sum;
+  engine::Checksum sum;
   sum.update(&h, sizeof h);
   sum.update(m.data(), m.size() * 4);
   sum.update(v.data(), v.size() * 4);
@@ -169,8 +163,8 @@ void AdamW::read_state(std::istream& in, const std::string& what) {
   step_ = step;
 }
 
-void AdamW::save_state(const std::string& path) const {
-  engine::write_file_atomic(path, [&](std::ostream& out) { write_state(out); });
+engine::FileDigest AdamW::save_state(const std::string& path) const {
+  return engine::write_file_atomic(path, [&](std::ostream& out) { write_state(out); });
 }
 
 void AdamW::load_state(const std::string& path) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/checksum.h"
 #include "engine/tensor.h"
 #include "optim/clip.h"
 #include "optim/segment.h"
@@ -63,7 +64,9 @@ class AdamW {
   // truncated file, a wrong checksum or trailing bytes throw std::runtime_error with one line
   // naming the file and the problem, and leave the optimizer unchanged. The hyper-parameters
   // in the file are not applied (the run's config decides them).
-  void save_state(const std::string& path) const;  // atomic: writes path.tmp, then renames
+  // write_state refuses (throws) when a moment is NaN or infinite: a run that diverged keeps its
+  // last good checkpoint.
+  engine::FileDigest save_state(const std::string& path) const;  // atomic (engine/atomic_file.h)
   void load_state(const std::string& path);
   void write_state(std::ostream& out) const;                      // to embed in a bigger file
   void read_state(std::istream& in, const std::string& what = "optimizer state");

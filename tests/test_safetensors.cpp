@@ -59,3 +59,59 @@ TEST_CASE("safetensors: truncated, corrupt and missing files name the file") {
   CHECK_THROWS_WITH(load_safetensors(tiny), doctest::Contains("tiny.safetensors"));
   CHECK_THROWS_WITH(load_safetensors(tmp("nope.safetensors")), doctest::Contains("nope.safetensors: cannot open"));
 }
+
+namespace {
+// A safetensors file's bytes from a header (padded to 8) and data.
+std::string file_of(const std::string& header, const std::string& data) {
+  std::string h = header;
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char((uint64_t(h.size()) >> (8 * i)) & 0xff);
+  return out + h + data;
+}
+}  // namespace
+
+TEST_CASE("safetensors: float16 tensors (PyTorch's half) load as float32") {
+  // 1, -2.5, 65504 (the largest half), 2^-24 (the smallest subnormal), -0, inf
+  const uint16_t halves[] = {0x3c00, 0xc100, 0x7bff, 0x0001, 0x8000, 0x7c00};
+  std::string data(reinterpret_cast<const char*>(halves), sizeof halves);
+  auto m = parse_safetensors(file_of(R"({"h":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]}})", data), "half");
+  REQUIRE(m.at("h").dtype() == DType::F32);
+  CHECK(m.at("h").shape() == Shape{2, 3});
+  const std::vector<float> v = m.at("h").to_vector<float>();
+  CHECK(v[0] == 1.0f);
+  CHECK(v[1] == -2.5f);
+  CHECK(v[2] == 65504.0f);
+  CHECK(v[3] == std::ldexp(1.0f, -24));
+  CHECK((v[4] == 0.0f && std::signbit(v[4])));
+  CHECK(std::isinf(v[5]));
+}
+
+TEST_CASE("safetensors: headers claiming impossible shapes or offsets are one clear error") {
+  auto err = [](const std::string& header, const std::string& data = std::string(16, '\0')) {
+    return testing::error_of([&] { parse_safetensors(file_of(header, data), "f"); });
+  };
+  CHECK(err(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})") ==
+        "f: not a valid safetensors file (tensor 't' has an oversized shape)");
+  CHECK(err(R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})") ==
+        "f: not a valid safetensors file (tensor 't' has a shape that is not a list of sizes)");
+  CHECK(err(R"({"t":{"dtype":"F32","shape":[1e300],"data_offsets":[0,4]}})").find("not a list of sizes") != std::string::npos);
+  CHECK(err(R"({"t":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,16]}})").find("is too large") !=
+        std::string::npos);
+  CHECK(err(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[8,4]}})").find("lies outside the data") != std::string::npos);
+  CHECK(err(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0]}})").find("needs \"data_offsets\"") != std::string::npos);
+  CHECK(err(R"({"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})").find("unsupported dtype \"U8\"") != std::string::npos);
+  CHECK(err(R"({"t":7})").find("tensor 't' has a malformed entry") != std::string::npos);
+}
+
+TEST_CASE("safetensors: a shard index's weight map is checked") {
+  auto err = [](const std::string& text) { return testing::error_of([&] { parse_safetensors_index(text, "i.json"); }); };
+  CHECK(parse_safetensors_index(R"({"metadata": {}, "weight_map": {"a": "m-1.safetensors", "b": "m-2.safetensors"}})", "i")
+            .at("b") == "m-2.safetensors");
+  CHECK(err("{") == "i.json: not a valid safetensors index (not valid JSON)");
+  CHECK(err(R"({"weight_map": []})") == "i.json: not a valid safetensors index (needs an object \"weight_map\": {tensor name: shard file})");
+  CHECK(err(R"({"weight_map": {"a": "../x.safetensors"}})") ==
+        "i.json: not a valid safetensors index (the shard '../x.safetensors' of 'a' is not a file name beside the index)");
+  CHECK(err(R"({"weight_map": {"a": 3}})") == "i.json: not a valid safetensors index (the shard of 'a' is not a string)");
+  CHECK(err(R"({"weight_map": {}})") == "i.json: not a valid safetensors index (the weight map is empty)");
+}
