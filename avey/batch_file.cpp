@@ -16,7 +16,9 @@ static engine::Tensor read_ids(const nlohmann::json& j, const std::string& key, 
     if (!r.is_array() || r.size() != T || T == 0)
       throw std::runtime_error(path + ": \"" + key + "\" rows must have one equal, non-zero length");
     for (const auto& x : r) {
-      if (!x.is_number_integer()) throw std::runtime_error(path + ": \"" + key + "\" holds a non-integer " + x.dump());
+      if (!x.is_number_integer() || (x.is_number_unsigned() ? x.get<uint64_t>() > INT32_MAX
+                                                              : x.get<int64_t>() < INT32_MIN || x.get<int64_t>() > INT32_MAX))
+        throw std::runtime_error(path + ": \"" + key + "\" holds " + x.dump() + ", not a 32-bit integer");
       v.push_back(x.get<int32_t>());
     }
   }

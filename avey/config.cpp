@@ -173,6 +173,18 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
 
 void Config::validate(const std::string& src) const {
   if (model != "avey" && model != "avey-b") bad(src, "model", "must be 'avey' or 'avey-b'");
+  // The sizes the model derives, checked before any is computed in integers: a file may claim any
+  // numbers, and an int64 product past 2^63 would wrap to a small or negative allocation. In
+  // double a product cannot wrap, and below 2^53 it is exact, so the integer sizes computed later
+  // are these same numbers. A block holds at most C^2 + 2 m d + m + 3 d parameters.
+  constexpr double kMaxElements = 9007199254740992.0;  // 2^53
+  const double d = double(d_embed), m = double(expansion_factor) * d, C = (double(top_k) + 1) * double(split_size);
+  const double total = double(vocab_size) * d + double(n_layers) * (C * C + 2 * m * d + m + 3 * d) + 2 * d;
+  const std::pair<const char*, double> sizes[] = {
+      {"expansion_factor", m}, {"split_size", C * C}, {"vocab_size", double(vocab_size) * d}, {"n_layers", total}};
+  for (const auto& [key, size] : sizes)
+    if (!(size < kMaxElements))
+      bad(src, key, fmt::format("makes a tensor or model of {:.3g} elements (at most 2^53)", size));
   if (is_encoder()) {
     if (expansion_factor != 4 || tail_proportion != 0.5 || norm != "rmsnorm" || contextualizer != "avey")
       bad(src, "model", "avey-b has one architecture (expansion 4, RMSNorm); the decoder's switches do not apply");
