@@ -7,9 +7,9 @@
 #include <cmath>
 
 #include "cli/args.h"
-#include "cli/checkpoint.h"
 #include "cli/command.h"
 #include "cli/evaluate.h"
+#include "cli/model_folder.h"
 #include "cli/run_data.h"
 
 namespace {
@@ -21,7 +21,7 @@ std::string plus_minus(double se) { return std::isfinite(se) ? fmt::format(" ± 
 
 int run_eval(int argc, char** argv) {
   Args args("eval", "Validation loss, perplexity and bits per byte of a trained model, with standard errors.");
-  args.option("checkpoint", "DIR", "run folder written by avey train", "runs/tiny");
+  args.option("checkpoint", "DIR", kCheckpointHelp, "runs/tiny");
   args.option("data", "PATH", "corpus name, text, folder, shards or glob to evaluate (default: the run's validation split)", "");
   args.option("batch-size", "B", "windows per batch", "4");
   args.option("seq-len", "T", "tokens predicted per window", "256");
@@ -34,13 +34,11 @@ int run_eval(int argc, char** argv) {
   if (T < 1) throw UsageError("avey eval: --seq-len must be at least 1");
   if (max_batches < 0) throw UsageError("avey eval: --max-batches must be 0 (the whole set) or more");
 
-  const std::string dir = args.str("checkpoint");
-  LoadedModel run = read_run_config(dir);
+  const ModelFolder run = open_model_folder(args.str("checkpoint"));
   const engine::Device device = resolve_device(args.str("device"));
-  avey::Model model(run.config, device, resolve_precision("auto", device));
-  load_weights(dir, model);
-  RunData rd = load_run_data(args.str("data"), run.tokenizer, run.config);
-  EvalResult r = evaluate(model, rd.val, B, T, max_batches, rd.tokenizer.get(), "eval");
+  auto model = load_model(run, device, resolve_precision("auto", device));
+  RunData rd = load_run_data(args.str("data"), run.spec.tokenizer, run.spec.config);
+  EvalResult r = evaluate(*model, rd.val, B, T, max_batches, rd.tokenizer.get(), "eval");
   if (args.on("json")) {
     fmt::print("{{\"loss\": {}, \"loss_se\": {}, \"perplexity\": {}, \"accuracy\": {}, \"accuracy_se\": {}, "
                "\"bpb\": {}, \"bpb_se\": {}, \"tokens\": {}, \"bytes\": {}, \"windows\": {}, \"seq_len\": {}, "

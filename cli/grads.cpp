@@ -9,6 +9,7 @@
 #include "avey/model.h"
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/model_folder.h"
 #include "engine/safetensors.h"
 
 namespace {
@@ -17,6 +18,7 @@ using engine::Tensor;
 
 int run_grads(int argc, char** argv) {
   Args args("grads", "Print the loss and every parameter's gradient norm for one batch.");
+  args.option("checkpoint", "DIR", "run, checkpoint or reference folder (or --config with --weights)");
   args.option("config", "NAME|FILE", "preset or .json/.toml config");
   args.option("weights", "FILE", "safetensors state (reference names)");
   args.option("batch", "FILE", "JSON {\"input_ids\": [[...]], \"labels\": [[...]]} (-100 = ignore)");
@@ -25,17 +27,24 @@ int run_grads(int argc, char** argv) {
   args.flag("json", "print {\"loss\": x, \"grad_norms\": {name: norm}, \"block_output_grad_norms\": [...]}");
   args.option("dump", "FILE", "also write every gradient to this safetensors file");
   if (!args.parse(argc, argv)) return 0;
-  for (const char* k : {"config", "weights", "batch"})
-    if (!args.given(k)) throw UsageError(fmt::format("avey grads: --{} is required", k));
+  if (!args.given("batch")) throw UsageError("avey grads: --batch is required");
+  const bool folder = args.given("checkpoint"), files = args.given("config") || args.given("weights");
+  if (folder == files || (files && !(args.given("config") && args.given("weights"))))
+    throw UsageError("avey grads: give the model as --checkpoint DIR, or as --config FILE with --weights FILE");
   const std::string dev = args.str("device"), dt = args.str("dtype");
   if (dev != "cpu" && dev != "cuda") throw UsageError("avey grads: --device must be cpu or cuda");
   if (dt != "f32" && dt != "f64") throw UsageError("avey grads: --dtype must be f32 or f64");
   engine::Device device = dev == "cpu" ? engine::Device::CPU : engine::Device::CUDA;
   engine::DType dtype = dt == "f32" ? engine::DType::F32 : engine::DType::F64;
 
-  avey::Config cfg = avey::load_config(args.str("config"));
-  avey::Model model(cfg, device, dtype);
-  model.load_state(engine::load_safetensors(args.str("weights")));
+  std::unique_ptr<avey::Model> loaded;
+  if (folder) {
+    loaded = load_model(open_model_folder(args.str("checkpoint")), device, dtype);
+  } else {
+    loaded = std::make_unique<avey::Model>(avey::load_config(args.str("config")), device, dtype);
+    load_weights_into(*loaded, engine::load_safetensors(args.str("weights")), args.str("weights"));
+  }
+  avey::Model& model = *loaded;
   const avey::TokenBatch batch = avey::read_batch_json(args.str("batch"));
   const Tensor& ids = batch.input_ids;
   const Tensor& labels = batch.labels;

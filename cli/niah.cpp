@@ -16,8 +16,8 @@
 #include <map>
 
 #include "cli/args.h"
-#include "cli/checkpoint.h"
 #include "cli/command.h"
+#include "cli/model_folder.h"
 #include "cli/niah_report.h"
 #include "cli/run_data.h"
 #include "cli/sampling.h"
@@ -58,7 +58,7 @@ struct Prompt {
 
 int run_niah(int argc, char** argv) {
   Args args("niah", "Needle-in-a-haystack accuracy of a trained model by context length and needle depth.");
-  args.option("checkpoint", "DIR", "run folder written by avey train", "runs/tiny");
+  args.option("checkpoint", "DIR", kCheckpointHelp, "runs/tiny");
   args.option("task", "NAME", "passkey (the reference's), sniah1 or sniah2 (RULER's niah_single_1 and _2)", "passkey");
   args.option("lengths", "L,L,...", "context lengths in tokens (passkey: nominal, 3.75 characters a token)",
               "1000,2000,4000,8000,16000,24000,32000,40000,48000,56000,64000");
@@ -100,8 +100,8 @@ int run_niah(int argc, char** argv) {
       task != niah::Task::Sniah2 ? "" : args.given("haystack") ? args.str("haystack") : data::data_dir() + "/moby-dick/data.txt";
 
   const std::string dir = args.str("checkpoint");
-  LoadedModel run = read_run_config(dir);
-  auto tok = tokenizer_for(run.tokenizer, run.config);
+  const ModelFolder run = open_model_folder(dir);
+  auto tok = tokenizer_for(run.spec.tokenizer, run.spec.config);
   const engine::Device device = resolve_device(args.str("device"));
 
   // The answers of samples 0..N-1, the same in every cell.
@@ -127,8 +127,8 @@ int run_niah(int argc, char** argv) {
                      {"keys", task == niah::Task::Passkey ? keys_mode : "drawn"},
                      {"max_new_tokens", max_new_flag},
                      {"haystack", haystack_path}}},
-                   {"model", run.config.to_json()},
-                   {"tokenizer", run.tokenizer},
+                   {"model", run.spec.config.to_json()},
+                   {"tokenizer", run.spec.tokenizer},
                    {"device", engine::device_name(device)},
                    {"memory", device == engine::Device::CUDA ? "peak GPU tensors" : "peak RSS"}};
   if (args.on("resume") && fs::exists(json_path)) {
@@ -145,8 +145,8 @@ int run_niah(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) command += std::string(" ") + argv[i];
   report.header["command"] = command;
 
-  avey::Model model(run.config, device, resolve_precision("auto", device));
-  load_weights(dir, model);
+  avey::Model model(run.spec.config, device, resolve_precision("auto", device));
+  load_weights(run, model);
 
   auto prompt_for = [&](int64_t length, int64_t units, int depth, int64_t s) -> Prompt {
     if (task == niah::Task::Passkey)
@@ -202,7 +202,8 @@ int run_niah(int argc, char** argv) {
         const Prompt p = prompt_for(L, units, d, s);
         std::vector<int32_t> ids = tok->encode_ordinary(p.text);
         const int64_t prompt_tokens = int64_t(ids.size());
-        SampleOptions greedy{max_new(s), 0.0, 0, tok->eot(), tok->vocab_size()};
+        SampleOptions greedy{.max_new_tokens = max_new(s), .temperature = 0.0, .stop_token = tok->eot(),
+                             .vocab_limit = tok->vocab_size()};
         engine::Rng unused(0);  // greedy decoding draws nothing
         const auto t0 = std::chrono::steady_clock::now();
         const std::vector<int32_t> out = sample(model, ids, greedy, unused);

@@ -12,9 +12,13 @@ struct SampleOptions {
   int64_t max_new_tokens = 64;
   double temperature = 1.0;  // 0: greedy (arg-max)
   int64_t top_k = 0;         // 0: the whole vocabulary
+  double top_p = 1.0;        // nucleus: the fewest most likely ids whose probability reaches top_p (1: all)
   int32_t stop_token = -1;   // stop after emitting this id (e.g. end-of-text); -1: never
   int32_t vocab_limit = 0;   // only ids below this (the tokenizer's real vocabulary; 0: all)
 };
+
+// The next id from one position's logits (opt's temperature, top-k, top-p and vocab_limit).
+int32_t pick_token(std::vector<float> logits, const SampleOptions& opt, engine::Rng& rng);
 
 // Appends up to max_new_tokens sampled ids to `ids` and returns the new ones. on_token, when
 // given, is called with each new id as it is produced (to stream text).

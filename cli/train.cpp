@@ -4,14 +4,17 @@
 //   loss (scaled by 1/grad_accum) goes backward into it; clip by the global norm; one AdamW
 //   step at the schedule's learning rate. Every step prints a progress line and appends to
 //   metrics.jsonl; every --eval-every steps the validation loss, --sample-every a sample,
-//   --save-every a checkpoint (and always at the end, with the loss plot).
+//   --save-every a checkpoint (with its validation loss: the best one is kept). A checkpoint is
+//   also saved at the end, at --stop-at, and on SIGINT/SIGTERM (after the step in progress).
 //
 // With no flags it trains the `tiny` preset on the default corpus (Moby Dick) on the best
-// device present. --resume continues a run bit-identically from its folder's checkpoint.
+// device present. --resume continues a run bit-identically from its folder's latest checkpoint;
+// the run folder's layout and why a crash never corrupts it: run_folder.h.
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -20,37 +23,26 @@
 #include "cli/checkpoint.h"
 #include "cli/command.h"
 #include "cli/evaluate.h"
+#include "cli/json_fields.h"
+#include "cli/model_folder.h"
 #include "cli/run_data.h"
+#include "cli/run_folder.h"
 #include "cli/sampling.h"
+#include "cli/stop_signal.h"
 #include "cli/svg_plot.h"
+#include "cli/train_settings.h"
+#include "data/masking.h"
 #include "data/progress.h"
+#include "engine/atomic_file.h"
 #include "engine/device_info.h"
 #include "engine/fused_ops.h"
 #include "engine/ops.h"
-#include "data/masking.h"
 #include "optim/clip.h"
 #include "optim/schedule.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-// The flags that define a run, with their types; saved in train_state.json and reused by --resume.
-enum class Kind { Text, Integer, Real };
-const std::vector<std::pair<std::string, Kind>> kRunFlags = {
-    {"config", Kind::Text},     {"batch-size", Kind::Integer}, {"seq-len", Kind::Integer}, {"grad-accum", Kind::Integer},
-    {"lr", Kind::Real},         {"schedule", Kind::Text},      {"warmup", Kind::Integer},  {"max-steps", Kind::Integer},
-    {"weight-decay", Kind::Real}, {"clip", Kind::Real},        {"seed", Kind::Integer},    {"tokenizer", Kind::Text},
-    {"data", Kind::Text},       {"precision", Kind::Text}};
-
-nlohmann::json typed(const Args& args, const std::string& flag, Kind kind) {
-  switch (kind) {
-    case Kind::Integer: return args.integer(flag);
-    case Kind::Real: return args.real(flag);
-    case Kind::Text: break;
-  }
-  return args.str(flag);
-}
 
 // An encoder's sample: every fourth id of the opening text masked, and what the model fills in.
 void print_fill_mask(avey::Model& model, const std::vector<int32_t>& opening, const data::Tokenizer& tok, int64_t step,
@@ -82,119 +74,169 @@ void plot_metrics(const std::string& dir) {
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded()) continue;
-    if (j.contains("loss")) train.points.emplace_back(j["step"].get<double>(), j["loss"].get<double>());
-    if (j.contains("val_loss")) val.points.emplace_back(j["step"].get<double>(), j["val_loss"].get<double>());
+    if (!j.is_object() || !j["step"].is_number()) continue;
+    // a non-finite loss is written as null: no point
+    if (j["loss"].is_number()) train.points.emplace_back(j["step"].get<double>(), j["loss"].get<double>());
+    if (j["val_loss"].is_number()) val.points.emplace_back(j["step"].get<double>(), j["val_loss"].get<double>());
   }
   write_svg_plot(dir + "/loss.svg", "Avey training", "step", "cross-entropy (nats/token)", {train, val});
+}
+
+// The token streams' fingerprint, kept in run.json: --resume refuses data that changed since.
+// Their sizes, and a checksum of 64 runs of 64 ids spread evenly over each: reading a large
+// corpus whole at every start would take long, and an edit of a text shifts every id after it.
+nlohmann::json fingerprint(const RunData& data) {
+  engine::Checksum sum;
+  for (const data::TokenStream* stream : {&data.train, &data.val}) {
+    const uint64_t runs = 64, len = std::min<uint64_t>(64, stream->size());
+    for (uint64_t i = 0; i < runs && len > 0; ++i) {
+      const std::vector<uint32_t> ids = stream->read((stream->size() - len) * i / (runs - 1), len);
+      sum.update(ids.data(), ids.size() * sizeof(uint32_t));
+    }
+  }
+  return {{"train_tokens", data.train.size()}, {"val_tokens", data.val.size()}, {"checksum", engine::to_hex(sum.h)}};
 }
 
 // Avey-B's pretraining recipe (docs/model.md section 2) for the flags not given: its config's lr
 // (7e-4), sequence length and weight decay (0.01), linear warm-up over the first 10% of the steps
 // then cosine to 0. (Its AdamW betas 0.95/0.95 and eps 1e-18 are set where the optimizer is made.)
-void use_encoder_recipe(nlohmann::json& settings, const Args& args) {
-  const avey::Config cfg = avey::load_config(args.str("config"));
-  if (!args.given("lr")) settings["lr"] = cfg.lr;
-  if (!args.given("weight-decay")) settings["weight-decay"] = cfg.weight_decay;
-  if (!args.given("seq-len")) settings["seq-len"] = cfg.seq_len;
-  if (!args.given("schedule")) settings["schedule"] = "warmup_cosine";
-  if (!args.given("warmup")) settings["warmup"] = settings["max-steps"].get<int64_t>() / 10;
+void use_encoder_recipe(TrainSettings& settings, const avey::Config& cfg, const Args& args) {
+  if (!args.given("lr")) settings.set("lr", cfg.lr);
+  if (!args.given("weight-decay")) settings.set("weight-decay", cfg.weight_decay);
+  if (!args.given("seq-len")) settings.set("seq-len", cfg.seq_len);
+  if (!args.given("schedule")) settings.set("schedule", "warmup_cosine");
+  if (!args.given("warmup")) settings.set("warmup", settings.integer("max-steps") / 10);
+}
+
+// What a run starts from: its settings, its model's config, and the folder --init-from names.
+// Resuming, the run folder is locked first; a new run takes its lock once its inputs are known
+// to be good (train_run below), so that a bad flag or file leaves nothing behind.
+struct RunStart {
+  std::unique_ptr<RunFolder> folder;  // resuming: locked
+  nlohmann::json saved;                // resuming: run.json
+  TrainSettings settings;
+  avey::Config config;
+  std::optional<ModelFolder> init;
+};
+
+RunStart start_run(const Args& args, const std::string& dir) {
+  if (args.on("resume")) {
+    if (!fs::exists(dir + "/run.json")) throw UsageError("avey train: --resume but " + dir + " holds no run");
+    auto folder = std::make_unique<RunFolder>(dir);
+    nlohmann::json saved = folder->read_run();
+    const std::string what = dir + "/run.json";
+    TrainSettings settings = TrainSettings::resumed(json_field(saved, "settings", what), args, what);
+    // A run stopped before its first checkpoint starts again from its --init-from folder.
+    std::optional<ModelFolder> init;
+    if (!settings.text("init-from").empty() && !folder->latest()) init = open_model_folder(settings.text("init-from"));
+    return {std::move(folder), saved, settings, read_model_config(dir + "/config.json").config, std::move(init)};
+  }
+  TrainSettings settings = TrainSettings::from_flags(args);
+  std::optional<ModelFolder> init;
+  if (!settings.text("init-from").empty()) {
+    if (args.given("config")) throw UsageError("avey train: --config and --init-from both name the model; give one");
+    init = open_model_folder(settings.text("init-from"));
+    if (!args.given("tokenizer")) settings.set("tokenizer", init->spec.tokenizer);
+  }
+  const avey::Config config = init ? init->spec.config : avey::load_config(settings.text("config"));
+  if (config.is_encoder()) use_encoder_recipe(settings, config, args);
+  return {nullptr, {}, settings, config, std::move(init)};
 }
 
 int run_train(int argc, char** argv) {
   Args args("train", "Train an Avey model. With no flags: the tiny preset on the default corpus (Moby Dick).");
-  args.option("config", "NAME|FILE", "model preset (tiny, small, medium, large) or a .json/.toml file", "tiny");
   args.option("device", "cpu|cuda|auto", "where to train (auto: the GPU when there is one)", "auto");
-  args.option("precision", "fp32|bf16|auto", "bf16 mixed precision (GPU) or strict fp32 (auto: bf16 on GPU)", "auto");
-  args.option("max-steps", "N", "optimizer steps (the learning-rate schedule spans them)", "120");
+  TrainSettings::declare(args);
   args.option("stop-at", "STEP", "stop after this step with a checkpoint (resume later with --resume)");
-  args.option("batch-size", "B", "sequences per micro-batch", "4");
-  args.option("seq-len", "T", "tokens per sequence", "256");
-  args.option("grad-accum", "N", "micro-batches per optimizer step", "1");
-  args.option("lr", "X", "peak learning rate", "1e-3");
-  args.option("schedule", "KIND", "cosine (to 10% of peak), constant, or warmup_cosine (to 0)", "cosine");
-  args.option("warmup", "N", "linear warm-up steps", "0");
-  args.option("weight-decay", "X", "AdamW weight decay on matrices", "0.1");
-  args.option("clip", "X", "global gradient-norm clip (0: off)", "1.0");
-  args.option("eval-every", "N", "validation loss every N steps (0: only at the end)", "20");
-  args.option("eval-batches", "N", "validation batches per evaluation", "8");
-  args.option("sample-every", "N", "print a sample every N steps (0: only at the end)", "60");
-  args.option("save-every", "N", "checkpoint every N steps (0: only at the end)", "60");
   args.option("out", "DIR", "run folder (checkpoints, metrics.jsonl, loss.svg, samples.txt)", "runs/tiny");
-  args.option("seed", "S", "seed for initialisation, data order and samples", "11");
-  args.option("tokenizer", "NAME", "p50k, r50k or bytes", "p50k");
-  args.option("data", "PATH", "corpus name (moby-dick, research), text/.jsonl file, folder, quoted glob or shards (default: moby-dick)", "");
-  args.flag("resume", "continue the run in --out from its last checkpoint");
+  args.flag("resume", "continue the run in --out from its latest checkpoint (with its settings)");
   if (!args.parse(argc, argv)) return 0;
 
   const std::string dir = args.str("out");
   const bool resume = args.on("resume");
-  nlohmann::json settings;
-  if (resume) {
-    if (!fs::exists(dir + "/train_state.json")) throw UsageError("avey train: --resume but " + dir + " holds no checkpoint");
-    std::ifstream in(dir + "/train_state.json");
-    settings = nlohmann::json::parse(in).at("settings");
-    for (const auto& [f, kind] : kRunFlags)
-      if (args.given(f) && settings.value(f, nlohmann::json()) != typed(args, f, kind))
-        throw UsageError(fmt::format("avey train: --{} cannot change on --resume (the run has {})", f,
-                                     settings.value(f, nlohmann::json()).dump()));
-  } else {
-    if (fs::exists(dir + "/train_state.json"))
-      throw UsageError("avey train: " + dir + " already holds a run; continue it with --resume or choose another --out");
-    for (const auto& [f, kind] : kRunFlags) settings[f] = typed(args, f, kind);
-    if (avey::load_config(args.str("config")).is_encoder()) use_encoder_recipe(settings, args);
-  }
-  auto setting = [&](const std::string& f) { return settings.at(f).get<std::string>(); };
-  auto integer = [&](const std::string& f) { return settings.at(f).get<int64_t>(); };
-  auto real = [&](const std::string& f) { return settings.at(f).get<double>(); };
+  RunStart start = start_run(args, dir);
+  std::unique_ptr<RunFolder>& run = start.folder;
+  const TrainSettings& settings = start.settings;
+  const avey::Config& cfg = start.config;
 
   const engine::Device device = resolve_device(args.str("device"));
-  const engine::DType dtype = resolve_precision(setting("precision"), device);
-  avey::Config cfg = avey::load_config(resume ? dir + "/config.json" : setting("config"));
-  const int64_t B = integer("batch-size"), T = integer("seq-len"), accum = integer("grad-accum");
-  const int64_t max_steps = integer("max-steps");
+  const engine::DType dtype = resolve_precision(settings.text("precision"), device);
+  const int64_t B = settings.integer("batch-size"), T = settings.integer("seq-len"), accum = settings.integer("grad-accum");
+  const int64_t max_steps = settings.integer("max-steps");
   const int64_t stop_at = args.has("stop-at") ? args.integer("stop-at") : max_steps;
-  if (B < 1 || T < 1 || accum < 1 || max_steps < 1) throw UsageError("avey train: sizes and step counts must be positive");
+  const int64_t seed = settings.integer("seed");
 
-  RunData run_data = load_run_data(setting("data"), setting("tokenizer"), cfg);
+  RunData run_data = load_run_data(settings.text("data"), settings.text("tokenizer"), cfg);
   if (cfg.is_encoder() && run_data.tokenizer->vocab_size() > cfg.mask_id)
-    throw UsageError(fmt::format("avey train: the {} tokenizer's ids reach {}, past the mask id {}: no room for the mask token",
-                                 setting("tokenizer"), run_data.tokenizer->vocab_size() - 1, cfg.mask_id));
-  data::Loader loader(run_data.train, B, T, uint64_t(integer("seed")));
+    throw UsageError(fmt::format("avey train: the {} tokenizer's ids reach {}, past the mask id {}: no room for the mask "
+                                 "token",
+                                 settings.text("tokenizer"), run_data.tokenizer->vocab_size() - 1, cfg.mask_id));
+  if (resume && fingerprint(run_data) != json_field(start.saved, "data", dir + "/run.json"))
+    throw std::runtime_error(fmt::format("the data changed since the run started ({}/run.json has {}, the data now {})",
+                                         dir, start.saved["data"].dump(), fingerprint(run_data).dump()));
+  data::Loader loader(run_data.train, B, T, uint64_t(seed));
 
   avey::Model model(cfg, device, dtype);
-  model.init(uint64_t(integer("seed")));
   // the recipes of docs/model.md: the decoder's paper (cosine to 10%), Avey-B's (to 0)
   optim::AdamW opt(model.flat_params(), segments_of(model),
-                   cfg.is_encoder() ? optim::AdamWConfig{0.95, 0.95, 1e-18, real("weight-decay")}
-                                    : optim::AdamWConfig{0.9, 0.95, 1e-12, real("weight-decay")});
-  optim::Schedule schedule{optim::parse_schedule_kind(setting("schedule")), real("lr"), integer("warmup"), max_steps,
-                           cfg.is_encoder() ? 0.0 : 0.1};
+                   cfg.is_encoder() ? optim::AdamWConfig{0.95, 0.95, 1e-18, settings.real("weight-decay")}
+                                    : optim::AdamWConfig{0.9, 0.95, 1e-12, settings.real("weight-decay")});
+  optim::Schedule schedule{optim::parse_schedule_kind(settings.text("schedule")), settings.real("lr"),
+                           settings.integer("warmup"), max_steps, cfg.is_encoder() ? 0.0 : 0.1};
   schedule.validate();
-  engine::Rng rng(uint64_t(integer("seed")));
+  engine::Rng rng{uint64_t(seed)};
 
-  TrainState st;
-  st.tokenizer = setting("tokenizer");
-  st.settings = settings;
-  if (resume) {
-    st = load_checkpoint(dir, model, opt);
-    loader.restore(st.loader);
-    rng.set_state(st.rng);
-    fmt::print("resuming {} at step {}\n", dir, st.step);
+  if (!resume) {
+    run = std::make_unique<RunFolder>(dir);
+    if (run->has_run() || fs::exists(dir + "/latest") || fs::exists(dir + "/train_state.json"))
+      throw UsageError("avey train: " + dir + " already holds a run; continue it with --resume or choose another --out");
+    engine::write_file_atomic(dir + "/config.json", cfg.to_json().dump(2) + "\n");
+    run->write_run({{"settings", settings.json()}, {"data", fingerprint(run_data)}});
+  } else if (settings.changed()) {
+    start.saved["settings"] = settings.json();
+    run->write_run(start.saved);
   }
-  fs::create_directories(dir);
-  std::ofstream metrics(dir + "/metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
+  TrainState st;
+  st.tokenizer = settings.text("tokenizer");
+  run->remove_leftovers();
+  const std::optional<std::string> latest = run->latest();
+  if (latest) {
+    st = load_checkpoint(*latest, model, opt);
+    try {
+      loader.restore(st.loader);
+      rng.set_state(st.rng);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(*latest + "/train_state.json: " + e.what());
+    }
+    if (st.best) run->set_pointer("best", step_folder_name(st.best->step));  // a crash may have left it behind
+    fmt::print("resuming {} at step {}\n", dir, st.step);
+  } else {
+    // A new run, or one stopped before its first checkpoint: the same start either way.
+    if (start.init) load_weights(*start.init, model);
+    else model.init(uint64_t(seed));
+    if (resume) fmt::print("{} holds no checkpoint yet: starting the run again from step 0\n", dir);
+  }
+  run->cut_logs(st.step);
+  std::ofstream metrics(dir + "/metrics.jsonl", std::ios::app);
 
   const double flops_per_token = avey::train_flops_per_token(cfg, T);
   const double peak = engine::peak_flops(device, dtype);  // GPU: datasheet table
   fmt::print("model {} ({} parameters) on {} in {}; {} train / {} val tokens; batch {} x {} x {} accum\n",
-             setting("config"), model.num_params(), engine::device_name(device), engine::name_of(dtype),
-             run_data.train.size(), run_data.val.size(), B, T, accum);
+             settings.text(settings.text("init-from").empty() ? "config" : "init-from"), model.num_params(),
+             engine::device_name(device),
+             engine::name_of(dtype), run_data.train.size(), run_data.val.size(), B, T, accum);
 
+  int64_t saved_step = latest ? st.step : -1;  // the step of the checkpoint on disk
   auto save = [&] {
+    if (st.step == saved_step) return;
     st.rng = rng.state();
     st.loader = loader.state();
-    save_checkpoint(dir, model, opt, st);
+    const std::string name = save_checkpoint(dir, model, opt, st);
+    run->sync_logs();  // the logs reach the disk before the checkpoint that --resume cuts them back to
+    run->set_pointer("latest", name);
+    if (st.best && st.best->step == st.step) run->set_pointer("best", name);
+    run->prune(settings.integer("keep-last"), st.best ? std::optional(st.best->step) : std::nullopt);
+    saved_step = st.step;
   };
   // Samples continue the opening of the validation text (16 tokens), so they are comparable
   // from one sample to the next.
@@ -203,16 +245,18 @@ int run_train(int argc, char** argv) {
   auto print_sample = [&](int64_t step) {
     if (cfg.is_encoder()) return print_fill_mask(model, prompt, *run_data.tokenizer, step, dir);
     std::vector<int32_t> ids = prompt;
-    SampleOptions so{48, 0.8, 40, run_data.tokenizer->eot(), run_data.tokenizer->vocab_size()};
+    SampleOptions so{.max_new_tokens = 48, .temperature = 0.8, .top_k = 40, .stop_token = run_data.tokenizer->eot(),
+                     .vocab_limit = run_data.tokenizer->vocab_size()};
     sample(model, ids, so, rng);
     std::string text = run_data.tokenizer->decode(ids);
     fmt::print("--- sample at step {} ---\n{}\n---\n", step, text);
     std::ofstream(dir + "/samples.txt", std::ios::app) << fmt::format("=== step {} ===\n{}\n", step, text);
   };
 
+  StopSignals stop;
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = st.step;
-  while (st.step < std::min(max_steps, stop_at)) {
+  while (st.step < std::min(max_steps, stop_at) && !stop.received()) {
     const auto t0 = std::chrono::steady_clock::now();
     model.zero_grad();
     double loss_sum = 0;
@@ -231,7 +275,7 @@ int run_train(int argc, char** argv) {
     }
     const double loss = loss_sum / double(accum);
     engine::Tensor& grads = model.flat_grads();
-    optim::ClipResult clip = optim::clip_grad_norm(grads, real("clip"));
+    optim::ClipResult clip = optim::clip_grad_norm(grads, settings.real("clip"));
     const double grad_norm = clip.norm();
     if (!std::isfinite(loss) || !std::isfinite(grad_norm))
       throw std::runtime_error(fmt::format("the loss or gradient became non-finite at step {} (loss {}, grad norm {}); "
@@ -254,23 +298,35 @@ int run_train(int argc, char** argv) {
     else  // a CPU's sustained clock is not knowable from /proc/cpuinfo: report the rate itself
       line += fmt::format(" | {:.0f} GFLOP/s", tok_s * flops_per_token / 1e9);
     line += " | ETA " + data::format_duration(eta);
-    const int64_t eval_every = args.integer("eval-every");
-    if ((eval_every > 0 && st.step % eval_every == 0) || st.step == max_steps) {
-      EvalResult ev = evaluate(model, run_data.val, B, T, args.integer("eval-batches"));
+    // A scheduled checkpoint (--save-every, the last step) is evaluated too, so that the best one
+    // can be known; one saved early (--stop-at, a signal) is not: the metrics stay those of an
+    // uninterrupted run.
+    const int64_t eval_every = settings.integer("eval-every"), save_every = settings.integer("save-every");
+    const bool scheduled_save = (save_every > 0 && st.step % save_every == 0) || st.step == max_steps;
+    if (scheduled_save || (eval_every > 0 && st.step % eval_every == 0)) {
+      EvalResult ev = evaluate(model, run_data.val, B, T, settings.integer("eval-batches"));
       m["val_loss"] = ev.loss;
       m["val_accuracy"] = ev.accuracy;
       line += fmt::format(" | val {:.4f}, {} {:.1f}%", ev.loss, cfg.is_encoder() ? "masked acc" : "acc", 100 * ev.accuracy);
+      if (scheduled_save && std::isfinite(ev.loss) && (!st.best || ev.loss < st.best->val_loss))
+        st.best = TrainState::Best{st.step, ev.loss};
     }
     fmt::print("{}\n", line);
     std::fflush(stdout);
     metrics << m.dump() << "\n" << std::flush;
-    const int64_t sample_every = args.integer("sample-every"), save_every = args.integer("save-every");
+    const int64_t sample_every = settings.integer("sample-every");
     if ((sample_every > 0 && st.step % sample_every == 0) || st.step == max_steps) print_sample(st.step);
-    if (save_every > 0 && st.step % save_every == 0) save();
+    if (scheduled_save) save();
   }
   save();
   plot_metrics(dir);
-  fmt::print("saved {} at step {} (weights, optimizer, metrics.jsonl, loss.svg)\n", dir, st.step);
+  if (int sig = stop.received()) {
+    fmt::print("stopped by {} after step {}: saved {}/{} (continue with --resume)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+               st.step, dir, step_folder_name(st.step));
+    return 128 + sig;
+  }
+  fmt::print("saved {}/{} at step {} (weights, optimizer, metrics.jsonl, loss.svg)\n", dir, step_folder_name(st.step),
+             st.step);
   return 0;
 }
 

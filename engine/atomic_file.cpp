@@ -24,10 +24,13 @@ std::string parent_of(const std::string& path) {
 
 // An output buffer over a file descriptor that writes whole kDigestPiece pieces (and the rest at
 // finish()), adding each to the checksum, so the digest equals one update over the whole file.
+// A writer may seek back (e.g. to fill in a header's count): the digest is then read back from
+// the file (moved()).
 class DigestBuf : public std::streambuf {
  public:
   explicit DigestBuf(int fd) : fd_(fd), buf_(kDigestPiece) { setp(buf_.data(), buf_.data() + buf_.size()); }
-  int error() const { return err_; }  // errno of the first failed write, 0 if none
+  int error() const { return err_; }  // errno of the first failed write or seek, 0 if none
+  bool moved() const { return moved_; }
   FileDigest digest() const { return {bytes_, sum_.h}; }
   bool finish() { return write_piece(); }
 
@@ -42,6 +45,21 @@ class DigestBuf : public std::streambuf {
   }
   // A flush request writes nothing early: pieces stay whole until finish(), which the fsync follows.
   int sync() override { return 0; }
+
+  pos_type seekoff(off_type off, std::ios_base::seekdir dir, std::ios_base::openmode) override {
+    const bool tell = off == 0 && dir == std::ios_base::cur;  // tellp(): nothing moves
+    if (!tell && !write_piece()) return pos_type(off_type(-1));
+    const off_t at = ::lseek(fd_, tell ? 0 : off, dir == std::ios_base::beg ? SEEK_SET : dir == std::ios_base::cur ? SEEK_CUR : SEEK_END);
+    if (at < 0) {
+      err_ = errno;
+      return pos_type(off_type(-1));
+    }
+    moved_ |= !tell;
+    return pos_type(at + (pptr() - pbase()));
+  }
+  pos_type seekpos(pos_type pos, std::ios_base::openmode which) override {
+    return seekoff(off_type(pos), std::ios_base::beg, which);
+  }
 
  private:
   bool write_piece() {
@@ -68,6 +86,7 @@ class DigestBuf : public std::streambuf {
   Checksum sum_{kFileDigestStart};
   uint64_t bytes_ = 0;
   int err_ = 0;
+  bool moved_ = false;
 };
 
 void fsync_path(const std::string& path, int flags, const std::string& what) {
@@ -82,36 +101,33 @@ void fsync_path(const std::string& path, int flags, const std::string& what) {
 
 FileDigest write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error(path + ": cannot create the temporary file " + tmp + " (" + reason(errno) + ")");
-  auto give_up = [&](const std::string& what, int err) {
-    ::close(fd);
-    std::remove(tmp.c_str());
-    return std::runtime_error(path + ": " + what + " (" + reason(err) + ")");
-  };
+  // Until the rename, leaving this function (a throw included) closes and removes the temporary file.
+  struct Temporary {
+    const std::string& path;
+    int fd;
+    bool renamed = false;
+    ~Temporary() {
+      if (fd >= 0) ::close(fd);
+      if (!renamed) std::remove(path.c_str());
+    }
+  } temporary{tmp, fd};
+  auto failure = [&](const std::string& what, int err) { return std::runtime_error(path + ": " + what + " (" + reason(err) + ")"); };
   DigestBuf buf(fd);
-  try {
+  {
     std::ostream out(&buf);
     write(out);
-  } catch (...) {
-    ::close(fd);
-    std::remove(tmp.c_str());
-    throw;
   }
-  if (buf.error() || !buf.finish()) throw give_up("write failed", buf.error());
-  if (::fsync(fd) != 0) throw give_up("cannot sync the file to the disk", errno);
-  if (::close(fd) != 0) {
-    int err = errno;
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": write failed (" + reason(err) + ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": cannot move the temporary file into place (" + reason(err) + ")");
-  }
+  if (buf.error() || !buf.finish()) throw failure("write failed", buf.error());
+  if (::fsync(fd) != 0) throw failure("cannot sync the file to the disk", errno);
+  temporary.fd = -1;
+  if (::close(fd) != 0) throw failure("write failed", errno);
+  const FileDigest digest = buf.moved() ? digest_file(tmp) : buf.digest();
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw failure("cannot move the temporary file into place", errno);
+  temporary.renamed = true;
   sync_folder(parent_of(path));
-  return buf.digest();
+  return digest;
 }
 
 FileDigest write_file_atomic(const std::string& path, const std::string& content) {

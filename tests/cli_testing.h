@@ -1,7 +1,10 @@
-// Running the built `avey` binary from tests: a scratch folder per test, the command's exit
-// code, stdout and stderr, and a tiny model with a small corpus that trains a step in milliseconds.
+// Running the built `avey` binary from tests as a user would: a scratch folder per test, the
+// command's exit code, stdout and stderr, a tiny model with a small corpus that trains a step in
+// milliseconds, the run folder's files, and runs in the background (to kill them).
 #pragma once
 #include <doctest/doctest.h>
+
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,13 +13,14 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace cli_testing {
 
 namespace fs = std::filesystem;
 
 struct Result {
-  int code;
+  int code;  // the exit code; 128 + N when killed by signal N
   std::string out, err;
 };
 
@@ -35,13 +39,22 @@ inline fs::path scratch(const std::string& name) {
   return dir;
 }
 
-inline Result avey(const fs::path& dir, const std::string& args) {
-  const std::string bin = std::string(AVEY_BINARY_DIR) + "/bin/avey";
-  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = "OMP_NUM_THREADS=1 " + bin + " " + args + " >" + out.string() + " 2>" + err.string();
-  int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+inline std::string avey_binary() { return std::string(AVEY_BINARY_DIR) + "/bin/avey"; }
+
+inline int exit_code(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
+
+// Runs `avey ARGS` in dir (stdout and stderr kept there); `shell` goes before the command
+// (e.g. "ulimit -f 40;").
+inline Result avey_shell(const fs::path& dir, const std::string& shell, const std::string& args) {
+  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
+  const std::string cmd = "cd " + dir.string() + " && " + shell + " OMP_NUM_THREADS=1 exec " + avey_binary() + " " +
+                          args + " >" + out.string() + " 2>" + err.string();
+  return {exit_code(std::system(cmd.c_str())), slurp(out), slurp(err)};
+}
+
+inline Result avey(const fs::path& dir, const std::string& args) { return avey_shell(dir, "", args); }
 
 // Lines of stderr that are the command's messages (progress lines, e.g. "tokenizing: ...", aside).
 inline int lines(const std::string& s) {
@@ -51,7 +64,7 @@ inline int lines(const std::string& s) {
   return n;
 }
 
-// A tiny model and a small corpus: trains a step in milliseconds.
+// A tiny model and a small corpus: tiny.json and text.txt in dir.
 inline fs::path setup_run_inputs(const fs::path& dir) {
   std::ofstream(dir / "tiny.json") << R"({"vocab_size": 260, "d_embed": 16, "n_layers": 1, "split_size": 8, "top_k": 2})";
   std::ofstream text(dir / "text.txt");
@@ -59,10 +72,58 @@ inline fs::path setup_run_inputs(const fs::path& dir) {
   return dir;
 }
 
-inline std::string train_flags(const fs::path& dir, const std::string& out) {
+// `avey train` on those inputs into dir/out.
+inline std::string train_flags(const fs::path& dir, const std::string& out, int steps = 6) {
   return "train --config " + (dir / "tiny.json").string() + " --tokenizer bytes --data " + (dir / "text.txt").string() +
-         " --device cpu --batch-size 2 --seq-len 32 --max-steps 6 --eval-every 3 --eval-batches 1 --sample-every 0 "
-         "--save-every 0 --out " + (dir / out).string();
+         " --device cpu --batch-size 2 --seq-len 32 --max-steps " + std::to_string(steps) +
+         " --eval-every 3 --eval-batches 1 --sample-every 0 --save-every 0 --out " + (dir / out).string();
+}
+
+// The "loss" fields of metrics.jsonl, as written (every digit of the doubles).
+inline std::vector<std::string> losses(const fs::path& metrics) {
+  std::vector<std::string> out;
+  std::ifstream in(metrics);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find("\"loss\":"), b = line.find(',', a);
+    out.push_back(line.substr(a, b - a));
+  }
+  return out;
+}
+
+// The steps of metrics.jsonl that carry a validation loss.
+inline std::vector<int64_t> evaluated_steps(const fs::path& metrics) {
+  std::vector<int64_t> out;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"val_loss\"") != std::string::npos) out.push_back(std::stoll(line.substr(line.find("\"step\":") + 7)));
+  return out;
+}
+
+// The step folder a run's `latest` names.
+inline fs::path latest(const fs::path& run) {
+  std::string name;
+  std::getline(std::ifstream(run / "latest"), name);
+  return run / name;
+}
+
+// Starts `avey ARGS` in dir without waiting (output to dir/bg.txt); returns its process id.
+inline pid_t start_avey(const fs::path& dir, const std::string& args) {
+  const std::string cmd = "cd " + dir.string() + " && OMP_NUM_THREADS=1 exec " + avey_binary() + " " + args + " >>" +
+                          (dir / "bg.txt").string() + " 2>&1";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  REQUIRE(pid > 0);
+  return pid;
+}
+
+inline int wait_for(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return exit_code(status);
 }
 
 }  // namespace cli_testing

@@ -63,6 +63,13 @@ TEST_CASE("avey config: errors name the key") {
   CHECK_THROWS_WITH(avey::load_config(bad_toml), doctest::Contains("key 'split_sise': unknown key"));
   std::string broken = write_file("broken.toml", "d_embed = = 8\n");
   CHECK_THROWS_WITH(avey::load_config(broken), doctest::Contains("broken.toml: invalid TOML at line 1"));
+  // A combining mark between tokens sent toml++ 3.3 to __builtin_unreachable (tests/fuzz).
+  std::string accent = write_file("accent.toml", "d_embed = 8\nn_layers = 2+\xcc\xbb\n");
+  CHECK_THROWS_WITH(avey::load_config(accent), doctest::Contains("accent.toml: line 2: a non-ASCII character"));
+  // Sizes whose product leaves int64 are one error naming the key, before any is computed.
+  CHECK(err({{"vocab_size", 4611686018427387904}, {"d_embed", 4}}).find("key 'vocab_size'") != std::string::npos);
+  CHECK(err({{"split_size", 4294967296}}).find("key 'split_size': makes a tensor or model of") != std::string::npos);
+  CHECK(err({{"expansion_factor", 9223372036854775807}}).find("key 'expansion_factor'") != std::string::npos);
   CHECK_THROWS_WITH(avey::load_config("nano"), doctest::Contains("not a preset"));
   std::string preset = write_file("over.json", R"({"preset": "small", "n_layers": 2})");
   avey::Config o = avey::load_config(preset);

@@ -44,8 +44,9 @@ TEST_CASE("cli: eval predicts every validation id once; loss, bits per byte and 
   const nlohmann::json got = nlohmann::json::parse(r.out);
 
   // The same model, the same validation ids, one window at a time through Model::loss.
-  avey::Model model(avey::load_config((dir / "run/config.json").string()));
-  model.load_state(engine::load_safetensors((dir / "run/model.safetensors").string()));
+  const fs::path checkpoint = cli_testing::latest(dir / "run");
+  avey::Model model(avey::load_config((checkpoint / "config.json").string()));
+  model.load_state(engine::load_safetensors((checkpoint / "model.safetensors").string()));
   data::ByteTokenizer bytes;
   const data::TokenStream val = data::open_data((dir / "text.txt").string(), bytes, false).val;
   std::vector<double> nats, ids, text_nats, text_bytes;  // per window

@@ -1,0 +1,60 @@
+// `avey export --to hf`: a model folder the PyTorch ecosystem reads, as the reference's
+// save_pretrained writes it: config.json with the reference's keys and model_type
+// (model_config.h), and model.safetensors (float32, the reference's tensor names, metadata
+// {"format": "pt"}), loadable with the reference's from_pretrained.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/model_folder.h"
+#include "engine/atomic_file.h"
+#include "engine/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int run_export(int argc, char** argv) {
+  Args args("export", "Write a model as a folder the PyTorch reference's from_pretrained reads.");
+  args.option("checkpoint", "DIR", kCheckpointHelp, "runs/tiny");
+  args.option("to", "FORMAT", "hf: config.json + model.safetensors, as save_pretrained writes them", "hf");
+  args.option("out", "DIR", "the folder to write (new, or empty)");
+  if (!args.parse(argc, argv)) return 0;
+  if (args.str("to") != "hf") throw UsageError("avey export: --to must be hf, got '" + args.str("to") + "'");
+  if (!args.given("out")) throw UsageError("avey export: --out is required");
+  fs::path out_path = fs::path(args.str("out")).lexically_normal();
+  if (!out_path.has_filename()) out_path = out_path.parent_path();  // "dir/" names dir
+  const std::string out = out_path.string();
+  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)))
+    throw UsageError("avey export: " + out + " already exists and is not an empty folder");
+
+  const ModelFolder folder = open_model_folder(args.str("checkpoint"));
+  const nlohmann::ordered_json config = to_reference_config(folder.spec);
+  auto model = load_model(folder, engine::Device::CPU, engine::DType::F32);
+  std::vector<std::pair<std::string, engine::Tensor>> weights;
+  for (const avey::Param& p : model->params()) weights.emplace_back(p.name, p.value.detach());
+
+  // Written whole into a temporary folder beside `out`, then moved into place.
+  const std::string tmp = out + ".tmp." + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    engine::write_file_atomic(tmp + "/config.json", config.dump(2) + "\n");
+    engine::save_safetensors(tmp + "/model.safetensors", weights, {{"format", "pt"}});
+    fs::remove(out);  // an empty folder, if any
+    engine::commit_folder(tmp, out);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
+  fmt::print("wrote {} (model_type avey, {} parameters, from {})\n", out, model->num_params(), folder.dir);
+  return 0;
+}
+
+const RegisterCommand reg{{"export", "write a model folder the PyTorch reference reads", run_export}};
+
+}  // namespace

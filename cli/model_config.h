@@ -1,0 +1,41 @@
+// A model folder's config.json in either of its two formats, and the one place a model type is
+// chosen:
+//   the engine's own  (avey train writes it): the keys of avey::Config, e.g. "n_layers", "top_k";
+//   the reference's   (PyTorch save_pretrained, avey export --to hf): it has "model_type", and
+//                     that name picks the reader (model_types() in model_config.cpp).
+//
+// The reference decoder's keys (model_type "avey"; rimads/avey-dpa, configuration_avey.py), with
+// the defaults its config class takes for a missing key:
+//   reference key        engine Config                          default
+//   vocab_size           vocab_size (V)                         50304
+//   d_embed              d_embed (d)                            768
+//   n_blocks             n_layers (L)                           26
+//   expansion_factor     expansion_factor (e)                   4
+//   chunk_size           split_size (S)                         64
+//   k                    top_k + 1 (K: splits in a context)     8
+//   context_proportion   tail_proportion (p)                    0.5
+//   extended_len         C = k * chunk_size (checked when present)
+// The reference's code fixes the rest: ranker weights normalised by the earliest selected split's
+// score (ranker_weight_norm "first"), and every ablation switch at its default. Its other keys (architectures, torch_dtype,
+// transformers_version, ...) belong to the transformers library and are ignored.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "avey/config.h"
+
+struct ModelSpec {
+  std::string model_type = "avey";
+  avey::Config config;
+  std::string tokenizer;  // the tokenizer the folder names ("" when it does not say)
+  bool reference = false;  // read from the reference's format
+};
+
+// Parses config.json's text (`what` names it in errors): one clear line for bad JSON, an unknown
+// model_type, a missing or mistyped key, or a config the engine cannot compute exactly.
+ModelSpec parse_model_config(const std::string& text, const std::string& what);
+ModelSpec read_model_config(const std::string& path);
+
+// The reference's config.json for a model (what avey export --to hf writes). Throws, naming the
+// setting, when the reference's code would compute something else (e.g. ranker_weight_norm "max").
+nlohmann::ordered_json to_reference_config(const ModelSpec& spec);

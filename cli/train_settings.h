@@ -1,0 +1,36 @@
+// The settings of a training run: avey train's flags as run.json keeps them (run_folder.h).
+//
+// Two groups: the flags that define what the run computes (model, data, batch, schedule, seed,
+// ...) are fixed when the run starts; --resume reuses them and refuses a different value. The
+// flags that only say what to report and keep (eval, sample, save, keep-last) are reused too, but
+// may be given anew on --resume, which then keeps the new values. Paths are stored absolute, so
+// --resume works from any working directory.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/args.h"
+
+class TrainSettings {
+ public:
+  static void declare(Args& args);  // the flags of both groups, with their help and defaults
+  // A new run's settings from its flags.
+  static TrainSettings from_flags(const Args& args);
+  // A resumed run's settings: run.json's (`what` names it), with the second group's flags that
+  // were given; throws when a flag of the first group differs from the run's.
+  static TrainSettings resumed(const nlohmann::json& saved, const Args& args, const std::string& what);
+
+  std::string text(const std::string& flag) const;
+  int64_t integer(const std::string& flag) const;
+  double real(const std::string& flag) const;
+  void set(const std::string& flag, const nlohmann::json& value) { json_[flag] = value; }
+  const nlohmann::json& json() const { return json_; }
+  bool changed() const { return changed_; }  // resumed with a report flag given anew
+
+ private:
+  TrainSettings(nlohmann::json j, std::string what) : json_(std::move(j)), what_(std::move(what)) {}
+  void validate() const;  // ranges of the numbers: one UsageError naming the flag
+  nlohmann::json json_;
+  std::string what_;
+  bool changed_ = false;
+};
