@@ -46,11 +46,11 @@ int run_eval(int argc, char** argv) {
                json_number(r.loss, 6), json_number(r.loss_se, 6), json_number(std::exp(r.loss), 4),
                json_number(r.accuracy, 6), json_number(r.accuracy_se, 6), json_number(r.bpb, 6),
                json_number(r.bpb_se, 6), r.tokens, r.bytes, r.windows, T, run.step,
-               run.config.is_encoder() ? "masked" : "next-token");
+               run.spec.config.is_encoder() ? "masked" : "next-token");
   } else {
     fmt::print("step {} | validation {}loss {:.4f}{} | perplexity {:.2f} | accuracy {:.4f}{} | {:.4f}{} bits per byte | "
                "{} tokens predicted, {} bytes, {} windows of up to {} (± one standard error over windows)\n",
-               run.step, run.config.is_encoder() ? "masked-token " : "", r.loss, plus_minus(r.loss_se), std::exp(r.loss),
+               run.step, run.spec.config.is_encoder() ? "masked-token " : "", r.loss, plus_minus(r.loss_se), std::exp(r.loss),
                r.accuracy, plus_minus(r.accuracy_se), r.bpb, plus_minus(r.bpb_se), r.tokens, r.bytes, r.windows, T);
   }
   return 0;
