@@ -1,7 +1,7 @@
 // `avey export --to hf`: a model folder the PyTorch ecosystem reads, as the reference's
-// save_pretrained writes it: config.json with the reference's keys and model_type
-// (model_config.h), and model.safetensors (float32, the reference's tensor names, metadata
-// {"format": "pt"}), loadable with the reference's from_pretrained.
+// save_pretrained writes it: config.json with the reference's keys and model_type (model_config.h:
+// the decoder "avey" or the encoder "avey-b"), and model.safetensors (float32, the reference's
+// tensor names, metadata {"format": "pt"}), loadable with the reference's from_pretrained.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -51,7 +51,8 @@ int run_export(int argc, char** argv) {
     fs::remove_all(tmp, ignored);
     throw;
   }
-  fmt::print("wrote {} (model_type avey, {} parameters, from {})\n", out, model->num_params(), folder.dir);
+  fmt::print("wrote {} (model_type {}, {} parameters, from {})\n", out, folder.spec.config.model, model->num_params(),
+             folder.dir);
   return 0;
 }
 

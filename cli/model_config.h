@@ -2,7 +2,7 @@
 // chosen:
 //   the engine's own  (avey train writes it): the keys of avey::Config, e.g. "n_layers", "top_k";
 //   the reference's   (PyTorch save_pretrained, avey export --to hf): it has "model_type", and
-//                     that name picks the reader (model_types() in model_config.cpp).
+//                     that name picks the reader and the writer (model_types in model_config.cpp).
 //
 // The reference decoder's keys (model_type "avey"; rimads/avey-dpa, configuration_avey.py), with
 // the defaults its config class takes for a missing key:
@@ -16,8 +16,15 @@
 //   context_proportion   tail_proportion (p)                    0.5
 //   extended_len         C = k * chunk_size (checked when present)
 // The reference's code fixes the rest: ranker weights normalised by the earliest selected split's
-// score (ranker_weight_norm "first"), and every ablation switch at its default. Its other keys (architectures, torch_dtype,
-// transformers_version, ...) belong to the transformers library and are ignored.
+// score (ranker_weight_norm "first"), and every ablation switch at its default.
+//
+// The reference encoder's (model_type "avey-b"; rimads/avey-b, configuration_avey.py):
+//   vocab_size 50304, d_embed 768, n_layers 26, chunk_size (S) 128, k (top_k: retrieved splits) 3,
+//   eps 1e-12, max_position_embeddings (the context it was trained at: seq_len), and
+//   mask_token_id (the engine's mask_id; 50281, p50k_base's <|mask|>, when absent).
+//
+// Other keys (architectures, torch_dtype, transformers_version, hidden_size, ...) belong to the
+// transformers library and are ignored.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -25,8 +32,7 @@
 #include "avey/config.h"
 
 struct ModelSpec {
-  std::string model_type = "avey";
-  avey::Config config;
+  avey::Config config;    // config.model is the model type: "avey" or "avey-b"
   std::string tokenizer;  // the tokenizer the folder names ("" when it does not say)
   bool reference = false;  // read from the reference's format
 };

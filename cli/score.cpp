@@ -30,6 +30,8 @@ int run_score(int argc, char** argv) {
   std::vector<Question> questions = parse_questions(read_text_file(args.str("tasks")), args.str("tasks"));
   if (limit > 0 && limit < int64_t(questions.size())) questions.resize(size_t(limit));
   const ModelFolder folder = open_model_folder(args.str("checkpoint"));
+  if (folder.spec.config.is_encoder())
+    throw UsageError("avey score: " + args.str("checkpoint") + " holds an avey-b encoder: it does not score continuations");
   auto tok = tokenizer_for(folder.spec.tokenizer, folder.spec.config);
   const engine::Device device = resolve_device(args.str("device"));
   auto model = load_model(folder, device, resolve_precision("auto", device));

@@ -285,6 +285,29 @@ TEST_CASE("cli: export --to hf, then every command reads the exported folder wit
   fs::remove_all(dir);
 }
 
+TEST_CASE("cli: an Avey-B run exports to the encoder's reference folder, with the same logits") {
+  fs::path dir = setup_run_inputs(scratch("export-encoder"));
+  std::ofstream(dir / "enc.json") << R"({"model": "avey-b", "vocab_size": 260, "mask_id": 257, "d_embed": 16,
+                                         "n_layers": 2, "split_size": 8, "top_k": 2, "seq_len": 32})";
+  REQUIRE(avey(dir, "train --config enc.json --tokenizer bytes --data text.txt --device cpu --batch-size 2 --max-steps 3 "
+                    "--eval-every 0 --sample-every 0 --out run").code == 0);
+  Result r = avey(dir, "export --checkpoint run --out hf");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  const std::string config = slurp(dir / "hf/config.json");
+  for (const char* key : {"\"model_type\": \"avey-b\"", "\"n_layers\": 2", "\"k\": 2", "\"mask_token_id\": 257"})
+    CHECK_MESSAGE(config.find(key) != std::string::npos, key);
+  std::ofstream(dir / "batch.json") << R"({"input_ids": [[67, 257, 108, 108, 32, 109, 101, 257, 73, 115]],
+                                        "labels": [[-100, 97, -100, -100, -100, -100, -100, 32, -100, -100]]})";
+  for (const char* folder : {"run", "hf"})
+    REQUIRE(avey(dir, std::string("logits --checkpoint ") + folder + " --batch batch.json --out " + folder + ".st").code == 0);
+  CHECK(engine::load_safetensors((dir / "run.st").string()).at("logits").to_vector<float>() ==
+        engine::load_safetensors((dir / "hf.st").string()).at("logits").to_vector<float>());
+  r = avey(dir, "generate --device cpu --checkpoint hf");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("holds an avey-b encoder") != std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("cli: score gives acc and acc_norm on a task file") {
   fs::path dir = setup_run_inputs(scratch("score"));
   REQUIRE(avey(dir, train_flags(dir, "run", 30)).code == 0);

@@ -66,7 +66,7 @@ TEST_CASE("interop: a save_pretrained folder (vocabulary 50,281) computes what t
 
   const ModelFolder folder = open_model_folder(dir.path.string());
   CHECK(folder.spec.reference);
-  CHECK(folder.spec.model_type == "avey");
+  CHECK(folder.spec.config.model == "avey");
   CHECK(folder.spec.tokenizer == "p50k");
   CHECK(folder.step == 0);
   CHECK(folder.spec.config.to_json() == engine_config().to_json());
@@ -125,8 +125,8 @@ TEST_CASE("interop: reference configs are read by their keys; what the engine ca
   auto err = [&](const std::string& text) { return error_of([&] { parse(text); }); };
   CHECK(err(R"({"model_type": "avey", "extended_len": 100})") ==
         "C/config.json: key 'extended_len': 100 is not k * chunk_size = 512");
-  CHECK(err(R"({"model_type": "avey-b", "n_layers": 2})") ==
-        "C/config.json: key 'model_type': 'avey-b' is not a model type this build reads (avey)");
+  CHECK(err(R"({"model_type": "avey-c", "n_layers": 2})") ==
+        "C/config.json: key 'model_type': 'avey-c' is not a model type this build reads (avey, avey-b)");
   CHECK(err(R"({"model_type": 3})") == "C/config.json: key 'model_type': expected a string, got 3");
   CHECK(err(R"({"model_type": "avey", "k": 0})") == "C/config.json: key 'k': must be >= 1, got 0");
   CHECK(err(R"({"model_type": "avey", "vocab_size": "50281"})") ==
@@ -140,7 +140,7 @@ TEST_CASE("interop: reference configs are read by their keys; what the engine ca
 }
 
 TEST_CASE("interop: the exported config reads back as the same model; other models are refused by name") {
-  ModelSpec spec{"avey", engine_config(), "bytes", false};
+  ModelSpec spec{engine_config(), "bytes", false};
   const nlohmann::ordered_json j = to_reference_config(spec);
   CHECK(j["architectures"] == nlohmann::json::array({"Avey"}));
   CHECK(j["k"] == 3);
@@ -156,4 +156,63 @@ TEST_CASE("interop: the exported config reads back as the same model; other mode
   CHECK(to_reference_config(spec)["k"] == 2);
   spec.config.enricher_activation = avey::Activation::Gelu;
   CHECK(error_of([&] { to_reference_config(spec); }).find("enricher_activation 'relu2'") != std::string::npos);
+}
+
+namespace {
+
+// config.json as save_pretrained writes it for the reference encoder's AveyForMaskedLM.
+const char* kReferenceEncoderConfig = R"({
+  "architectures": [
+    "AveyForMaskedLM"
+  ],
+  "chunk_size": 8,
+  "d_embed": 16,
+  "eps": 1e-12,
+  "hidden_size": 16,
+  "k": 2,
+  "max_position_embeddings": 64,
+  "model_type": "avey-b",
+  "n_layers": 2,
+  "torch_dtype": "float32",
+  "transformers_version": "4.51.3",
+  "vocab_size": 50368
+}
+)";
+
+avey::Config encoder_config() {
+  avey::Config c;
+  c.model = "avey-b", c.vocab_size = 50368, c.d_embed = 16, c.n_layers = 2, c.split_size = 8, c.top_k = 2;
+  c.seq_len = 64;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("interop: an Avey-B save_pretrained folder (AveyForMaskedLM) computes what the engine's own config does") {
+  TempDir dir("hf-encoder");
+  avey::Model original(encoder_config());
+  original.init(5);
+  dir.file("config.json", kReferenceEncoderConfig);
+  engine::save_safetensors(dir.file("model.safetensors"), weights_of(original, engine::DType::F32), {{"format", "pt"}});
+  const ModelFolder folder = open_model_folder(dir.path.string());
+  CHECK(folder.spec.config.to_json() == encoder_config().to_json());
+  CHECK(folder.spec.config.mask_id == 50281);
+  auto loaded = load_model(folder, engine::Device::CPU, engine::DType::F32);
+  CHECK(logits_of(*loaded) == logits_of(original));
+
+  // The exported config reads back as the same model.
+  const nlohmann::ordered_json j = to_reference_config(folder.spec);
+  CHECK(j["architectures"] == nlohmann::json::array({"AveyForMaskedLM"}));
+  CHECK(j["k"] == 2);
+  CHECK(parse_model_config(j.dump(), "exported").config.to_json() == encoder_config().to_json());
+
+  // A sequence-classification folder holds a head the engine does not have: refused by name.
+  auto weights = weights_of(original, engine::DType::F32);
+  weights.emplace_back("classifier.weight", engine::Tensor::zeros({2, 16}));
+  engine::save_safetensors(dir.file("model.safetensors"), weights, {{"format", "pt"}});
+  CHECK(error_of([&] { load_model(open_model_folder(dir.path.string()), engine::Device::CPU, engine::DType::F32); })
+            .find(dir.file("model.safetensors") + ": load_state: unexpected tensor 'classifier.weight'") != std::string::npos);
+  // A vocabulary with no room for the mask token the folder names.
+  CHECK(error_of([&] { parse_model_config(R"({"model_type": "avey-b", "vocab_size": 300})", "C"); })
+            .find("key 'mask_id'") != std::string::npos);
 }

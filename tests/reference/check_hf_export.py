@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Checks a folder written by `avey export --to hf` with the reference's own from_pretrained.
 
-The reference's Python package (rimads/avey-dpa: the folder holding avey/configuration_avey.py and
-avey/modeling_avey.py) is given at run time with --ref-src and never committed. The script loads
-the exported folder with the reference's `Avey.from_pretrained` (no missing or unexpected tensor
-allowed), runs the batch's input_ids through it in float32 (TF32 off), and compares the logits
-with the engine's, elementwise as torch.allclose(rtol, atol), then prints one line:
+The reference's Python package is given at run time with --ref-src and never committed: for the
+decoder (model_type "avey") rimads/avey-dpa, the folder holding avey/modeling_avey.py; for the
+encoder ("avey-b") rimads/avey-b, the folder holding avey_b/modeling_avey.py. The script loads the
+exported folder with the reference's `from_pretrained` (Avey, or AveyForMaskedLM; no missing or
+unexpected tensor allowed), runs the batch's input_ids through it in float32 (TF32 off), and
+compares the logits with the engine's, elementwise as torch.allclose(rtol, atol), then prints one
+line:
 
   PASS logits [B, T, V]: max abs err 3.1e-07, max rel err 2.2e-06 (rtol 1e-05, atol 1e-05)
 
@@ -42,7 +44,7 @@ def engine_logits(args) -> "torch.Tensor":
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ref-src", required=True, help="folder holding the reference's avey/ package")
+    ap.add_argument("--ref-src", required=True, help="folder holding the reference's avey/ (or avey_b/) package")
     ap.add_argument("--folder", required=True, help="the folder avey export --to hf wrote")
     ap.add_argument("--batch", required=True, help='JSON {"input_ids": [[...]], ...}')
     src = ap.add_mutually_exclusive_group(required=True)
@@ -56,12 +58,17 @@ def main() -> int:
     import torch
 
     sys.path.insert(0, os.path.abspath(args.ref_src))
-    from avey.modeling_avey import Avey  # the reference's class, from --ref-src
+    with open(os.path.join(args.folder, "config.json")) as f:
+        model_type = json.load(f)["model_type"]
+    if model_type == "avey":  # the reference's classes, from --ref-src
+        from avey.modeling_avey import Avey as Model
+    else:
+        from avey_b.modeling_avey import AveyForMaskedLM as Model
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = args.device if args.device == "cpu" or torch.cuda.is_available() else "cpu"
-    model, info = Avey.from_pretrained(args.folder, output_loading_info=True, torch_dtype=torch.float32)
+    model, info = Model.from_pretrained(args.folder, output_loading_info=True, torch_dtype=torch.float32)
     problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     if problems:
         print(f"FAIL from_pretrained({args.folder}): {problems}")
