@@ -22,6 +22,16 @@ void read_tokenizer(const nlohmann::json& j, ModelSpec& spec, const std::string&
   if (j.contains("avey_tokenizer")) spec.tokenizer = json_string(j["avey_tokenizer"], "avey_tokenizer", what);
 }
 
+// The keys every reference config begins with.
+nlohmann::ordered_json reference_keys(const char* architecture, const avey::Config& c) {
+  nlohmann::ordered_json j;
+  j["architectures"] = nlohmann::ordered_json::array({architecture});
+  j["model_type"] = c.model;
+  j["vocab_size"] = c.vocab_size;
+  j["d_embed"] = c.d_embed;
+  return j;
+}
+
 // model_type "avey": the decoder of rimads/avey-dpa (the key table in model_config.h).
 ModelSpec read_avey(const nlohmann::json& j, const std::string& what) {
   ModelSpec spec;
@@ -58,11 +68,7 @@ nlohmann::ordered_json write_avey(const ModelSpec& spec) {
   };
   for (const auto& [needs, ok] : computable)
     if (!ok) throw std::invalid_argument("the reference's code computes only models with " + needs + ": this one differs");
-  nlohmann::ordered_json j;
-  j["architectures"] = {"Avey"};
-  j["model_type"] = "avey";
-  j["vocab_size"] = c.vocab_size;
-  j["d_embed"] = c.d_embed;
+  nlohmann::ordered_json j = reference_keys("Avey", c);
   j["n_blocks"] = c.n_layers;
   j["expansion_factor"] = c.expansion_factor;
   j["chunk_size"] = c.split_size;
@@ -94,11 +100,7 @@ ModelSpec read_avey_b(const nlohmann::json& j, const std::string& what) {
 
 nlohmann::ordered_json write_avey_b(const ModelSpec& spec) {
   const avey::Config& c = spec.config;
-  nlohmann::ordered_json j;
-  j["architectures"] = {"AveyForMaskedLM"};
-  j["model_type"] = "avey-b";
-  j["vocab_size"] = c.vocab_size;
-  j["d_embed"] = c.d_embed;
+  nlohmann::ordered_json j = reference_keys("AveyForMaskedLM", c);
   j["hidden_size"] = c.d_embed;
   j["n_layers"] = c.n_layers;
   j["chunk_size"] = c.split_size;
