@@ -99,7 +99,8 @@ TrainState parse_train_state(const std::string& text, const std::string& what) {
     st.best = TrainState::Best{json_int(json_field(best, "step", what), "best.step", what),
                                json_real(json_field(best, "val_loss", what), "best.val_loss", what)};
   }
-  const nlohmann::json& files = json_field(j, "files", what);
+  // An older avey wrote no "files" (its run folder held one checkpoint, at the top).
+  const nlohmann::json files = j.contains("files") ? j["files"] : nlohmann::json::object();
   if (!files.is_object()) throw std::runtime_error(what + ": key 'files': expected an object");
   for (auto it = files.begin(); it != files.end(); ++it) {
     const std::string key = "files." + it.key();
@@ -135,7 +136,7 @@ void verify_files(const std::string& step_dir, const TrainState& st, const std::
 }
 
 void load_checkpoint_weights(const std::string& step_dir, const TrainState& st, avey::Model& model) {
-  verify_files(step_dir, st, {"config.json", "model.safetensors"});
+  if (!st.files.empty()) verify_files(step_dir, st, {"config.json", "model.safetensors"});  // (none: an older avey's)
   if (auto named = step_of_folder(fs::path(step_dir).filename().string()); named && *named != st.step)
     throw std::runtime_error(fmt::format("{}: the folder is named for step {} but train_state.json says step {}", step_dir,
                                          *named, st.step));

@@ -51,7 +51,8 @@ TrainState read_train_state(const std::string& step_dir);
 void verify_files(const std::string& step_dir, const TrainState& st, const std::vector<std::string>& names);
 
 // Reads a step folder's weights into `model` after checking config.json and model.safetensors
-// against `st` and the weights' step.
+// against `st` and the weights' step. (A train_state.json of an older avey, from before step
+// folders, records no digests: its weights are checked for their step only.)
 void load_checkpoint_weights(const std::string& step_dir, const TrainState& st, avey::Model& model);
 // Reads a step folder's weights into `model` and moments into `opt` after every check above.
 TrainState load_checkpoint(const std::string& step_dir, avey::Model& model, optim::AdamW& opt);

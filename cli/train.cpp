@@ -188,8 +188,11 @@ int run_train(int argc, char** argv) {
 
   if (!resume) {
     run = std::make_unique<RunFolder>(dir);
-    if (run->has_run() || fs::exists(dir + "/latest") || fs::exists(dir + "/train_state.json"))
+    if (run->has_run() || fs::exists(dir + "/latest"))
       throw UsageError("avey train: " + dir + " already holds a run; continue it with --resume or choose another --out");
+    if (fs::exists(dir + "/train_state.json"))  // the layout before step folders: its weights at the top
+      throw UsageError("avey train: " + dir + " holds a run of an older avey (no run.json), which --resume cannot "
+                       "continue; start from its weights with --init-from into another --out");
     engine::write_file_atomic(dir + "/config.json", cfg.to_json().dump(2) + "\n");
     run->write_run({{"settings", settings.json()}, {"data", fingerprint(run_data)}});
   } else if (settings.changed()) {

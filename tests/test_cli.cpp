@@ -212,6 +212,14 @@ TEST_CASE("cli: --init-from starts a new run from another folder's weights and c
   r = avey(dir, "train --init-from a --config tiny.json --out c");
   CHECK(r.code == 2);
   CHECK(r.err == "avey train: --config and --init-from both name the model; give one\n");
+  // A folder laid out as an older avey wrote runs (one checkpoint at the top) is not trained over.
+  fs::copy(latest(dir / "a"), dir / "older");
+  r = avey(dir, train_flags(dir, "older"));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("holds a run of an older avey (no run.json)") != std::string::npos);
+  r = avey(dir, "train --init-from older --data text.txt --device cpu --batch-size 2 --seq-len 32 --max-steps 1 "
+                "--sample-every 0 --out d");
+  CHECK_MESSAGE(r.code == 0, r.err);
   fs::remove_all(dir);
 }
 

@@ -216,3 +216,21 @@ TEST_CASE("interop: an Avey-B save_pretrained folder (AveyForMaskedLM) computes 
   CHECK(error_of([&] { parse_model_config(R"({"model_type": "avey-b", "vocab_size": 300})", "C"); })
             .find("key 'mask_id'") != std::string::npos);
 }
+
+TEST_CASE("interop: a run folder of an older avey (one checkpoint at the top, no digests) still loads") {
+  TempDir dir("older-run");
+  avey::Config c = engine_config();
+  c.vocab_size = 300;
+  avey::Model original(c);
+  original.init(9);
+  dir.file("config.json", c.to_json().dump(2));
+  engine::save_safetensors(dir.file("model.safetensors"), weights_of(original, engine::DType::F32),
+                           {{"step", "5"}, {"tokenizer", "bytes"}});
+  dir.file("train_state.json", R"({"step": 5, "tokenizer": "bytes", "rng": "1", "loader": {"epoch": 0, "cursor": 5},
+                                  "settings": {"lr": 0.001}})");
+  const ModelFolder folder = open_model_folder(dir.path.string());
+  CHECK(folder.step == 5);
+  CHECK(folder.spec.tokenizer == "bytes");
+  CHECK(load_model(folder, engine::Device::CPU, engine::DType::F32)->flat_params().to_vector<float>() ==
+        original.flat_params().to_vector<float>());
+}
