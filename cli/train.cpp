@@ -54,10 +54,11 @@ void print_fill_mask(avey::Model& model, const std::vector<int32_t>& opening, co
   const std::vector<int32_t> best = engine::row_argmax(engine::reshape(logits, {int64_t(masked.size()), logits.size(-1)}))
                                         .to(engine::Device::CPU)
                                         .to_vector<int32_t>();
+  // a prediction past the tokenizer's ids (the model's vocabulary may be larger) shows as its number
+  auto word = [&tok](int32_t id) { return id < tok.vocab_size() ? tok.decode({id}) : fmt::format("<{}>", id); };
   std::string text;
   for (size_t i = 0; i < masked.size(); ++i)
-    text += i % 4 == 3 && i >= 3 ? fmt::format("[{} -> {}]", tok.decode({opening[i]}), tok.decode({best[i]}))
-                                 : tok.decode({opening[i]});
+    text += i % 4 == 3 ? fmt::format("[{} -> {}]", word(opening[i]), word(best[i])) : word(opening[i]);
   fmt::print("--- fill-mask at step {} ([masked -> predicted]) ---\n{}\n---\n", step, text);
   std::ofstream(dir + "/samples.txt", std::ios::app) << fmt::format("=== step {} (fill-mask) ===\n{}\n", step, text);
 }

@@ -22,7 +22,7 @@ void copy_cols(int64_t rows, int64_t width, const T* src, int64_t src_cols, int6
     T* d = dst + r * dst_cols + dst_off;
     if (accumulate)
       for (int64_t c = 0; c < width; ++c) d[c] += s[c];
-    else
+    else if (width > 0)  // an empty tensor's pointer may be null: memcpy must not see it
       std::memcpy(d, s, size_t(width) * sizeof(T));
   }
 }
@@ -34,7 +34,8 @@ void gather_rows(int64_t n_idx, int64_t cols, const T* table, int64_t table_rows
       throw std::out_of_range("gather_rows: index " + std::to_string(idx[i]) + " at position " + std::to_string(i) +
                               " is outside a table of " + std::to_string(table_rows) + " rows");
 #pragma omp parallel for schedule(static) if (n_idx * cols > 65536)
-  for (int64_t i = 0; i < n_idx; ++i) std::memcpy(y + i * cols, table + int64_t(idx[i]) * cols, size_t(cols) * sizeof(T));
+  for (int64_t i = 0; i < n_idx; ++i)
+    if (cols > 0) std::memcpy(y + i * cols, table + int64_t(idx[i]) * cols, size_t(cols) * sizeof(T));
 }
 
 // Deterministic: every table row sums its gradients in increasing position i, whatever the
