@@ -53,8 +53,14 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
   cfg_.validate();
   if (!is_floating(dtype)) fail("Model", "parameters need a floating dtype");
   auto shapes = parameter_layout(cfg_);
+  // Each parameter starts at a multiple of kParamAlign elements (zeros between them, which no
+  // gradient reaches and AdamW keeps at zero). Packed end to end, a 0-dim alpha would leave the
+  // next layer's matrices at odd offsets, 2-byte aligned in bf16, and cuBLASLt and the vector
+  // loads would fall back to their slow unaligned kernels.
+  auto aligned = [](int64_t n) { return (n + kParamAlign - 1) / kParamAlign * kParamAlign; };
   int64_t total = 0;
-  for (auto& [name, shape] : shapes) total += numel(shape);
+  num_params_ = 0;
+  for (auto& [name, shape] : shapes) total = aligned(total) + numel(shape), num_params_ += numel(shape);
   const bool mixed = dtype == DType::BF16;
   const DType master = mixed ? DType::F32 : dtype;
   flat_ = Tensor::zeros({total}, master, device);
@@ -63,6 +69,7 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
   int64_t offset = 0;
   std::map<std::string, Tensor> by_name;
   for (auto& [name, shape] : shapes) {
+    offset = aligned(offset);
     Tensor v = flat_.view(offset, shape);
     Tensor g = flat_grad_.view(offset, shape);
     v.requires_grad_();

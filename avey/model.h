@@ -9,7 +9,8 @@
 //   logits = ln_f(last S rows of each context, reassembled, padding dropped) E^T
 //
 // Parameters live in one flat buffer (and their gradients in another), in the PyTorch
-// reference's order and with its names; each Param's value is a view into the buffer.
+// reference's order and with its names; each Param's value is a view into the buffer, starting
+// at a multiple of kParamAlign elements (256 bytes in f32) so that every matrix is aligned.
 //
 // Mixed precision (dtype BF16, DESIGN.md): the flat buffer holds the fp32 master weights (what
 // AdamW updates and checkpoints save) and the gradient buffer is fp32 too; a second flat buffer,
@@ -33,6 +34,8 @@
 #include "engine/ops.h"
 
 namespace avey {
+
+constexpr int64_t kParamAlign = 64;  // elements: each parameter's offset in the flat buffers
 
 // Every parameter's name and shape, in the reference's order (PyTorch named_parameters()),
 // computed from the config alone (no allocation).
@@ -62,7 +65,7 @@ class Model {
   // The bf16 working copy of flat_params() in mixed precision; undefined otherwise.
   engine::Tensor& working_params() { return working_; }
   void refresh_working();  // working_params() = bf16(flat_params()); nothing when not mixed
-  int64_t num_params() const { return flat_.numel(); }
+  int64_t num_params() const { return num_params_; }  // the parameters' elements (the flat buffers add gaps)
   // Before a step's first backward: each parameter's next gradient is written into flat_grads(),
   // not added (no pass that zeroes the buffer: engine::Tensor::discard_grad).
   void zero_grad();
@@ -118,6 +121,7 @@ class Model {
   Config cfg_;
   engine::Device device_;
   engine::DType dtype_;
+  int64_t num_params_ = 0;
   engine::Tensor flat_, flat_grad_, working_;
   std::vector<Param> params_;
   engine::Tensor wte_, lnf_w_, lnf_b_;

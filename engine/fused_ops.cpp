@@ -69,7 +69,7 @@ Tensor linear_residual(const Tensor& x, const Tensor& w, const Tensor& bias, con
   check_matrix("linear_residual", "bias", bias, 1, cols);
   check_matrix("linear_residual", "residual", residual, rows, cols);
   Tensor out = Tensor::empty(residual.shape(), x.dtype(), x.device());
-  AVEY_DISPATCH("matmul", out, linear_residual,
+  AVEY_DISPATCH(profile::matmul_label(x.dtype(), 1, rows, cols, in, false, true) + " +res", out, linear_residual,
                 {.x = x.data<T>(), .w = w.data<T>(), .bias = bias.data<T>(), .residual = residual.data<T>(),
                  .out = out.data<T>(), .rows = rows, .in = in, .cols = cols});
   return out;
@@ -85,7 +85,7 @@ void matmul_into(const MatrixBatch& a, const MatrixBatch& b, const MatrixBatch& 
   if (batch > 0 && (!fits(a, m, k, batch) || !fits(b, k, n, batch) || !fits(c, m, n, batch)))
     fail("matmul_into", fmt::format("a batch of {} products {} x {} x {} does not fit its operands", batch, m, k, n));
   Tensor out = c.t;
-  AVEY_DISPATCH("matmul", out, matmul,
+  AVEY_DISPATCH(profile::matmul_label(out.dtype(), batch, m, n, k, ta, tb), out, matmul,
                 {.a = a.t.data<T>() + a.offset, .b = b.t.data<T>() + b.offset, .c = out.data<T>() + c.offset, .m = m,
                  .n = n, .k = k, .ta = ta, .tb = tb, .beta = beta, .batch = batch, .stride_a = a.stride,
                  .stride_b = b.stride, .stride_c = c.stride});
@@ -190,7 +190,7 @@ void matmul_f32_out(const Tensor& a, const Tensor& b, Tensor c, bool ta, bool tb
   if (c.dtype() != DType::F32 || c.numel() != M * N || (tb ? b.size(1) : b.size(0)) != K)
     fail(op, fmt::format("{} x {} into {} do not fit", a.describe(), b.describe(), c.describe()));
 #ifdef AVEY_HAVE_CUDA
-  profile::Scope prof("matmul", Device::CUDA);
+  profile::Scope prof(profile::matmul_label(a.dtype(), 1, M, N, K, ta, tb) + " ->f32", Device::CUDA);
   kernels::cuda::matmul_bf16_f32(a.data<kernels::bf16>(), b.data<kernels::bf16>(), c.data<float>(), M, N, K, ta, tb,
                                  beta);
 #else

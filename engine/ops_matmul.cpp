@@ -17,7 +17,7 @@ namespace {
 Tensor sum_over_batch(const Tensor& g) {
   int64_t batch = g.size(0), inner = g.numel() / batch;
   Tensor out = Tensor::empty(Shape(g.shape().begin() + 1, g.shape().end()), g.dtype(), g.device());
-  AVEY_DISPATCH("matmul", g, reduce_to, kernels::Broadcast::Row, batch, inner, g.data<T>(), out.data<T>());
+  AVEY_DISPATCH("sum_over_batch", g, reduce_to, kernels::Broadcast::Row, batch, inner, g.data<T>(), out.data<T>());
   return out;
 }
 }  // namespace
@@ -37,14 +37,14 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   Tensor out;
   if (a.ndim() == 2 && b.ndim() == 2) {  // the plain product
     out = Tensor::empty({M, N}, a.dtype(), a.device());
-    AVEY_DISPATCH(op, a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = M, .n = N, .k = K,
+    AVEY_DISPATCH(profile::matmul_label(a.dtype(), 1, M, N, K, ta, tb), a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = M, .n = N, .k = K,
                                   .ta = ta, .tb = tb});
   } else if (b.ndim() == 2 && !ta) {  // every row of a times one matrix: one large product
     Shape s = a.shape();
     s.back() = N;
     out = Tensor::empty(s, a.dtype(), a.device());
     int64_t rows = a.numel() / K;
-    AVEY_DISPATCH(op, a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = rows, .n = N, .k = K,
+    AVEY_DISPATCH(profile::matmul_label(a.dtype(), 1, rows, N, K, false, tb), a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = rows, .n = N, .k = K,
                                   .tb = tb});
   } else {  // a batch of products; a 2-D operand is shared (stride 0)
     int64_t batch = a.ndim() == 3 ? a.size(0) : b.size(0);
@@ -52,7 +52,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
       fail(op, fmt::format("batch sizes differ: {} and {}", a.describe(), b.describe()));
     out = Tensor::empty({batch, M, N}, a.dtype(), a.device());
     int64_t sa = a.ndim() == 3 ? M * K : 0, sb = b.ndim() == 3 ? K * N : 0;
-    AVEY_DISPATCH(op, a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = M, .n = N, .k = K,
+    AVEY_DISPATCH(profile::matmul_label(a.dtype(), batch, M, N, K, ta, tb), a, matmul, {.a = a.data<T>(), .b = b.data<T>(), .c = out.data<T>(), .m = M, .n = N, .k = K,
                                   .ta = ta, .tb = tb, .batch = batch, .stride_a = sa, .stride_b = sb, .stride_c = M * N});
   }
   record(out, op, {a, b}, [a, b, ta, tb](const Tensor& g) -> std::vector<Tensor> {

@@ -45,6 +45,12 @@ void wait(Device d) {
 }  // namespace
 
 bool enabled() { return g_enabled; }
+
+std::string matmul_label(DType dt, int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+  if (!g_enabled) return "matmul";
+  return fmt::format("matmul {} {}{}x{}x{} {}{}", name_of(dt), batch > 1 ? fmt::format("{}x ", batch) : "", m, n, k,
+                     ta ? 'T' : 'N', tb ? 'T' : 'N');
+}
 void set_enabled(bool on) { g_enabled = on; }
 void reset() {
   table().clear();

@@ -22,6 +22,10 @@ void set_enabled(bool on);  // the initial value: the environment variable AVEY_
 void reset();
 std::string report();  // "op  calls  total ms  share" rows, largest total first
 
+// A matrix product's row in the table: "matmul bf16 64x 256x768x1024 NT" (batch, m x n x k, op(A)
+// op(B) transposed or not), so that one slow shape stands out; plain "matmul" when not profiling.
+std::string matmul_label(DType dt, int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb);
+
 class Scope {
  public:
   Scope(std::string_view op, Device device) {

@@ -3,11 +3,13 @@
 // one process per run folder; pointers, leftovers, pruning and log cutting.
 #include "cli/checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
 #include "cli/args.h"
 #include "cli/run_folder.h"
+#include "optim/segment.h"
 #include "tests/testing.h"
 
 namespace fs = std::filesystem;
@@ -28,8 +30,15 @@ struct Trained {
   optim::AdamW opt{model.flat_params(), {}};
   explicit Trained(uint64_t seed) {
     model.init(seed);
+    // A gradient as a backward leaves it: random on the parameters, zero in the gaps between them.
     engine::Rng rng(seed);
-    opt.step(engine::Tensor::randn({model.num_params()}, rng), 1e-3);
+    std::vector<float> g(size_t(model.flat_params().numel()), 0.f);
+    for (const avey::Param& p : model.params()) {
+      const optim::Segment s = optim::segment_of(p.name, p.value, model.flat_params());
+      const std::vector<float> r = engine::Tensor::randn({s.numel}, rng).to_vector<float>();
+      std::copy(r.begin(), r.end(), g.begin() + s.offset);
+    }
+    opt.step(engine::Tensor::from(g, {int64_t(g.size())}), 1e-3);
   }
 };
 

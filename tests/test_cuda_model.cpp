@@ -78,7 +78,7 @@ std::vector<Case> parity_cases() {
 struct Result {
   double loss;
   std::map<std::string, Tensor> grads;  // CPU f64 copies
-  Tensor flat;                          // all gradients, CPU f64
+  Tensor flat;                          // all gradients, concatenated, CPU f64
 };
 
 Result run(const Case& c, Device device, DType dtype) {
@@ -89,8 +89,13 @@ Result run(const Case& c, Device device, DType dtype) {
   loss.backward();
   Result r;
   r.loss = loss.item();
-  for (const avey::Param& p : model.params()) r.grads[p.name] = p.value.grad().to(Device::CPU).to(DType::F64);
-  r.flat = model.flat_grads().to(Device::CPU).to(DType::F64);
+  std::vector<double> all;  // every gradient in parameter order (the flat buffer without its gaps)
+  for (const avey::Param& p : model.params()) {
+    r.grads[p.name] = p.value.grad().to(Device::CPU).to(DType::F64);
+    const std::vector<double> v = r.grads[p.name].to_vector<double>();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  r.flat = Tensor::from(all, {int64_t(all.size())});
   return r;
 }
 

@@ -29,6 +29,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_compat import loadable  # noqa: E402
+
 
 def engine_logits(args) -> "torch.Tensor":
     from safetensors.torch import load_file
@@ -64,6 +67,7 @@ def main() -> int:
         from avey.modeling_avey import Avey as Model
     else:
         from avey_b.modeling_avey import AveyForMaskedLM as Model
+    Model = loadable(Model)
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
