@@ -140,11 +140,17 @@ std::optional<int> launch_workers(int64_t nproc, engine::Device device, int argc
   sigaction(SIGINT, &sa, &previous[0]);
   sigaction(SIGTERM, &sa, &previous[1]);
 
-  // Wait for every worker. At the first failure (unless a signal is stopping them all), stop the others.
+  // Wait for every worker. After the first failure (unless a signal is stopping them all), the
+  // others get 5 s to end by themselves (a rank whose peer left fails at once on the TCP
+  // backend, and rank 0 may still be writing its error line), then SIGTERM, then SIGKILL.
   std::vector<int> code(size_t(nproc), -1);
   int first_failure = -1;
   using Clock = std::chrono::steady_clock;
-  Clock::time_point kill_at = Clock::time_point::max();
+  Clock::time_point term_at = Clock::time_point::max(), kill_at = Clock::time_point::max();
+  auto signal_running = [&](int sig) {
+    for (size_t r = 0; r < g_workers.size(); ++r)
+      if (code[r] < 0) kill(g_workers[r], sig);
+  };
   for (int left = int(nproc); left > 0;) {
     int status = 0;
     const bool stopping = first_failure >= 0;
@@ -152,11 +158,8 @@ std::optional<int> launch_workers(int64_t nproc, engine::Device device, int argc
     if (pid < 0 && errno == EINTR) continue;
     if (pid < 0) break;
     if (pid == 0) {  // stopping, nobody ended yet
-      if (Clock::now() > kill_at) {
-        for (size_t r = 0; r < g_workers.size(); ++r)
-          if (code[r] < 0) kill(g_workers[r], SIGKILL);
-        kill_at = Clock::time_point::max();
-      }
+      if (Clock::now() > term_at) signal_running(SIGTERM), term_at = Clock::time_point::max();
+      if (Clock::now() > kill_at) signal_running(SIGKILL), kill_at = Clock::time_point::max();
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
@@ -166,11 +169,7 @@ std::optional<int> launch_workers(int64_t nproc, engine::Device device, int argc
     --left;
     if (code[r] != 0 && first_failure < 0) {
       first_failure = int(r);
-      if (!g_signalled) {
-        for (size_t o = 0; o < g_workers.size(); ++o)
-          if (code[o] < 0) kill(g_workers[o], SIGTERM);
-        kill_at = Clock::now() + std::chrono::seconds(30);
-      }
+      if (!g_signalled) term_at = Clock::now() + std::chrono::seconds(5), kill_at = term_at + std::chrono::seconds(30);
     }
   }
   sigaction(SIGINT, &previous[0], nullptr);
@@ -178,14 +177,15 @@ std::optional<int> launch_workers(int64_t nproc, engine::Device device, int argc
   g_workers.clear();
 
   // Stopped by a signal: each worker saved and said so, or failed and said why (rank 0's words
-  // are the ones shown). Else rank 0 printed its own error; another rank's first failure is
-  // shown when it differs.
-  if (first_failure > 0 && !g_signalled) {
+  // are the ones shown). Else rank 0 printed its own error when it had one (exit code 1 or 2);
+  // when it did not, the first failure's line is shown.
+  const bool rank0_said_why = code[0] == 1 || code[0] == 2;
+  if (first_failure >= 0 && !g_signalled && !rank0_said_why) {
     const std::string line = read_line(errors / fmt::format("rank-{}.txt", first_failure));
     if (line.empty())
       fmt::print(stderr, "avey train: rank {} ended with exit code {}{}\n", first_failure, code[size_t(first_failure)],
                  code[size_t(first_failure)] > 128 ? fmt::format(" (signal {})", code[size_t(first_failure)] - 128) : "");
-    else if (line != read_line(errors / "rank-0.txt"))
+    else
       fmt::print(stderr, "[rank {}] {}\n", first_failure, line);
   }
   std::error_code ec;

@@ -5,14 +5,14 @@
 // trains instead of launching), and RANK = LOCAL_RANK = its number, WORLD_SIZE =
 // LOCAL_WORLD_SIZE = N, MASTER_ADDR (127.0.0.1 unless set), MASTER_PORT (a free port unless set)
 // and OMP_NUM_THREADS (cores / N unless set). Rank 0 prints; the others' output is dropped, but
-// each worker's error line is kept (AVEY_ERROR_FILE, written by main.cpp), and when another rank
-// than 0 fails first with an error rank 0 did not print, that line is shown, "[rank r] ...".
+// each worker's error line is kept (AVEY_ERROR_FILE, written by main.cpp), and when rank 0 did
+// not fail with an error line of its own, the first failed rank's is shown, "[rank r] ...".
 //
 // SIGINT and SIGTERM reach each worker once, through this process (the workers have a process
 // group of their own, so a terminal's Ctrl-C does not reach them twice): they stop after the
 // step in progress with a checkpoint, as one process does (cli/stop_signal.h). When a worker
-// fails, the others get SIGTERM, and SIGKILL 30 s later. If this process dies, its workers get
-// SIGTERM. The exit code: rank 0's when it failed, else the first failure's, else 0.
+// fails, the others get 5 s to end, then SIGTERM, and SIGKILL 30 s later. If this process dies,
+// its workers get SIGTERM. The exit code: rank 0's when it failed, else the first failure's, else 0.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -9,16 +9,25 @@
 // NCCL waits forever for a rank that died; so where this backend waits (all_reduce_sum, which
 // returns host values, and broadcast) it polls the stream and NCCL's error state, and after the
 // placement's timeout, or at an error, it aborts the communicator and throws one line.
+//
+// A host-only file (no kernels): g++ compiles it against the CUDA runtime's and NCCL's headers.
+#include <cuda_runtime.h>
 #include <fmt/format.h>
 #include <nccl.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <thread>
 
 #include "engine/dist/backends.h"
 #include "engine/dist/rendezvous.h"
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/memory.h"
+
+namespace kernels::cuda {
+cudaStream_t stream();  // the engine's one stream (kernels/cuda/common.cuh, a header for nvcc only)
+}
 
 namespace engine::dist {
 
@@ -26,6 +35,9 @@ namespace {
 
 void check(ncclResult_t r, const char* what) {
   if (r != ncclSuccess) throw std::runtime_error(fmt::format("NCCL: {} failed: {}", what, ncclGetErrorString(r)));
+}
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(fmt::format("CUDA: {} failed: {}", what, cudaGetErrorString(e)));
 }
 
 ncclDataType_t nccl_type(const Tensor& t, const char* op) {
@@ -41,12 +53,12 @@ class NcclCommunicator : public Communicator {
  public:
   explicit NcclCommunicator(const Placement& place) : Communicator(place) {
     int gpus = 0;
-    AVEY_CUDA_CHECK(cudaGetDeviceCount(&gpus));
+    check(cudaGetDeviceCount(&gpus), "cudaGetDeviceCount");
     if (place.local_rank >= gpus)
       throw std::runtime_error(fmt::format("rank {} has local rank {}, but this machine shows {} GPU{}: start at most "
                                            "one process per GPU",
                                            place.rank, place.local_rank, gpus, gpus == 1 ? "" : "s"));
-    AVEY_CUDA_CHECK(cudaSetDevice(place.local_rank));
+    check(cudaSetDevice(place.local_rank), "cudaSetDevice");
     ncclUniqueId id{};
     if (place.rank == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     const Rendezvous rendezvous(place, std::string(id.internal, sizeof id.internal));
@@ -75,12 +87,14 @@ class NcclCommunicator : public Communicator {
   std::vector<double> all_reduce_sum(const std::vector<double>& values) override {
     std::vector<double> out = values;
     const size_t bytes = out.size() * sizeof(double);
-    kernels::cuda::Scratch buffer(bytes);
-    kernels::cuda::copy_to_device(buffer.ptr, out.data(), bytes);
-    check(ncclAllReduce(buffer.ptr, buffer.ptr, out.size(), ncclFloat64, ncclSum, comm_, kernels::cuda::stream()),
+    // device memory from the engine's cache, given back however this ends
+    const std::unique_ptr<void, std::function<void(void*)>> buffer(
+        kernels::cuda::allocate(bytes), [bytes](void* p) { kernels::cuda::release(p, bytes); });
+    kernels::cuda::copy_to_device(buffer.get(), out.data(), bytes);
+    check(ncclAllReduce(buffer.get(), buffer.get(), out.size(), ncclFloat64, ncclSum, comm_, kernels::cuda::stream()),
           "ncclAllReduce (a sum of scalars)");
     wait("a sum of scalars over the ranks");
-    kernels::cuda::copy_to_host(out.data(), buffer.ptr, bytes);
+    kernels::cuda::copy_to_host(out.data(), buffer.get(), bytes);
     return out;
   }
 
@@ -96,7 +110,7 @@ class NcclCommunicator : public Communicator {
     for (;;) {
       const cudaError_t done = cudaStreamQuery(kernels::cuda::stream());
       if (done == cudaSuccess) return;
-      if (done != cudaErrorNotReady) AVEY_CUDA_CHECK(done);
+      if (done != cudaErrorNotReady) check(done, "a collective's stream");
       ncclResult_t state = ncclSuccess;
       check(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
       const double waited = std::chrono::duration<double>(Clock::now() - start).count();
