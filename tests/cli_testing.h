@@ -8,11 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace cli_testing {
@@ -105,6 +107,21 @@ inline fs::path latest(const fs::path& run) {
   std::string name;
   std::getline(std::ifstream(run / "latest"), name);
   return run / name;
+}
+
+// Waits (up to 60 s) until the run has logged a step.
+inline void wait_for_first_step(const fs::path& run) {
+  for (int i = 0; i < 6000 && !(fs::exists(run / "metrics.jsonl") && fs::file_size(run / "metrics.jsonl") > 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+// The two runs ended in the same place: the same losses, validation steps, weights and moments.
+inline void check_same_run(const fs::path& a, const fs::path& b) {
+  CHECK(losses(a / "metrics.jsonl") == losses(b / "metrics.jsonl"));
+  CHECK(evaluated_steps(a / "metrics.jsonl") == evaluated_steps(b / "metrics.jsonl"));
+  CHECK(latest(a).filename() == latest(b).filename());
+  CHECK(slurp(latest(a) / "model.safetensors") == slurp(latest(b) / "model.safetensors"));
+  CHECK(slurp(latest(a) / "optimizer.bin") == slurp(latest(b) / "optimizer.bin"));
 }
 
 // Starts `avey ARGS` in dir without waiting (output to dir/bg.txt); returns its process id.

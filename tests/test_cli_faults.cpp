@@ -16,21 +16,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Waits (up to 60 s) until the run has logged a step.
-void wait_for_first_step(const fs::path& run) {
-  for (int i = 0; i < 6000 && !(fs::exists(run / "metrics.jsonl") && fs::file_size(run / "metrics.jsonl") > 0); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-}
-
-// The two runs ended in the same place: the same losses, validation steps, weights and moments.
-void check_same_run(const fs::path& a, const fs::path& b) {
-  CHECK(losses(a / "metrics.jsonl") == losses(b / "metrics.jsonl"));
-  CHECK(evaluated_steps(a / "metrics.jsonl") == evaluated_steps(b / "metrics.jsonl"));
-  CHECK(latest(a).filename() == latest(b).filename());
-  CHECK(slurp(latest(a) / "model.safetensors") == slurp(latest(b) / "model.safetensors"));
-  CHECK(slurp(latest(a) / "optimizer.bin") == slurp(latest(b) / "optimizer.bin"));
-}
-
 }  // namespace
 
 TEST_CASE("cli: kill -9 at any moment never yields a wrong resume") {
