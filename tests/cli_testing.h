@@ -143,4 +143,25 @@ inline int wait_for(pid_t pid) {
   return exit_code(status);
 }
 
+// Starts `avey ARGS` (a training into dir/stopped), sends it SIGTERM once it logged a step, and
+// checks that it stopped saying so; returns its output.
+inline std::string stop_with_sigterm(const fs::path& dir, const std::string& args) {
+  pid_t pid = start_avey(dir, args);
+  wait_for_first_step(dir / "stopped");
+  ::kill(pid, SIGTERM);
+  REQUIRE(wait_for(pid) == 128 + SIGTERM);
+  const std::string log = slurp(dir / "bg.txt");
+  REQUIRE_MESSAGE(log.find("stopped by SIGTERM after step ") != std::string::npos, log);
+  return log;
+}
+
+// Runs `avey RESUME` (continuing dir/stopped) and `avey WHOLE` (the same run uninterrupted, into
+// dir/whole): both must end in the same place.
+inline void check_resumes_as_whole(const fs::path& dir, const std::string& resume, const std::string& whole) {
+  Result rest = avey(dir, resume);
+  REQUIRE_MESSAGE(rest.code == 0, rest.err);
+  REQUIRE(avey(dir, whole).code == 0);
+  check_same_run(dir / "whole", dir / "stopped");
+}
+
 }  // namespace cli_testing

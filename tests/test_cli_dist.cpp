@@ -45,17 +45,10 @@ TEST_CASE("cli: an Avey-B run on 2 processes masks as one process with --grad-ac
 
 TEST_CASE("cli: SIGTERM to the launcher stops both ranks after one step; the run resumes bit-identically") {
   fs::path dir = setup_run_inputs(scratch("dist-sigterm"));
-  pid_t pid = start_avey(dir, train_flags(dir, "stopped", 400) + " --eval-every 100 --nproc-per-node 2");
-  wait_for_first_step(dir / "stopped");
-  ::kill(pid, SIGTERM);
-  REQUIRE(wait_for(pid) == 128 + SIGTERM);
-  const std::string log = slurp(dir / "bg.txt");
-  REQUIRE_MESSAGE(log.find("stopped by SIGTERM after step ") != std::string::npos, log);
+  const std::string log = stop_with_sigterm(dir, train_flags(dir, "stopped", 400) + " --eval-every 100 --nproc-per-node 2");
   CHECK(log.find("[rank") == std::string::npos);  // rank 1 stopped too, and said nothing
-  Result rest = avey(dir, "train --resume --device cpu --nproc-per-node 2 --out stopped");
-  REQUIRE_MESSAGE(rest.code == 0, rest.err);
-  REQUIRE(avey(dir, train_flags(dir, "whole", 400) + " --eval-every 100 --grad-accum 2").code == 0);
-  check_same_run(dir / "whole", dir / "stopped");
+  check_resumes_as_whole(dir, "train --resume --device cpu --nproc-per-node 2 --out stopped",
+                         train_flags(dir, "whole", 400) + " --eval-every 100 --grad-accum 2");
   fs::remove_all(dir);
 }
 

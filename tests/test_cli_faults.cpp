@@ -58,19 +58,12 @@ TEST_CASE("cli: kill -9 at any moment never yields a wrong resume") {
 TEST_CASE("cli: SIGTERM saves a checkpoint after the step in progress, and the run resumes bit-identically") {
   fs::path dir = setup_run_inputs(scratch("sigterm"));
   const std::string flags = train_flags(dir, "stopped", 400) + " --eval-every 100";
-  pid_t pid = start_avey(dir, flags);
-  wait_for_first_step(dir / "stopped");
-  ::kill(pid, SIGTERM);
-  REQUIRE(wait_for(pid) == 128 + SIGTERM);
-  const std::string log = slurp(dir / "bg.txt");
-  REQUIRE_MESSAGE(log.find("stopped by SIGTERM after step ") != std::string::npos, log);
+  const std::string log = stop_with_sigterm(dir, flags);
   const int64_t step = std::stoll(log.substr(log.find("after step ") + 11));
   CHECK(latest(dir / "stopped").filename() == fmt::format("step-{:08}", step));
   CHECK(losses(dir / "stopped/metrics.jsonl").size() == size_t(step));  // every step's line is there
-  Result rest = avey(dir, "train --resume --device cpu --out stopped");
-  REQUIRE_MESSAGE(rest.code == 0, rest.err);
-  REQUIRE(avey(dir, train_flags(dir, "whole", 400) + " --eval-every 100").code == 0);
-  check_same_run(dir / "whole", dir / "stopped");
+  check_resumes_as_whole(dir, "train --resume --device cpu --out stopped",
+                         train_flags(dir, "whole", 400) + " --eval-every 100");
   fs::remove_all(dir);
 }
 
