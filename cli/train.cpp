@@ -321,10 +321,11 @@ int run_train(int argc, char** argv) {
     line += " | ETA " + data::format_duration(eta);
     // A scheduled checkpoint (--save-every, the last step) is evaluated too, so that the best one
     // can be known; one saved early (--stop-at, a signal) is not: the metrics stay those of an
-    // uninterrupted run.
+    // uninterrupted run. Rank 0 alone evaluates: the others' weights are the same, and the
+    // validation loss only reaches the log and the choice of `best`.
     const int64_t eval_every = settings.integer("eval-every"), save_every = settings.integer("save-every");
     const bool scheduled_save = (save_every > 0 && st.step % save_every == 0) || st.step == max_steps;
-    if (scheduled_save || (eval_every > 0 && st.step % eval_every == 0)) {
+    if (writer && (scheduled_save || (eval_every > 0 && st.step % eval_every == 0))) {
       EvalResult ev = evaluate(model, run_data.val, B, T, settings.integer("eval-batches"));
       m["val_loss"] = ev.loss;
       m["val_accuracy"] = ev.accuracy;
