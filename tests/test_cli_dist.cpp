@@ -43,7 +43,7 @@ TEST_CASE("cli: an Avey-B run on 2 processes masks as one process with --grad-ac
   fs::remove_all(dir);
 }
 
-TEST_CASE("cli: SIGTERM to the launcher stops both ranks after one step; the run resumes bit-identically") {
+TEST_CASE("cli: SIGTERM to the launcher stops both ranks after one step, and the run resumes bit-identically") {
   fs::path dir = setup_run_inputs(scratch("dist-sigterm"));
   const std::string log = stop_with_sigterm(dir, train_flags(dir, "stopped", 400) + " --eval-every 100 --nproc-per-node 2");
   CHECK(log.find("[rank") == std::string::npos);  // rank 1 stopped too, and said nothing

@@ -68,7 +68,7 @@ void check_all_finished(const std::vector<std::string>& errors) {
 
 }  // namespace
 
-TEST_CASE("dist: the placement comes from torchrun's, mpirun's or srun's variables; none is world 1") {
+TEST_CASE("dist: the placement comes from torchrun's, mpirun's or srun's variables, world 1 without them") {
   Placement p = place({});
   CHECK((!p.launched && p.rank == 0 && p.world == 1 && p.master_addr == "127.0.0.1" && p.master_port == 29500));
 
