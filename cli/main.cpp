@@ -2,8 +2,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <string>
 
 #include "cli/args.h"
@@ -22,6 +24,13 @@ static void print_usage() {
   std::fputs(out.c_str(), stdout);
 }
 
+// The error line, on stderr and, for a worker of avey train --nproc-per-node (cli/launch.h), in
+// the file AVEY_ERROR_FILE names: its launcher shows it when the worker's stderr is dropped.
+static void report(const std::string& line) {
+  fmt::print(stderr, "{}\n", line);
+  if (const char* file = std::getenv("AVEY_ERROR_FILE")) std::ofstream(file) << line << "\n";
+}
+
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     print_usage();
@@ -33,10 +42,10 @@ int main(int argc, char** argv) {
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const UsageError& e) {
-      fmt::print(stderr, "{}\n", e.what());
+      report(e.what());
       return 2;
     } catch (const std::exception& e) {
-      fmt::print(stderr, "avey {}: error: {}\n", name, e.what());
+      report(fmt::format("avey {}: error: {}", name, e.what()));
       return 1;
     }
   }

@@ -1,6 +1,7 @@
 // A training run's folder (avey train --out DIR):
-//   run.json          the run's settings (its flags, paths made absolute) and its data's
-//                     fingerprint: --resume reads them, from any working directory
+//   run.json          the run's settings (its flags, paths made absolute), its data's
+//                     fingerprint and its processes ("world_size", docs/distributed.md):
+//                     --resume reads them, from any working directory
 //   config.json       the model's config (engine keys; what --config DIR/config.json reads back)
 //   step-00000120/    a checkpoint (checkpoint.h); the newest --keep-last K and the best are kept
 //   latest            the name of the newest checkpoint folder

@@ -6,6 +6,9 @@
 //   metrics.jsonl; every --eval-every steps the validation loss, --sample-every a sample,
 //   --save-every a checkpoint (with its validation loss: the best one is kept). A checkpoint is
 //   also saved at the end, at --stop-at, and on SIGINT/SIGTERM (after the step in progress).
+//   Data parallel (--nproc-per-node N, or torchrun/mpirun/srun: cli/data_parallel.h): each of
+//   the world's ranks takes its own micro-batches and the gradients are averaged over them
+//   before the clip; rank 0 alone writes the run folder and prints.
 //
 // With no flags it trains the `tiny` preset on the default corpus (Moby Dick) on the best
 // device present. --resume continues a run bit-identically from its folder's latest checkpoint;
@@ -22,8 +25,10 @@
 #include "cli/args.h"
 #include "cli/checkpoint.h"
 #include "cli/command.h"
+#include "cli/data_parallel.h"
 #include "cli/evaluate.h"
 #include "cli/json_fields.h"
+#include "cli/launch.h"
 #include "cli/model_folder.h"
 #include "cli/run_data.h"
 #include "cli/run_folder.h"
@@ -31,7 +36,6 @@
 #include "cli/stop_signal.h"
 #include "cli/svg_plot.h"
 #include "cli/train_settings.h"
-#include "data/masking.h"
 #include "data/progress.h"
 #include "engine/atomic_file.h"
 #include "engine/device_info.h"
@@ -45,8 +49,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // An encoder's sample: every fourth id of the opening text masked, and what the model fills in.
-void print_fill_mask(avey::Model& model, const std::vector<int32_t>& opening, const data::Tokenizer& tok, int64_t step,
-                     const std::string& dir) {
+std::string fill_mask_sample(avey::Model& model, const std::vector<int32_t>& opening, const data::Tokenizer& tok) {
   engine::NoGrad no_grad;
   std::vector<int32_t> masked = opening;
   for (size_t i = 3; i < masked.size(); i += 4) masked[i] = int32_t(model.config().mask_id);
@@ -59,8 +62,7 @@ void print_fill_mask(avey::Model& model, const std::vector<int32_t>& opening, co
   std::string text;
   for (size_t i = 0; i < masked.size(); ++i)
     text += i % 4 == 3 ? fmt::format("[{} -> {}]", word(opening[i]), word(best[i])) : word(opening[i]);
-  fmt::print("--- fill-mask at step {} ([masked -> predicted]) ---\n{}\n---\n", step, text);
-  std::ofstream(dir + "/samples.txt", std::ios::app) << fmt::format("=== step {} (fill-mask) ===\n{}\n", step, text);
+  return text;
 }
 
 std::vector<optim::Segment> segments_of(avey::Model& model) {
@@ -110,26 +112,27 @@ void use_encoder_recipe(TrainSettings& settings, const avey::Config& cfg, const 
 }
 
 // What a run starts from: its settings, its model's config, and the folder --init-from names.
-// Resuming, the run folder is locked first; a new run takes its lock once its inputs are known
-// to be good (train_run below), so that a bad flag or file leaves nothing behind.
+// Resuming, the run folder is locked first (by the writer: rank 0 of a data-parallel run; the
+// others only read it); a new run takes its lock once its inputs are known to be good (train_run
+// below), so that a bad flag or file leaves nothing behind.
 struct RunStart {
-  std::unique_ptr<RunFolder> folder;  // resuming: locked
+  std::unique_ptr<RunFolder> folder;  // resuming, by the writer: locked
   nlohmann::json saved;                // resuming: run.json
   TrainSettings settings;
   avey::Config config;
   std::optional<ModelFolder> init;
 };
 
-RunStart start_run(const Args& args, const std::string& dir) {
+RunStart start_run(const Args& args, const std::string& dir, bool writer) {
   if (args.on("resume")) {
     if (!fs::exists(dir + "/run.json")) throw UsageError("avey train: --resume but " + dir + " holds no run");
-    auto folder = std::make_unique<RunFolder>(dir);
-    nlohmann::json saved = folder->read_run();
+    auto folder = writer ? std::make_unique<RunFolder>(dir) : nullptr;
+    nlohmann::json saved = read_json_object(dir + "/run.json");
     const std::string what = dir + "/run.json";
     TrainSettings settings = TrainSettings::resumed(json_field(saved, "settings", what), args, what);
     // A run stopped before its first checkpoint starts again from its --init-from folder.
     std::optional<ModelFolder> init;
-    if (!settings.text("init-from").empty() && !folder->latest()) init = open_model_folder(settings.text("init-from"));
+    if (!settings.text("init-from").empty() && !latest_checkpoint(dir)) init = open_model_folder(settings.text("init-from"));
     return {std::move(folder), saved, settings, read_model_config(dir + "/config.json").config, std::move(init)};
   }
   TrainSettings settings = TrainSettings::from_flags(args);
@@ -151,16 +154,21 @@ int run_train(int argc, char** argv) {
   args.option("stop-at", "STEP", "stop after this step with a checkpoint (resume later with --resume)");
   args.option("out", "DIR", "run folder (checkpoints, metrics.jsonl, loss.svg, samples.txt)", "runs/tiny");
   args.flag("resume", "continue the run in --out from its latest checkpoint (with its settings)");
+  args.option("nproc-per-node", "N", "train data parallel in N processes, one per GPU (docs/distributed.md)", "1");
   if (!args.parse(argc, argv)) return 0;
+
+  const engine::Device device = resolve_device(args.str("device"));
+  if (const std::optional<int> code = launch_workers(args.integer("nproc-per-node"), device, argc, argv)) return *code;
+  DataParallel dp(device);  // world 1 unless a launcher started this process
+  const bool writer = dp.rank() == 0;
 
   const std::string dir = args.str("out");
   const bool resume = args.on("resume");
-  RunStart start = start_run(args, dir);
+  RunStart start = start_run(args, dir, writer);
   std::unique_ptr<RunFolder>& run = start.folder;
   const TrainSettings& settings = start.settings;
   const avey::Config& cfg = start.config;
-
-  const engine::Device device = resolve_device(args.str("device"));
+  if (resume) dp.check_resume(start.saved, dir);
   const engine::DType dtype = resolve_precision(settings.text("precision"), device);
   const int64_t B = settings.integer("batch-size"), T = settings.integer("seq-len"), accum = settings.integer("grad-accum");
   const int64_t max_steps = settings.integer("max-steps");
@@ -187,7 +195,7 @@ int run_train(int argc, char** argv) {
   schedule.validate();
   engine::Rng rng{uint64_t(seed)};
 
-  if (!resume) {
+  if (writer && !resume) {
     run = std::make_unique<RunFolder>(dir);
     if (run->has_run() || fs::exists(dir + "/latest"))
       throw UsageError("avey train: " + dir + " already holds a run; continue it with --resume or choose another --out");
@@ -195,15 +203,15 @@ int run_train(int argc, char** argv) {
       throw UsageError("avey train: " + dir + " holds a run of an older avey (no run.json), which --resume cannot "
                        "continue; start from its weights with --init-from into another --out");
     engine::write_file_atomic(dir + "/config.json", cfg.to_json().dump(2) + "\n");
-    run->write_run({{"settings", settings.json()}, {"data", fingerprint(run_data)}});
-  } else if (settings.changed()) {
+    run->write_run({{"settings", settings.json()}, {"data", fingerprint(run_data)}, {"world_size", dp.world()}});
+  } else if (writer && settings.changed()) {
     start.saved["settings"] = settings.json();
     run->write_run(start.saved);
   }
   TrainState st;
   st.tokenizer = settings.text("tokenizer");
-  run->remove_leftovers();
-  const std::optional<std::string> latest = run->latest();
+  if (writer) run->remove_leftovers();
+  const std::optional<std::string> latest = latest_checkpoint(dir);
   if (latest) {
     st = load_checkpoint(*latest, model, opt);
     try {
@@ -212,7 +220,7 @@ int run_train(int argc, char** argv) {
     } catch (const std::exception& e) {
       throw std::runtime_error(*latest + "/train_state.json: " + e.what());
     }
-    if (st.best) run->set_pointer("best", step_folder_name(st.best->step));  // a crash may have left it behind
+    if (st.best && writer) run->set_pointer("best", step_folder_name(st.best->step));  // a crash may have left it behind
     fmt::print("resuming {} at step {}\n", dir, st.step);
   } else {
     // A new run, or one stopped before its first checkpoint: the same start either way.
@@ -220,19 +228,24 @@ int run_train(int argc, char** argv) {
     else model.init(uint64_t(seed));
     if (resume) fmt::print("{} holds no checkpoint yet: starting the run again from step 0\n", dir);
   }
-  run->cut_logs(st.step);
-  std::ofstream metrics(dir + "/metrics.jsonl", std::ios::app);
+  dp.share_weights(model);
+  std::ofstream metrics;
+  if (writer) {
+    run->cut_logs(st.step);
+    metrics.open(dir + "/metrics.jsonl", std::ios::app);
+  }
 
   const double flops_per_token = avey::train_flops_per_token(cfg, T);
   const double peak = engine::peak_flops(device, dtype);  // GPU: datasheet table
-  fmt::print("model {} ({} parameters) on {} in {}; {} train / {} val tokens; batch {} x {} x {} accum\n",
+  fmt::print("model {} ({} parameters) on {} in {}; {} train / {} val tokens; batch {} x {} x {} accum x {} rank{}\n",
              settings.text(settings.text("init-from").empty() ? "config" : "init-from"), model.num_params(),
              engine::device_name(device),
-             engine::name_of(dtype), run_data.train.size(), run_data.val.size(), B, T, accum);
+             engine::name_of(dtype), run_data.train.size(), run_data.val.size(), B, T, accum, dp.world(),
+             dp.world() == 1 ? "" : "s");
 
   int64_t saved_step = latest ? st.step : -1;  // the step of the checkpoint on disk
   auto save = [&] {
-    if (st.step == saved_step) return;
+    if (st.step == saved_step || !writer) return;
     st.rng = rng.state();
     st.loader = loader.state();
     const std::string name = save_checkpoint(dir, model, opt, st);
@@ -243,33 +256,37 @@ int run_train(int argc, char** argv) {
     saved_step = st.step;
   };
   // Samples continue the opening of the validation text (16 tokens), so they are comparable
-  // from one sample to the next.
+  // from one sample to the next. Every rank draws them (the generator stays the same on all);
+  // rank 0 shows and keeps them.
   const std::vector<uint32_t> opening = run_data.val.read(0, std::min<uint64_t>(16, run_data.val.size()));
   const std::vector<int32_t> prompt(opening.begin(), opening.end());
   auto print_sample = [&](int64_t step) {
-    if (cfg.is_encoder()) return print_fill_mask(model, prompt, *run_data.tokenizer, step, dir);
-    std::vector<int32_t> ids = prompt;
-    SampleOptions so{.max_new_tokens = 48, .temperature = 0.8, .top_k = 40, .stop_token = run_data.tokenizer->eot(),
-                     .vocab_limit = run_data.tokenizer->vocab_size()};
-    sample(model, ids, so, rng);
-    std::string text = run_data.tokenizer->decode(ids);
-    fmt::print("--- sample at step {} ---\n{}\n---\n", step, text);
-    std::ofstream(dir + "/samples.txt", std::ios::app) << fmt::format("=== step {} ===\n{}\n", step, text);
+    std::string text;
+    if (cfg.is_encoder()) {
+      text = fill_mask_sample(model, prompt, *run_data.tokenizer);
+    } else {
+      std::vector<int32_t> ids = prompt;
+      SampleOptions so{.max_new_tokens = 48, .temperature = 0.8, .top_k = 40, .stop_token = run_data.tokenizer->eot(),
+                       .vocab_limit = run_data.tokenizer->vocab_size()};
+      sample(model, ids, so, rng);
+      text = run_data.tokenizer->decode(ids);
+    }
+    if (!writer) return;
+    if (cfg.is_encoder()) fmt::print("--- fill-mask at step {} ([masked -> predicted]) ---\n{}\n---\n", step, text);
+    else fmt::print("--- sample at step {} ---\n{}\n---\n", step, text);
+    std::ofstream(dir + "/samples.txt", std::ios::app)
+        << fmt::format("=== step {}{} ===\n{}\n", step, cfg.is_encoder() ? " (fill-mask)" : "", text);
   };
 
   StopSignals stop;
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = st.step;
-  while (st.step < std::min(max_steps, stop_at) && !stop.received()) {
+  while (st.step < std::min(max_steps, stop_at) && !dp.any(stop.received())) {
     const auto t0 = std::chrono::steady_clock::now();
     model.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
-      data::Batch b = loader.next();
-      if (cfg.is_encoder()) {  // masked language modelling: the window's own ids, 20% masked
-        data::MaskedBatch m = data::mask_tokens(b.inputs, int32_t(cfg.mask_id), rng);
-        b.inputs = std::move(m.input_ids), b.targets = std::move(m.labels);
-      }
+      data::Batch b = dp.next_batch(loader, rng, cfg);  // an encoder's masked
       // On the host: the model reads them there and uploads what the device needs.
       engine::Tensor ids = engine::Tensor::from(b.inputs, {b.B, b.T});
       engine::Tensor labels = engine::Tensor::from(b.targets, {b.B, b.T});
@@ -277,8 +294,8 @@ int run_train(int argc, char** argv) {
       (accum > 1 ? engine::scale(loss, 1.0 / double(accum)) : loss).backward();
       loss_sum += loss.item();
     }
-    const double loss = loss_sum / double(accum);
     engine::Tensor& grads = model.flat_grads();
+    const double loss = dp.average(grads, loss_sum / double(accum));  // over the ranks
     optim::ClipResult clip = optim::clip_grad_norm(grads, settings.real("clip"));
     const double grad_norm = clip.norm();
     if (!std::isfinite(loss) || !std::isfinite(grad_norm))
@@ -290,7 +307,7 @@ int run_train(int argc, char** argv) {
     st.step++;
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double tok_s = double(B * T * accum) / secs;
+    const double tok_s = double(B * T * accum * dp.world()) / secs;  // the global batch
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     const double eta = elapsed / double(st.step - first_step) * double(std::min(max_steps, stop_at) - st.step);
     nlohmann::json m = {{"step", st.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tok_s", tok_s}};
@@ -304,10 +321,11 @@ int run_train(int argc, char** argv) {
     line += " | ETA " + data::format_duration(eta);
     // A scheduled checkpoint (--save-every, the last step) is evaluated too, so that the best one
     // can be known; one saved early (--stop-at, a signal) is not: the metrics stay those of an
-    // uninterrupted run.
+    // uninterrupted run. Rank 0 alone evaluates: the others' weights are the same, and the
+    // validation loss only reaches the log and the choice of `best`.
     const int64_t eval_every = settings.integer("eval-every"), save_every = settings.integer("save-every");
     const bool scheduled_save = (save_every > 0 && st.step % save_every == 0) || st.step == max_steps;
-    if (scheduled_save || (eval_every > 0 && st.step % eval_every == 0)) {
+    if (writer && (scheduled_save || (eval_every > 0 && st.step % eval_every == 0))) {
       EvalResult ev = evaluate(model, run_data.val, B, T, settings.integer("eval-batches"));
       m["val_loss"] = ev.loss;
       m["val_accuracy"] = ev.accuracy;
@@ -323,7 +341,7 @@ int run_train(int argc, char** argv) {
     if (scheduled_save) save();
   }
   save();
-  plot_metrics(dir);
+  if (writer) plot_metrics(dir);
   if (int sig = stop.received()) {
     fmt::print("stopped by {} after step {}: saved {}/{} (continue with --resume)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
                st.step, dir, step_folder_name(st.step));

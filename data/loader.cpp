@@ -41,21 +41,27 @@ void Loader::shuffle() {
   }
 }
 
-Batch Loader::next() {
+uint64_t Loader::take() {
   if (state_.cursor == static_cast<uint64_t>(batches_per_epoch_)) {
     ++state_.epoch;
     state_.cursor = 0;
     shuffle();
   }
+  return state_.cursor++ * static_cast<uint64_t>(B_);
+}
+
+void Loader::skip() { take(); }
+
+Batch Loader::next() {
+  const uint64_t first = take();
   Batch batch{B_, T_, std::vector<int32_t>(B_ * T_), std::vector<int32_t>(B_ * T_)};
   for (int64_t b = 0; b < B_; ++b) {
-    tokens_.read(order_[state_.cursor * B_ + b] * T_, T_ + 1, window_.data());
+    tokens_.read(order_[first + b] * T_, T_ + 1, window_.data());
     for (int64_t t = 0; t < T_; ++t) {
       batch.inputs[b * T_ + t] = static_cast<int32_t>(window_[t]);
       batch.targets[b * T_ + t] = static_cast<int32_t>(window_[t + 1]);
     }
   }
-  ++state_.cursor;
   return batch;
 }
 

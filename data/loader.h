@@ -26,6 +26,7 @@ class Loader {
   Loader(TokenStream tokens, int64_t B, int64_t T, uint64_t seed);
 
   Batch next();  // deterministic order from the seed; reshuffles each epoch
+  void skip();   // moves past the next batch without reading it (another rank's: cli/data_parallel.h)
 
   struct State {
     uint64_t epoch = 0, cursor = 0;  // cursor: batches already taken in this epoch
@@ -36,7 +37,8 @@ class Loader {
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
 
  private:
-  void shuffle();  // order_ for state_.epoch
+  void shuffle();    // order_ for state_.epoch
+  uint64_t take();   // the position in order_ of the next batch's first window; moves past it
 
   TokenStream tokens_;
   int64_t B_, T_, batches_per_epoch_;

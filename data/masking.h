@@ -18,8 +18,10 @@ int64_t mask_count(int64_t total, double fraction = kMaskFraction);
 struct MaskedBatch {
   std::vector<int32_t> input_ids, labels;  // B T each, row-major
 };
-// ids: the B T ids of one micro-batch. The positions come from rng (a partial Fisher-Yates
-// shuffle of 0 .. B T - 1: every n-subset equally likely).
+// The n = mask_count(total) positions to mask among 0 .. total - 1, drawn from rng (a partial
+// Fisher-Yates shuffle: every n-subset equally likely), in the order drawn.
+std::vector<int64_t> mask_positions(int64_t total, engine::Rng& rng, double fraction = kMaskFraction);
+// ids: the B T ids of one micro-batch, masked at mask_positions(B T, rng).
 MaskedBatch mask_tokens(const std::vector<int32_t>& ids, int32_t mask_id, engine::Rng& rng,
                         double fraction = kMaskFraction);
 

@@ -9,6 +9,8 @@
 #include "engine/cpu_allocator.h"
 
 #ifdef AVEY_HAVE_CUDA
+#include <cuda_runtime.h>
+
 #include "kernels/cuda/memory.h"
 #endif
 
@@ -27,6 +29,16 @@ bool cuda_available() {
   return kernels::cuda::available();
 #else
   return false;
+#endif
+}
+
+int cuda_device_count() {
+#ifdef AVEY_HAVE_CUDA
+  if (!kernels::cuda::available()) return 0;  // no driver, or no device
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+#else
+  return 0;
 #endif
 }
 

@@ -9,6 +9,7 @@ namespace engine {
 
 bool cuda_build();      // compiled with the CUDA backend
 bool cuda_available();  // ... and a GPU is visible
+int cuda_device_count();  // the GPUs visible (0 without the CUDA backend)
 std::string device_name(Device device);  // "NVIDIA H100 80GB HBM3", "cpu (2 threads)"
 
 // Dense peak FLOP/s for matrix products in this dtype: from a table of GPU names (bf16 tensor

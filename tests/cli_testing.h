@@ -8,11 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace cli_testing {
@@ -107,6 +109,21 @@ inline fs::path latest(const fs::path& run) {
   return run / name;
 }
 
+// Waits (up to 60 s) until the run has logged a step.
+inline void wait_for_first_step(const fs::path& run) {
+  for (int i = 0; i < 6000 && !(fs::exists(run / "metrics.jsonl") && fs::file_size(run / "metrics.jsonl") > 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+// The two runs ended in the same place: the same losses, validation steps, weights and moments.
+inline void check_same_run(const fs::path& a, const fs::path& b) {
+  CHECK(losses(a / "metrics.jsonl") == losses(b / "metrics.jsonl"));
+  CHECK(evaluated_steps(a / "metrics.jsonl") == evaluated_steps(b / "metrics.jsonl"));
+  CHECK(latest(a).filename() == latest(b).filename());
+  CHECK(slurp(latest(a) / "model.safetensors") == slurp(latest(b) / "model.safetensors"));
+  CHECK(slurp(latest(a) / "optimizer.bin") == slurp(latest(b) / "optimizer.bin"));
+}
+
 // Starts `avey ARGS` in dir without waiting (output to dir/bg.txt); returns its process id.
 inline pid_t start_avey(const fs::path& dir, const std::string& args) {
   const std::string cmd = "cd " + dir.string() + " && OMP_NUM_THREADS=1 exec " + avey_binary() + " " + args + " >>" +
@@ -124,6 +141,27 @@ inline int wait_for(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return exit_code(status);
+}
+
+// Starts `avey ARGS` (a training into dir/stopped), sends it SIGTERM once it logged a step, and
+// checks that it stopped saying so; returns its output.
+inline std::string stop_with_sigterm(const fs::path& dir, const std::string& args) {
+  pid_t pid = start_avey(dir, args);
+  wait_for_first_step(dir / "stopped");
+  ::kill(pid, SIGTERM);
+  REQUIRE(wait_for(pid) == 128 + SIGTERM);
+  const std::string log = slurp(dir / "bg.txt");
+  REQUIRE_MESSAGE(log.find("stopped by SIGTERM after step ") != std::string::npos, log);
+  return log;
+}
+
+// Runs `avey RESUME` (continuing dir/stopped) and `avey WHOLE` (the same run uninterrupted, into
+// dir/whole): both must end in the same place.
+inline void check_resumes_as_whole(const fs::path& dir, const std::string& resume, const std::string& whole) {
+  Result rest = avey(dir, resume);
+  REQUIRE_MESSAGE(rest.code == 0, rest.err);
+  REQUIRE(avey(dir, whole).code == 0);
+  check_same_run(dir / "whole", dir / "stopped");
 }
 
 }  // namespace cli_testing

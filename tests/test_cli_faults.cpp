@@ -16,21 +16,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Waits (up to 60 s) until the run has logged a step.
-void wait_for_first_step(const fs::path& run) {
-  for (int i = 0; i < 6000 && !(fs::exists(run / "metrics.jsonl") && fs::file_size(run / "metrics.jsonl") > 0); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-}
-
-// The two runs ended in the same place: the same losses, validation steps, weights and moments.
-void check_same_run(const fs::path& a, const fs::path& b) {
-  CHECK(losses(a / "metrics.jsonl") == losses(b / "metrics.jsonl"));
-  CHECK(evaluated_steps(a / "metrics.jsonl") == evaluated_steps(b / "metrics.jsonl"));
-  CHECK(latest(a).filename() == latest(b).filename());
-  CHECK(slurp(latest(a) / "model.safetensors") == slurp(latest(b) / "model.safetensors"));
-  CHECK(slurp(latest(a) / "optimizer.bin") == slurp(latest(b) / "optimizer.bin"));
-}
-
 }  // namespace
 
 TEST_CASE("cli: kill -9 at any moment never yields a wrong resume") {
@@ -73,19 +58,12 @@ TEST_CASE("cli: kill -9 at any moment never yields a wrong resume") {
 TEST_CASE("cli: SIGTERM saves a checkpoint after the step in progress, and the run resumes bit-identically") {
   fs::path dir = setup_run_inputs(scratch("sigterm"));
   const std::string flags = train_flags(dir, "stopped", 400) + " --eval-every 100";
-  pid_t pid = start_avey(dir, flags);
-  wait_for_first_step(dir / "stopped");
-  ::kill(pid, SIGTERM);
-  REQUIRE(wait_for(pid) == 128 + SIGTERM);
-  const std::string log = slurp(dir / "bg.txt");
-  REQUIRE_MESSAGE(log.find("stopped by SIGTERM after step ") != std::string::npos, log);
+  const std::string log = stop_with_sigterm(dir, flags);
   const int64_t step = std::stoll(log.substr(log.find("after step ") + 11));
   CHECK(latest(dir / "stopped").filename() == fmt::format("step-{:08}", step));
   CHECK(losses(dir / "stopped/metrics.jsonl").size() == size_t(step));  // every step's line is there
-  Result rest = avey(dir, "train --resume --device cpu --out stopped");
-  REQUIRE_MESSAGE(rest.code == 0, rest.err);
-  REQUIRE(avey(dir, train_flags(dir, "whole", 400) + " --eval-every 100").code == 0);
-  check_same_run(dir / "whole", dir / "stopped");
+  check_resumes_as_whole(dir, "train --resume --device cpu --out stopped",
+                         train_flags(dir, "whole", 400) + " --eval-every 100");
   fs::remove_all(dir);
 }
 
