@@ -118,31 +118,35 @@ std::string mean_std(const std::vector<double>& v) {
   return fmt::format("{:.2f} ± {:.2f}", 100 * m, 100 * std::sqrt(ss / double(v.size() - 1)));  // sample std
 }
 
-// The markdown table: one row per learning rate (mean ± std over the seeds, in %), then the
-// majority baseline.
+// The markdown table: one row per learning rate (mean ± std over the seeds, in %): the validation
+// score the grid is chosen by, then every metric of the test set (of the validation set when the
+// task has no test set); last the majority baseline.
 std::string results_table(const TaskData& t, const std::vector<RunResult>& runs, const data::TaskScores& base_val,
                           const data::TaskScores& base_test) {
-  const std::string primary = runs.at(0).test.primary.empty() ? runs[0].val.primary : runs[0].test.primary;
-  std::vector<std::string> test_metrics;
-  for (const auto& [m, v] : (runs[0].test.metrics.empty() ? runs[0].val.metrics : runs[0].test.metrics)) test_metrics.push_back(m);
+  const bool has_test = !t.test.empty();
+  auto scores = [&](const RunResult& r) -> const data::TaskScores& { return has_test ? r.test : r.val; };
+  const std::string split = has_test ? "test" : "val", primary = scores(runs.at(0)).primary;
+  std::vector<std::string> metrics;
+  for (const auto& [m, v] : scores(runs[0]).metrics) metrics.push_back(m);
   std::string out = fmt::format("| learning rate | seeds | val {} |", data::metric_title(primary)), rule = "|---|---|---|";
-  for (const auto& m : test_metrics) out += fmt::format(" test {} |", data::metric_title(m)), rule += "---|";
+  for (const auto& m : metrics) out += fmt::format(" {} {} |", split, data::metric_title(m)), rule += "---|";
   out += "\n" + rule + "\n";
   std::map<double, std::vector<const RunResult*>> by_lr;
   for (const RunResult& r : runs) by_lr[r.lr].push_back(&r);
   for (const auto& [lr, rs] : by_lr) {
     std::vector<double> val;
-    for (auto* r : rs) val.push_back(r->val.metrics.count(primary) ? r->val.metrics.at(primary) : NAN);
-    out += fmt::format("| {:g} | {} | {} |", lr, rs.size(), t.val.empty() ? "-" : mean_std(val));
-    for (const auto& m : test_metrics) {
+    for (auto* r : rs)
+      if (!t.val.empty()) val.push_back(r->val.metrics.at(primary));
+    out += fmt::format("| {:g} | {} | {} |", lr, rs.size(), mean_std(val));
+    for (const auto& m : metrics) {
       std::vector<double> v;
-      for (auto* r : rs) v.push_back(r->test.metrics.at(m));
+      for (auto* r : rs) v.push_back(scores(*r).metrics.at(m));
       out += fmt::format(" {} |", mean_std(v));
     }
     out += "\n";
   }
   out += fmt::format("| majority baseline | - | {} |", t.val.empty() ? "-" : mean_std({base_val.metrics.at(primary)}));
-  for (const auto& m : test_metrics) out += fmt::format(" {} |", t.test.empty() ? "-" : mean_std({base_test.metrics.at(m)}));
+  for (const auto& m : metrics) out += fmt::format(" {} |", mean_std({(has_test ? base_test : base_val).metrics.at(m)}));
   return out + "\n";
 }
 
@@ -170,6 +174,8 @@ int run_finetune(int argc, char** argv) {
   if (!args.has("task") || !args.has("out")) throw UsageError("avey finetune: --task DIR and --out DIR are required");
   const std::string out = args.str("out"), save = args.str("save");
   if (save != "best" && save != "all" && save != "none") throw UsageError("avey finetune: --save must be best, all or none");
+  if (fs::exists(out + "/results.json") || fs::exists(out + "/runs.jsonl"))
+    throw UsageError("avey finetune: " + out + " already holds results (runs.jsonl); choose another --out");
   std::vector<double> lrs;
   for (const std::string& s : args.list("lr")) {
     try {
