@@ -270,9 +270,9 @@ int run_finetune(int argc, char** argv) {
       RunResult r{lr, seed, {}, {}, 0};
       const int64_t eval_batch = std::max<int64_t>(B, 32);
       if (!task.val.empty())
-        r.val = data::score_task(task.kind, task.labels, task.val, predict_examples(model, task.val, eval_batch, ""));
+        r.val = data::score_task(task.kind, task.labels, task.val, predict_examples(model, task.val, eval_batch, "validation"));
       if (!task.test.empty())
-        r.test = data::score_task(task.kind, task.labels, task.test, predict_examples(model, task.test, eval_batch, ""));
+        r.test = data::score_task(task.kind, task.labels, task.test, predict_examples(model, task.test, eval_batch, "test"));
       r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       nlohmann::json line{{"lr", lr}, {"seed", seed}, {"seconds", r.seconds}, {"train_loss", loss_avg},
                           {"val", r.val.metrics}, {"test", r.test.metrics}};

@@ -9,7 +9,7 @@
 #include "avey/model.h"
 #include "engine/fused_ops.h"
 #include "optim/adamw.h"
-#include "tests/testing.h"
+#include "tests/model_testing.h"
 
 using namespace engine;
 using testing::random_leaf;
@@ -53,23 +53,9 @@ Tensor random_ids(int64_t B, int64_t T, int64_t V, uint64_t seed) {
   return Tensor::from(ids, {B, T});
 }
 
-// The loss of the model fused and composed (same value, same gradients), then an fp64 gradient
-// check of every parameter.
+// The task loss fused == composed under the head, and its fp64 gradient check.
 void check_model_loss(avey::Model& model, const Tensor& ids, const Tensor& labels) {
-  model.zero_grad();
-  Tensor lf = model.task_loss(ids, labels);
-  lf.backward();
-  Tensor gf = model.flat_grads().clone();
-  model.set_composed(true);
-  model.zero_grad();
-  Tensor lc = model.task_loss(ids, labels);
-  lc.backward();
-  model.set_composed(false);
-  CHECK(std::abs(lf.item() - lc.item()) < 1e-12 * std::abs(lc.item()));
-  CHECK(rel_diff(gf, model.flat_grads()) < 1e-10);
-  std::vector<Tensor> params;
-  for (avey::Param& p : model.params()) params.push_back(p.value);
-  testing::check_gradients([&](const std::vector<Tensor>&) { return model.task_loss(ids, labels); }, params);
+  testing::check_fused_composed_loss(model, [&] { return model.task_loss(ids, labels); });
 }
 
 }  // namespace
