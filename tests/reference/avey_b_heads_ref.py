@@ -48,8 +48,9 @@ class AveyBWithHead(nn.Module):
         self.classifier = nn.Linear(d, num_labels)
 
     def state_names(self):
-        """The reference's state-dict names: the encoder's without a prefix, then the head's."""
-        return {k.removeprefix("encoder."): v for k, v in self.state_dict().items()}
+        """The reference's state-dict names (the encoder's without a prefix, then the head's) -> the
+        parameters themselves (keep_vars: the same objects as self.parameters())."""
+        return {k.removeprefix("encoder."): v for k, v in self.state_dict(keep_vars=True).items()}
 
     def load(self, path: str):
         tensors = R.read_safetensors_torch(path)
