@@ -11,7 +11,7 @@ State-dict names: the encoder's, then dense.0/2/4 and classifier (sequence) or d
 
 Subcommands (python3 avey_b_heads_ref.py SUB --help):
   generate         stored head cases: CASE/{config.json, weights.safetensors, batch.json, grads.safetensors,
-                   expected.json}; float64 gradients (tests/test_heads_reference.cpp reads them)
+                   expected.json}; float64 gradients (tests/test_parity_reference.cpp reads them)
   check-reference  this oracle against the public reference's AveyForSequenceClassification and
                    AveyForTokenClassification (from --ref-src DIR): logits, loss, every gradient to 1e-10 (float64)
   check-folder     a fine-tuned engine folder (avey finetune) loaded by the reference's
