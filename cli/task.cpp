@@ -3,6 +3,7 @@
 // encoder needle test generated here. Prints the counts and each split's label shares.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <map>
 
 #include "cli/args.h"
@@ -45,6 +46,8 @@ int run_task(int argc, char** argv) {
   if (!args.parse(argc, argv)) return 0;
   if (!args.has("name") || !args.has("out")) throw UsageError("avey task: --name NAME and --out DIR are required");
   const std::string name = args.str("name"), dir = data::data_dir();
+  if (std::filesystem::exists(args.str("out") + "/train.jsonl"))
+    throw UsageError("avey task: " + args.str("out") + " already holds a task (train.jsonl); choose another --out");
   const data::TaskOptions o{uint64_t(args.integer("seed")), args.integer("max-train"), args.integer("max-eval")};
   data::TaskSplits t;
   if (name == "spam") t = data::spam_task(dir + "/spam-assassin", o);

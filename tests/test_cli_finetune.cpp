@@ -30,6 +30,8 @@ TEST_CASE("cli finetune: the needle test, a grid of two rates and two seeds, and
   Result t = avey(dir, "task --name needle --words 40 --train 48 --eval 8 --out " + (dir / "needle").string());
   REQUIRE(t.code == 0);
   CHECK(t.out.find("train.jsonl: 48 examples") != std::string::npos);
+  Result t2 = avey(dir, "task --name needle --out " + (dir / "needle").string());  // never over a task
+  CHECK(t2.err == "avey task: " + (dir / "needle").string() + " already holds a task (train.jsonl); choose another --out\n");
   const std::string run = "finetune --task " + (dir / "needle").string() + " --config " + tiny_encoder(dir).string() +
                           " --lr 1e-3,3e-3 --seeds 0,1 --batch-size 16 --micro-batch 8 --device cpu --out " + (dir / "r").string();
   Result f = avey(dir, run);
