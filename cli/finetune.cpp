@@ -19,6 +19,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #include "cli/args.h"
 #include "cli/command.h"
@@ -190,7 +191,9 @@ int run_finetune(int argc, char** argv) {
   if (lrs.empty() || seeds.empty() || epochs < 1 || B < 1 || micro < 1)
     throw UsageError("avey finetune: learning rates, seeds, epochs and batch sizes must be given and positive");
 
-  avey::Config cfg = args.has("init") ? pretrained_config(args.str("init")) : avey::load_config(args.str("config"));
+  std::optional<ModelFolder> init;
+  if (args.has("init")) init = open_model_folder(args.str("init"));
+  avey::Config cfg = init ? pretrained_config(*init) : avey::load_config(args.str("config"));
   if (!cfg.is_encoder()) throw UsageError("avey finetune: heads sit on Avey-B; --config must be an avey-b model");
   const int64_t max_len = args.has("max-len") ? args.integer("max-len") : cfg.seq_len;
   if (max_len < 2) throw UsageError("avey finetune: --max-len must be >= 2");
@@ -224,7 +227,7 @@ int run_finetune(int argc, char** argv) {
       const auto t0 = std::chrono::steady_clock::now();
       avey::Model model(cfg, device, dtype);
       model.init(uint64_t(seed));
-      if (args.has("init")) load_encoder(args.str("init"), model);
+      if (init) load_encoder(*init, model);
       std::vector<optim::Segment> segs;
       for (const avey::Param& p : model.params()) {  // transformers' Trainer: no decay on biases and norms
         optim::Segment s = optim::segment_of(p.name, p.value, model.flat_params());
@@ -282,7 +285,7 @@ int run_finetune(int argc, char** argv) {
         for (const auto& [m, v] : s->metrics) summary += fmt::format(" | {} {} {:.2f}%", split, data::metric_title(m), 100 * v);
       fmt::print("lr {:g} seed {}: train loss {:.4f}{} ({})\n", lr, seed, loss_avg, summary, data::format_duration(r.seconds));
       std::fflush(stdout);
-      const FinetunedInfo info{model.config(), task.labels, task.kind, max_len, "p50k"};
+      const FinetunedInfo info{model.config(), task.labels, task.kind, "p50k"};
       const data::TaskScores& chooser = task.val.empty() ? r.test : r.val;
       const double score = chooser.metrics.empty() ? 0.0 : chooser.metrics.at(chooser.primary);
       if (save == "all") write_finetuned(fmt::format("{}/lr{:g}-seed{}", out, lr, seed), model, info);

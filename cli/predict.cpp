@@ -23,7 +23,6 @@
 #include "data/progress.h"
 #include "data/task_metrics.h"
 #include "engine/atomic_file.h"
-#include "engine/safetensors.h"
 
 namespace {
 
@@ -99,25 +98,24 @@ nlohmann::json spans_of(const std::string& text, const std::vector<int32_t>& ids
 
 int run_predict(int argc, char** argv) {
   Args args("predict", "Label text with a fine-tuned Avey-B (avey finetune's folder): one JSON line per example.");
-  args.option("model", "DIR", "a fine-tuned folder (config.json with architectures and id2label, model.safetensors)");
+  args.option("model", "DIR", "a fine-tuned folder (avey finetune's best/: config.json with architectures and id2label)");
   args.option("text", "STR", "a text to label");
   args.option("input", "FILE", "JSON lines in the task's form (data/task_file.h); labels are ignored");
   args.option("logits-out", "FILE", "also write every example's input ids and logits (for the reference check)");
   args.option("device", "cpu|cuda|auto", "where to run", "auto");
   if (!args.parse(argc, argv)) return 0;
   if (!args.has("model")) throw UsageError("avey predict: --model DIR is required");
-  const FinetunedInfo info = read_finetuned(args.str("model"));
-  const engine::Device device = resolve_device(args.str("device"));
-  avey::Model model(info.config, device, engine::DType::F32);
-  model.load_state(engine::load_safetensors(args.str("model") + "/model.safetensors"));
+  const ModelFolder folder = open_model_folder(args.str("model"));
+  const FinetunedInfo info = read_finetuned(folder);
+  const std::unique_ptr<avey::Model> model = load_model(folder, resolve_device(args.str("device")), engine::DType::F32);
   const std::unique_ptr<data::Tokenizer> tok = tokenizer_for(info.tokenizer, info.config);
   const data::RawTask task = read_inputs(args, info);
-  const std::vector<data::EncodedExample> ex = data::encode_task(task, info.labels, *tok, info.max_len, "input");
+  const std::vector<data::EncodedExample> ex = data::encode_task(task, info.labels, *tok, info.config.seq_len, "input");
   nlohmann::json logits_out = {{"examples", nlohmann::json::array()}};
   data::Progress progress(ex.size() > 1 ? "predict" : "");
   for (size_t e = 0; e < ex.size(); ++e) {
     const int64_t T = int64_t(ex[e].ids.size());
-    const engine::Tensor logits = model.task_logits(engine::Tensor::from(ex[e].ids, {1, T})).to(engine::Device::CPU);
+    const engine::Tensor logits = model->task_logits(engine::Tensor::from(ex[e].ids, {1, T})).to(engine::Device::CPU);
     const std::vector<float> v = logits.to(engine::DType::F32).to_vector<float>();
     const size_t L = info.labels.size(), rows = v.size() / L;
     std::vector<int32_t> pred(rows);
