@@ -162,6 +162,7 @@ int run_finetune(int argc, char** argv) {
   args.option("epochs", "N", "passes over the training set", "1");
   args.option("batch-size", "B", "examples per optimizer step", "32");
   args.option("micro-batch", "N", "examples per forward pass (gradients accumulate over a step)", "32");
+  args.option("tokenizer", "p50k|bytes", "the text's tokenizer (default: the --init folder's, else p50k)");
   args.option("max-len", "T", "tokens per example, end-of-text included (default: the config's seq_len)");
   args.option("weight-decay", "X", "AdamW weight decay (biases and norm gains take none)", "0.1");
   args.option("warmup-ratio", "X", "share of the steps warming up linearly", "0.1");
@@ -197,7 +198,10 @@ int run_finetune(int argc, char** argv) {
   if (!cfg.is_encoder()) throw UsageError("avey finetune: heads sit on Avey-B; --config must be an avey-b model");
   const int64_t max_len = args.has("max-len") ? args.integer("max-len") : cfg.seq_len;
   if (max_len < 2) throw UsageError("avey finetune: --max-len must be >= 2");
-  const std::unique_ptr<data::Tokenizer> tok = tokenizer_for("p50k", cfg);
+  const std::string tok_name = args.has("tokenizer") ? args.str("tokenizer")
+                               : init && !init->spec.tokenizer.empty() ? init->spec.tokenizer
+                                                                       : "p50k";
+  const std::unique_ptr<data::Tokenizer> tok = tokenizer_for(tok_name, cfg);
   TaskData task = load_task(args.str("task"), *tok, max_len);
   if (args.integer("max-train") > 0 && int64_t(task.train.size()) > args.integer("max-train"))
     task.train.resize(size_t(args.integer("max-train")));
@@ -285,7 +289,7 @@ int run_finetune(int argc, char** argv) {
         for (const auto& [m, v] : s->metrics) summary += fmt::format(" | {} {} {:.2f}%", split, data::metric_title(m), 100 * v);
       fmt::print("lr {:g} seed {}: train loss {:.4f}{} ({})\n", lr, seed, loss_avg, summary, data::format_duration(r.seconds));
       std::fflush(stdout);
-      const FinetunedInfo info{model.config(), task.labels, task.kind, "p50k"};
+      const FinetunedInfo info{model.config(), task.labels, task.kind, tok_name};
       const data::TaskScores& chooser = task.val.empty() ? r.test : r.val;
       const double score = chooser.metrics.empty() ? 0.0 : chooser.metrics.at(chooser.primary);
       if (save == "all") write_finetuned(fmt::format("{}/lr{:g}-seed{}", out, lr, seed), model, info);

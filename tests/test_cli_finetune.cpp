@@ -3,6 +3,7 @@
 // reference's layout read back by predict, and one clear error line for bad input.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "data/data_dir.h"
@@ -97,6 +98,32 @@ TEST_CASE("cli finetune: a sequence task, predict on new text, and one clear err
   const nlohmann::json line = nlohmann::json::parse(p.out);
   CHECK((line["label"] == "ham" || line["label"] == "spam"));
   CHECK(double(line["probabilities"]["ham"]) + double(line["probabilities"]["spam"]) == doctest::Approx(1.0));
+  // predict on the validation file labels each example as the run's scoring did: the same accuracy
+  Result pv = avey(dir, "predict --model " + (dir / "r/best").string() + " --input " + (dir / "t/val.jsonl").string() + " --device cpu");
+  REQUIRE(pv.code == 0);
+  std::istringstream predicted(pv.out), truth(slurp(dir / "t/val.jsonl"));
+  std::string p_line, t_line;
+  int right = 0, n = 0;
+  while (std::getline(predicted, p_line) && std::getline(truth, t_line))
+    right += nlohmann::json::parse(p_line)["label"] == nlohmann::json::parse(t_line)["label"], ++n;
+  CHECK(n == 6);
+  const nlohmann::json results = nlohmann::json::parse(slurp(dir / "r/results.json"));
+  CHECK(double(right) / n == doctest::Approx(double(results["runs"][0]["val"]["accuracy"])));
+
+  // the byte tokenizer (no data files), then a fine-tuned folder as the next run's encoder: it keeps
+  // the folder's tokenizer and encoder tensors, and takes a new head
+  Result fb = avey(dir, "finetune --task " + (dir / "t").string() + " --config " + tiny_encoder(dir).string() +
+                            " --tokenizer bytes --lr 1e-3 --batch-size 8 --device cpu --out " + (dir / "rb").string());
+  REQUIRE(fb.code == 0);
+  Result fi = avey(dir, "finetune --task " + (dir / "t").string() + " --init " + (dir / "rb/best").string() +
+                            " --lr 1e-3 --batch-size 8 --device cpu --out " + (dir / "ri").string());
+  CAPTURE(fi.err);
+  REQUIRE(fi.code == 0);
+  CHECK(nlohmann::json::parse(slurp(dir / "ri/best/config.json"))["avey_tokenizer"] == "bytes");
+  const auto before = engine::load_safetensors((dir / "rb/best/model.safetensors").string());
+  const auto after = engine::load_safetensors((dir / "ri/best/model.safetensors").string());
+  CHECK(before.at("embed.weight").to_vector<float>() != after.at("embed.weight").to_vector<float>());  // trained on
+  CHECK(after.size() == before.size());
 
   // bad input: one line each
   fs::create_directories(dir / "bad");
@@ -113,6 +140,16 @@ TEST_CASE("cli finetune: a sequence task, predict on new text, and one clear err
   CHECK(not_ft.code == 1);
   CHECK(lines(not_ft.err) == 1);
   CHECK(not_ft.err.find("config.json") != std::string::npos);
+  // a reference folder without a head (the masked LM's class): predict says so on one line
+  fs::create_directories(dir / "mlm");
+  nlohmann::json mlm = nlohmann::json::parse(slurp(dir / "r/best/config.json"));
+  mlm["architectures"] = {"AveyForMaskedLM"};
+  std::ofstream(dir / "mlm/config.json") << mlm.dump();
+  fs::copy_file(dir / "r/best/model.safetensors", dir / "mlm/model.safetensors");
+  Result no_head = avey(dir, "predict --model " + (dir / "mlm").string() + " --text hi --device cpu");
+  CHECK(no_head.code == 1);
+  CHECK(lines(no_head.err) == 1);
+  CHECK(no_head.err.find("no fine-tuning head") != std::string::npos);
   Result decoder = avey(dir, "finetune --task " + (dir / "t").string() + " --config tiny --out " + (dir / "r5").string());
   CHECK(decoder.err == "avey finetune: heads sit on Avey-B; --config must be an avey-b model\n");
 }

@@ -126,6 +126,44 @@ TEST_CASE("finetune data: metrics against hand-computed values") {
   CHECK(s.metrics.at("word_accuracy") == 1.0);
 }
 
+TEST_CASE("finetune data: each task kind's scores against hand-computed values") {
+  // sequence: 2 of 4 right; macro-F1 as above
+  std::vector<data::EncodedExample> seq(4);
+  const std::vector<int32_t> gold = {0, 1, 1, 2}, guess = {0, 1, 0, 1};
+  for (size_t i = 0; i < 4; ++i) seq[i].label = gold[i];
+  const data::TaskScores a = data::score_task(data::TaskKind::Sequence, {"a", "b", "c"}, seq, {{0}, {1}, {0}, {1}});
+  CHECK(a.primary == "accuracy");
+  CHECK(a.metrics.at("accuracy") == 0.5);
+  CHECK(a.metrics.at("macro_f1") == doctest::Approx(data::macro_f1(gold, guess)));
+
+  // token (words), one token per word. Gold: [John Smith]PER went to [Paris]LOC; predicted:
+  // [John]PER [Smith]PER went to [Paris]LOC -> 1 of 3 predicted entities right, 1 of 2 gold found:
+  // P 1/3, R 1/2, F1 2/5; words right 4 of 5 (Smith: I-PER vs B-PER)
+  const std::vector<std::string> L = {"O", "B-PER", "I-PER", "B-LOC"};
+  data::EncodedExample w;
+  w.ids = {10, 11, 12, 13, 14};
+  w.word_of = {0, 1, 2, 3, 4};
+  w.token_labels = {1, 2, 0, 0, 3};
+  w.words = 5;
+  const data::TaskScores e = data::score_task(data::TaskKind::TokenWords, L, {w}, {{1, 1, 0, 0, 3}});
+  CHECK(e.metrics.at("entity_f1") == doctest::Approx(0.4));
+  CHECK(e.metrics.at("word_accuracy") == doctest::Approx(0.8));
+  // an entity is matched within its own example only: the same entity in a second example that
+  // the model misses costs recall (P 1/3 -> 1/3, R 1/2 -> 1/4: F1 2/7)
+  const data::TaskScores e2 = data::score_task(data::TaskKind::TokenWords, L, {w, w}, {{1, 1, 0, 0, 3}, {0, 0, 0, 0, 0}});
+  CHECK(e2.metrics.at("entity_f1") == doctest::Approx(2.0 / 7));
+
+  // token (spans): example 1 gold {1, 2}, predicted {2, 3}: F1 1/2; example 2 gold {} (= {0}),
+  // predicted {} (= {0}): F1 1; the mean 3/4; tokens right 5 of 7 scored (-100 is not scored)
+  data::EncodedExample s1, s2;
+  s1.token_labels = {0, 1, 1, 0, -100};
+  s2.token_labels = {0, 0, 0};
+  const data::TaskScores t = data::score_task(data::TaskKind::TokenSpans, {"O", "answer"}, {s1, s2}, {{0, 0, 1, 1, 1}, {0, 0, 0}});
+  CHECK(t.primary == "token_set_f1");
+  CHECK(t.metrics.at("token_set_f1") == doctest::Approx(0.75));
+  CHECK(t.metrics.at("token_accuracy") == doctest::Approx(5.0 / 7));
+}
+
 TEST_CASE("finetune data: the needle test puts the target among its distractors and labels its characters") {
   data::NeedleOptions o;
   o.words = 60, o.train = 40, o.eval = 10, o.seed = 5;

@@ -165,11 +165,66 @@ def generate(out: str) -> bool:
     return ok
 
 
+def load_folder(cls, config_class, folder):
+    """cls(config_class(**config.json)) with model.safetensors; the missing and unexpected tensor names."""
+    from safetensors.torch import load_file
+    with open(os.path.join(folder, "config.json")) as f:
+        model = cls(config_class(**json.load(f)))
+    result = model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")), strict=False)
+    return model, {"missing_keys": result.missing_keys, "unexpected_keys": result.unexpected_keys}
+
+
+class _Output:
+    """transformers' ModelOutput as far as the reference's forward uses it: named fields."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _transformers_stand_in():
+    """Without the transformers package: the two base classes the reference's modeling code needs,
+    as transformers defines what it reads of them. PretrainedConfig keeps every key as an
+    attribute (id2label's keys made ints, num_labels its size); PreTrainedModel.from_pretrained
+    builds config_class(**config.json) and the class, then loads model.safetensors strictly."""
+    import types
+
+    class PretrainedConfig:
+        def __init__(self, num_labels=2, id2label=None, label2id=None, **kwargs):
+            self.id2label = {int(k): v for k, v in id2label.items()} if id2label else {i: f"LABEL_{i}" for i in range(num_labels)}
+            self.num_labels = len(self.id2label)
+            self.label2id = label2id or {v: k for k, v in self.id2label.items()}
+            self.__dict__.update(kwargs)
+
+    class PreTrainedModel(nn.Module):
+        config_class = PretrainedConfig
+
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+
+        @classmethod
+        def from_pretrained(cls, folder, output_loading_info=False, **_):
+            model, info = load_folder(cls, cls.config_class, folder)
+            return (model, info) if output_loading_info else model
+
+    top, outputs = types.ModuleType("transformers"), types.ModuleType("transformers.modeling_outputs")
+    top.PretrainedConfig, top.PreTrainedModel, top.__version__ = PretrainedConfig, PreTrainedModel, "absent (stand-in)"
+    for name in ("BaseModelOutput", "MaskedLMOutput", "SequenceClassifierOutput", "TokenClassifierOutput"):
+        setattr(outputs, name, _Output)
+    top.modeling_outputs = outputs
+    sys.modules["transformers"], sys.modules["transformers.modeling_outputs"] = top, outputs
+
+
 def reference_classes(ref_src: str):
     os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")  # the reference's layers are @torch.compile'd
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        _transformers_stand_in()
     sys.path.insert(0, ref_src)
     from avey_b.configuration_avey import AveyConfig  # noqa: E402
     from avey_b import modeling_avey  # noqa: E402
+    print(f"the reference's classes from {ref_src}; transformers {sys.modules['transformers'].__version__}")
     return AveyConfig, modeling_avey
 
 
@@ -221,8 +276,23 @@ def check_folder(ref_src: str, folder: str, logits_file: str, tol: float = 1e-5)
     AveyConfig, M = reference_classes(ref_src)
     with open(os.path.join(folder, "config.json")) as f:
         arch = json.load(f)["architectures"][0]
-    model = getattr(M, arch).from_pretrained(folder).double().eval()
-    print(f"{arch}.from_pretrained({folder}): num_labels {model.config.num_labels}, id2label {model.config.id2label}")
+    cls = getattr(M, arch)
+    try:
+        model, info = cls.from_pretrained(folder, output_loading_info=True)
+    except Exception as e:  # a transformers release the reference's code predates: its own class, loaded strictly
+        print(f"{arch}.from_pretrained raised {type(e).__name__}: {e}; loading with {arch}(AveyConfig(**config.json))")
+        model, info = load_folder(cls, AveyConfig, folder)
+    problems = {k: v for k, v in info.items() if v and k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    if problems:
+        print(f"FAIL {arch}.from_pretrained({folder}): {problems}")
+        return False
+    model = model.double().eval()
+    with open(os.path.join(folder, "config.json")) as f:
+        labels = {int(k): v for k, v in json.load(f)["id2label"].items()}
+    if model.num_labels != len(labels) or dict(model.config.id2label) != labels:
+        print(f"FAIL {arch}.from_pretrained({folder}): labels {model.config.id2label}, config.json says {labels}")
+        return False
+    print(f"{arch}.from_pretrained({folder}): num_labels {model.num_labels}, id2label {model.config.id2label}")
     with open(logits_file) as f:
         examples = json.load(f)["examples"]
     worst, ok = 0.0, True
