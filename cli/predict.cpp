@@ -1,7 +1,8 @@
 // `avey predict --model DIR`: label new text with a fine-tuned Avey-B (avey finetune's folder, or
 // any folder in the reference's layout with a sequence or token classification head).
 //
-//   --text "..."        one text (token tasks on words: the text's words, split at spaces)
+//   --text "..."        one text (token tasks on words: its words as the entities task splits
+//                       them, data::split_words: punctuation apart)
 //   --input FILE.jsonl  one example a line in the task's form (data/task_file.h); labels, if
 //                       present, are ignored
 // Prints one JSON line per example: {"text", "label", "probabilities"} (sequence), {"tokens",
@@ -14,12 +15,12 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/finetuned.h"
 #include "cli/run_data.h"
+#include "data/finetune_tasks.h"
 #include "data/progress.h"
 #include "data/task_metrics.h"
 #include "engine/atomic_file.h"
@@ -36,8 +37,7 @@ data::RawTask read_inputs(const Args& args, const FinetunedInfo& info) {
       if (j.contains("tokens") && j["tokens"].is_array()) {
         for (const auto& w : j["tokens"]) ex.words.push_back(w.get<std::string>());
       } else if (j.contains("text") && j["text"].is_string()) {
-        std::istringstream in(j["text"].get<std::string>());
-        for (std::string w; in >> w;) ex.words.push_back(w);
+        ex.words = data::split_words(j["text"].get<std::string>());
       }
       if (ex.words.empty()) throw UsageError(where + ": needs \"tokens\" (a list of words) or a non-empty \"text\"");
       ex.word_labels.assign(ex.words.size(), info.labels[0]);

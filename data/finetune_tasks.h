@@ -56,8 +56,9 @@ TaskSplits needle_task(const NeedleOptions& o);
 // Writes DIR/train.jsonl, val.jsonl, test.jsonl (each atomically; invalid UTF-8 as U+FFFD).
 void write_task(const TaskSplits& t, const std::string& dir);
 
-// The pieces, for tests: the words of a text (letters with inner apostrophes, digit runs, single
-// other characters) and the BIO tags the entity lists give them.
+// The pieces (split_words also splits avey predict's --text for word tasks): the words of a text
+// (letters with inner apostrophes, digit runs, single other characters) and the BIO tags the
+// entity lists give them.
 std::vector<std::string> split_words(const std::string& text);
 struct EntityLists {
   std::vector<std::string> first_names;          // sorted

@@ -153,3 +153,24 @@ TEST_CASE("cli finetune: a sequence task, predict on new text, and one clear err
   Result decoder = avey(dir, "finetune --task " + (dir / "t").string() + " --config tiny --out " + (dir / "r5").string());
   CHECK(decoder.err == "avey finetune: heads sit on Avey-B; --config must be an avey-b model\n");
 }
+
+TEST_CASE("cli finetune: a word task, and predict splits --text into words as the entities task does") {
+  if (!have_p50k()) return;
+  const fs::path dir = scratch("finetune-words");
+  fs::create_directories(dir / "t");
+  std::ofstream train(dir / "t/train.jsonl");
+  for (int i = 0; i < 16; ++i)
+    train << nlohmann::json{{"tokens", {"Call", "me", "Ishmael", "."}}, {"labels", {"O", "O", "B-PER", "O"}}}.dump() << "\n";
+  train.close();
+  Result f = avey(dir, "finetune --task " + (dir / "t").string() + " --config " + tiny_encoder(dir).string() +
+                           " --lr 1e-3 --batch-size 8 --device cpu --out " + (dir / "r").string());
+  CAPTURE(f.err);
+  REQUIRE(f.code == 0);
+  CHECK(nlohmann::json::parse(slurp(dir / "r/best/config.json"))["avey_task"] == "token (words)");
+  Result p = avey(dir, "predict --model " + (dir / "r/best").string() + " --text \"Call me, Ishmael.\" --device cpu");
+  REQUIRE(p.code == 0);
+  const nlohmann::json line = nlohmann::json::parse(p.out);
+  CHECK(line["tokens"] == nlohmann::json{"Call", "me", ",", "Ishmael", "."});
+  REQUIRE(line["labels"].size() == 5);
+  for (const auto& l : line["labels"]) CHECK((l == "O" || l == "B-PER"));
+}
