@@ -45,8 +45,12 @@ int64_t Config::param_count() const {
   const int64_t d = d_embed, m = expanded_width(), C = context_rows();
   if (is_encoder()) {  // docs/model.md section 2: layers alternate static (with [S, S]) and dynamic
     const int64_t dynamic = d + (m * d + m) + (3 * d * d + d) + 1, S = split_size;
-    const int64_t statics = (n_layers + 1) / 2;
-    return vocab_size * d + S * C + statics * (dynamic + S * S) + (n_layers - statics) * dynamic;
+    const int64_t statics = (n_layers + 1) / 2, L = num_labels;
+    // heads (avey/heads.h): d -> 2d -> 2d -> d -> L, or d -> d -> L, each layer with its bias
+    const int64_t head_params = head == "sequence" ? (2 * d * d + 2 * d) + (4 * d * d + 2 * d) + (2 * d * d + d) + (L * d + L)
+                                : head == "token"  ? (d * d + d) + (L * d + L)
+                                                   : 0;
+    return vocab_size * d + S * C + statics * (dynamic + S * S) + (n_layers - statics) * dynamic + head_params;
   }
   const int64_t norm_params = use_layernorm() ? 2 * d : d;
   int64_t block = norm_params + (m * d + m) + fuser_in() * d + d;
@@ -150,6 +154,8 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
       {"seed", [&](auto& v, auto& k) { c.seed = get_int(v, src, k, 0); }},
       {"eps", [&](auto& v, auto& k) { c.eps = get_real(v, src, k); }},
       {"mask_id", [&](auto& v, auto& k) { c.mask_id = get_int(v, src, k, 0); }},
+      {"head", [&](auto& v, auto& k) { c.head = get_choice(v, src, k, {"", "sequence", "token"}); }},
+      {"num_labels", [&](auto& v, auto& k) { c.num_labels = get_int(v, src, k, 1); }},
       // Avey-B's reference names (its k counts the retrieved splits, as top_k does)
       {"chunk_size", [&](auto& v, auto& k) { c.split_size = get_int(v, src, k, 1); }},
       {"k", [&](auto& v, auto& k) { c.top_k = get_int(v, src, k, 0); }},
@@ -158,7 +164,7 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
   static const std::vector<std::string> decoder_only = {
       "expansion_factor", "tail_proportion", "ranker_weight_norm", "enricher_activation", "contextualizer_activation",
       "dynamic", "split_weighting", "ranker", "norm", "contextualizer", "attention_head_size"};
-  static const std::vector<std::string> encoder_only = {"eps", "mask_id", "chunk_size", "k"};
+  static const std::vector<std::string> encoder_only = {"eps", "mask_id", "chunk_size", "k", "head", "num_labels"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     auto s = setters.find(it.key());
     if (s == setters.end()) bad(src, it.key(), "unknown key");
@@ -192,6 +198,10 @@ void Config::validate(const std::string& src) const {
     if (mask_id >= vocab_size)
       bad(src, "mask_id",
           fmt::format("{} does not fit the vocabulary of {} ids (no room for the mask token)", mask_id, vocab_size));
+    if (has_head() && num_labels < 1) bad(src, "num_labels", "a " + head + " head needs num_labels >= 1");
+    if (!has_head() && num_labels != 0) bad(src, "num_labels", "only a model with a head (key 'head') has labels");
+  } else if (has_head() || num_labels != 0) {
+    bad(src, "head", "only avey-b (the encoder) takes a fine-tuning head");
   }
   if (!(tail_proportion > 0.0 && tail_proportion <= 1.0))
     bad(src, "tail_proportion", fmt::format("must be in (0, 1], got {}", tail_proportion));
@@ -209,12 +219,15 @@ void Config::validate(const std::string& src) const {
 }
 
 nlohmann::json Config::to_json() const {
-  if (is_encoder())
-    return nlohmann::json{{"model", model},     {"vocab_size", vocab_size}, {"d_embed", d_embed},
-                          {"n_layers", n_layers}, {"split_size", split_size}, {"top_k", top_k},
-                          {"eps", eps},         {"mask_id", mask_id},       {"seq_len", seq_len},
-                          {"batch_size", batch_size}, {"lr", lr},           {"weight_decay", weight_decay},
-                          {"seed", seed}};
+  if (is_encoder()) {
+    nlohmann::json j{{"model", model},     {"vocab_size", vocab_size}, {"d_embed", d_embed},
+                     {"n_layers", n_layers}, {"split_size", split_size}, {"top_k", top_k},
+                     {"eps", eps},         {"mask_id", mask_id},       {"seq_len", seq_len},
+                     {"batch_size", batch_size}, {"lr", lr},           {"weight_decay", weight_decay},
+                     {"seed", seed}};
+    if (has_head()) j["head"] = head, j["num_labels"] = num_labels;
+    return j;
+  }
   return nlohmann::json{
       {"model", model},
       {"vocab_size", vocab_size},

@@ -41,6 +41,10 @@ struct Config {
   // token's id (p50k_base + <|mask|>)
   double eps = 1e-12;
   int64_t mask_id = 50281;
+  // Avey-B fine-tuning (docs/model.md section 2, avey/heads.h): the head on the encoder, "" (none:
+  // the MLM head), "sequence" or "token", and its number of labels (the reference's num_labels)
+  std::string head;
+  int64_t num_labels = 0;
   // training defaults a preset or file may carry (the trainer reads them; the model does not)
   int64_t seq_len = 512;
   int64_t batch_size = 8;
@@ -55,6 +59,7 @@ struct Config {
 
   // ---- derived sizes ----
   bool is_encoder() const { return model == "avey-b"; }
+  bool has_head() const { return !head.empty(); }
   int64_t expanded_width() const { return expansion_factor * d_embed; }  // m
   int64_t tail_width() const;                                           // mt = int(p*m), +1 if odd
   int64_t head_width() const { return expanded_width() - tail_width(); }  // mh (bypass)

@@ -6,6 +6,7 @@
 
 #include "avey/block.h"
 #include "avey/head.h"
+#include "avey/heads.h"
 #include "avey/norm.h"
 #include "avey/packing.h"
 #include "avey/ranker.h"
@@ -31,6 +32,16 @@ std::vector<std::pair<std::string, Shape>> parameter_layout(const Config& c) {
       out.push_back({p + "alpha", {}});  // a 0-dim scalar, as the reference stores it
     }
     out.push_back({"ranker.down_proj", {c.split_size, C}});
+    // a fine-tuning head after the encoder's parameters, as the reference's subclasses register it
+    const int64_t L = c.num_labels;
+    if (c.head == "sequence")
+      out.insert(out.end(), {{"dense.0.weight", {2 * d, d}}, {"dense.0.bias", {2 * d}},
+                             {"dense.2.weight", {2 * d, 2 * d}}, {"dense.2.bias", {2 * d}},
+                             {"dense.4.weight", {d, 2 * d}}, {"dense.4.bias", {d}},
+                             {"classifier.weight", {L, d}}, {"classifier.bias", {L}}});
+    if (c.head == "token")
+      out.insert(out.end(), {{"dense.0.weight", {d, d}}, {"dense.0.bias", {d}},
+                             {"classifier.weight", {L, d}}, {"classifier.bias", {L}}});
     return out;
   }
   std::vector<std::pair<std::string, Shape>> out{{"wte.weight", {c.vocab_size, d}}};
@@ -95,6 +106,9 @@ Model::Model(const Config& cfg, Device device, DType dtype) : cfg_(cfg), device_
       layers_.push_back(EncoderLayerWeights{get("norm.weight"), get("enricher.weight"), get("enricher.bias"),
                                             get("spatial_proj"), get("fuser.weight"), get("fuser.bias"), get("alpha")});
     }
+    auto lin = [&](const std::string& p) { return Linear{by_name.at(p + ".weight"), by_name.at(p + ".bias")}; };
+    if (cfg_.head == "sequence") seq_head_ = {lin("dense.0"), lin("dense.2"), lin("dense.4"), lin("classifier")};
+    if (cfg_.head == "token") tok_head_ = {lin("dense.0"), lin("classifier")};
     return;
   }
   wte_ = by_name.at("wte.weight");
@@ -297,18 +311,63 @@ Tensor Model::loss(const Tensor& input_ids, const Tensor& labels) {
   return composed_ ? tied_head_loss_composed(hf, wte_, tg.to(device_)) : tied_head_loss(hf, wte_, tg);
 }
 
+// Each sequence's T rows of the last layer, padding rows dropped: [B*T, d], row b*T + t.
+Tensor Model::output_rows(const std::vector<int32_t>& ids, int64_t B, int64_t T) const {
+  const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
+  Tensor h = hidden(ids, B, T);
+  if (n * S == T) return h;  // split b*n + i's row t is already row b*T + i*S + t
+  std::vector<int32_t> rows;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) rows.push_back(int32_t((b * n + t / S) * S + t % S));
+  return gather_rows(h, Tensor::from(rows, {B * T}, device_));
+}
+
 Tensor Model::logits(const Tensor& input_ids) {
   NoGrad no_grad;
   int64_t B, T;
   std::vector<int32_t> ids = host_ids(input_ids, B, T);
-  const int64_t S = cfg_.split_size, n = (T + S - 1) / S;
-  Tensor h = hidden(ids, B, T);
-  std::vector<int32_t> rows;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) rows.push_back(int32_t((b * n + t / S) * S + t % S));
-  Tensor hf = gather_rows(h, Tensor::from(rows, {B * T}, device_));
+  Tensor hf = output_rows(ids, B, T);
   if (!cfg_.is_encoder()) hf = norm(hf, lnf_w_, lnf_b_);
   return reshape(matmul(hf, wte_, false, true), {B, T, cfg_.vocab_size});
+}
+
+Tensor Model::head_forward(const std::vector<int32_t>& ids, int64_t B, int64_t T) const {
+  const Tensor rows = output_rows(ids, B, T);  // [B*T, d]
+  Tensor logits = cfg_.head == "sequence" ? sequence_head(mean_pool(reshape(rows, {B, T, cfg_.d_embed})), seq_head_)
+                                          : token_head(rows, tok_head_);
+  // losses and argmaxes in fp32 at least (mixed precision computes the head in bf16)
+  return logits.dtype() == DType::BF16 ? cast(logits, DType::F32) : logits;
+}
+
+Tensor Model::task_logits(const Tensor& input_ids) {
+  NoGrad no_grad;
+  if (!cfg_.has_head()) fail("task_logits", "the model has no fine-tuning head (config key 'head')");
+  int64_t B, T;
+  std::vector<int32_t> ids = host_ids(input_ids, B, T);
+  const Tensor logits = head_forward(ids, B, T);
+  return cfg_.head == "sequence" ? logits : reshape(logits, {B, T, cfg_.num_labels});
+}
+
+Tensor Model::task_loss(const Tensor& input_ids, const Tensor& labels) {
+  if (!cfg_.has_head()) fail("task_loss", "the model has no fine-tuning head (config key 'head')");
+  int64_t B, T;
+  std::vector<int32_t> ids = host_ids(input_ids, B, T);
+  const int64_t L = cfg_.num_labels;
+  if (cfg_.head == "token") {
+    if (labels.dtype() != DType::I32 || labels.shape() != input_ids.shape())
+      fail("task_loss", "token labels must be i32 shaped like input_ids " + input_ids.describe() + ", got " + labels.describe());
+    std::vector<int32_t> lab = labels.to(Device::CPU).to_vector<int32_t>();
+    for (int32_t y : lab)
+      if (y != -100 && (y < 0 || y >= L)) fail("task_loss", fmt::format("token label {} outside [0, {}) (and not -100)", y, L));
+    return cross_entropy(head_forward(ids, B, T), Tensor::from(lab, {B * T}, device_));
+  }
+  if (labels.dtype() == DType::I32 && L > 1) {
+    std::vector<int32_t> lab = labels.to(Device::CPU).to_vector<int32_t>();
+    if (labels.numel() != B) fail("task_loss", "class labels must be i32 [B], got " + labels.describe());
+    for (int32_t y : lab)
+      if (y < 0 || y >= L) fail("task_loss", fmt::format("label {} outside [0, {})", y, L));
+  }
+  return sequence_loss(head_forward(ids, B, T), labels.to(device_));
 }
 
 Tensor Model::next_token_logits(const std::vector<int32_t>& ids) {

@@ -29,6 +29,7 @@
 #include "avey/block.h"
 #include "avey/config.h"
 #include "avey/encoder.h"
+#include "avey/heads.h"
 #include "avey/packing.h"
 #include "avey/ranker.h"
 #include "engine/ops.h"
@@ -75,6 +76,12 @@ class Model {
   engine::Tensor loss(const engine::Tensor& input_ids, const engine::Tensor& labels);
   // [B, T, V] logits, no gradient.
   engine::Tensor logits(const engine::Tensor& input_ids);
+  // Fine-tuning (Avey-B with a head, config.head; avey/heads.h). Labels by the reference's rule:
+  // token head: i32 [B, T] (-100 ignored), cross-entropy; sequence head: i32 [B] cross-entropy,
+  // float [B] MSE (num_labels 1), float [B, labels] BCE with logits. Records the graph.
+  engine::Tensor task_loss(const engine::Tensor& input_ids, const engine::Tensor& labels);
+  // Logits without gradient, fp32 (or fp64): sequence head [B, labels], token head [B, T, labels].
+  engine::Tensor task_logits(const engine::Tensor& input_ids);
   // Generation mode (the decoder only): the logits [V] of the token after ids.back(). Only the
   // split holding the last position is ranked (against every earlier split) and run through the blocks.
   engine::Tensor next_token_logits(const std::vector<int32_t>& ids);
@@ -114,6 +121,8 @@ class Model {
   // current splits, or the encoder's output before the head
   engine::Tensor hidden(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;
   engine::Tensor encode(const engine::Tensor& x, int64_t B, int64_t n) const;  // Avey-B: x [B*n*S, d]
+  engine::Tensor output_rows(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B*T, d]
+  engine::Tensor head_forward(const std::vector<int32_t>& ids, int64_t B, int64_t T) const;  // [B or B*T, labels]
   Contexts pack(const engine::Tensor& h, const ContextPlan& plan) const;  // h [N*C, d]
   engine::Tensor run_blocks(const Contexts& ctx) const;                  // [N*S, d]
   engine::Tensor norm(const engine::Tensor& x, const engine::Tensor& w, const engine::Tensor& b) const;
@@ -128,6 +137,8 @@ class Model {
   std::vector<BlockWeights> blocks_;         // the decoder's
   std::vector<EncoderLayerWeights> layers_;  // the encoder's, and its ranker's [S, C] compression
   engine::Tensor down_proj_;
+  SequenceHead seq_head_;  // the fine-tuning head config.head names (avey/heads.h)
+  TokenHead tok_head_;
   bool composed_ = false;
   bool packing_ = true;
   mutable std::vector<int64_t> packing_pad_;  // the padding packing_cache_ was made for

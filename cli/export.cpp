@@ -3,15 +3,12 @@
 // the decoder "avey" or the encoder "avey-b"), and model.safetensors (float32, the reference's
 // tensor names, metadata {"format": "pt"}), loadable with the reference's from_pretrained.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <filesystem>
 
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/model_folder.h"
-#include "engine/atomic_file.h"
-#include "engine/safetensors.h"
 
 namespace fs = std::filesystem;
 
@@ -34,23 +31,7 @@ int run_export(int argc, char** argv) {
   const ModelFolder folder = open_model_folder(args.str("checkpoint"));
   const nlohmann::ordered_json config = to_reference_config(folder.spec);
   auto model = load_model(folder, engine::Device::CPU, engine::DType::F32);
-  std::vector<std::pair<std::string, engine::Tensor>> weights;
-  for (const avey::Param& p : model->params()) weights.emplace_back(p.name, p.value.detach());
-
-  // Written whole into a temporary folder beside `out`, then moved into place.
-  const std::string tmp = out + ".tmp." + std::to_string(::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  try {
-    engine::write_file_atomic(tmp + "/config.json", config.dump(2) + "\n");
-    engine::save_safetensors(tmp + "/model.safetensors", weights, {{"format", "pt"}});
-    fs::remove(out);  // an empty folder, if any
-    engine::commit_folder(tmp, out);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw;
-  }
+  write_reference_folder(out, config, *model);
   fmt::print("wrote {} (model_type {}, {} parameters, from {})\n", out, folder.spec.config.model, model->num_params(),
              folder.dir);
   return 0;

@@ -78,6 +78,11 @@ nlohmann::ordered_json write_avey(const ModelSpec& spec) {
   return j;
 }
 
+// The reference's class for an encoder with a head (config.head), or its masked LM without one.
+const char* head_architecture(const std::string& head) {
+  return head == "sequence" ? "AveyForSequenceClassification" : head == "token" ? "AveyForTokenClassification" : "AveyForMaskedLM";
+}
+
 // model_type "avey-b": the encoder of rimads/avey-b (configuration_avey.py), whose k is the number
 // of retrieved splits (not k + 1 as the decoder's). Its mask token is the tokenizer's; a folder
 // may name it ("mask_token_id", which export writes), else it is p50k_base's <|mask|> (50281).
@@ -93,6 +98,14 @@ ModelSpec read_avey_b(const nlohmann::json& j, const std::string& what) {
   c.eps = j.contains("eps") ? json_real(j["eps"], "eps", what) : 1e-12;
   c.mask_id = int_key(j, "mask_token_id", c.mask_id, 0, what);
   c.seq_len = int_key(j, "max_position_embeddings", c.seq_len, 1, what);
+  const std::string arch = j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+                                   j["architectures"][0].is_string()
+                               ? j["architectures"][0].get<std::string>()
+                               : "";
+  if (arch == head_architecture("sequence")) c.head = "sequence";
+  if (arch == head_architecture("token")) c.head = "token";
+  if (c.has_head())
+    c.num_labels = int_key(j, "num_labels", j.contains("id2label") && j["id2label"].is_object() ? int64_t(j["id2label"].size()) : 2, 1, what);
   c.validate(what);
   read_tokenizer(j, spec, what);
   return spec;
@@ -100,7 +113,7 @@ ModelSpec read_avey_b(const nlohmann::json& j, const std::string& what) {
 
 nlohmann::ordered_json write_avey_b(const ModelSpec& spec) {
   const avey::Config& c = spec.config;
-  nlohmann::ordered_json j = reference_keys("AveyForMaskedLM", c);
+  nlohmann::ordered_json j = reference_keys(head_architecture(c.head), c);
   j["hidden_size"] = c.d_embed;
   j["n_layers"] = c.n_layers;
   j["chunk_size"] = c.split_size;
@@ -108,6 +121,7 @@ nlohmann::ordered_json write_avey_b(const ModelSpec& spec) {
   j["eps"] = c.eps;
   j["max_position_embeddings"] = c.seq_len;
   j["mask_token_id"] = c.mask_id;
+  if (c.has_head()) j["num_labels"] = c.num_labels;
   return j;
 }
 

@@ -22,9 +22,12 @@
 //   vocab_size 50304, d_embed 768, n_layers 26, chunk_size (S) 128, k (top_k: retrieved splits) 3,
 //   eps 1e-12, max_position_embeddings (the context it was trained at: seq_len), and
 //   mask_token_id (the engine's mask_id; 50281, p50k_base's <|mask|>, when absent).
+//   Its architectures name the head (avey/heads.h, docs/finetune.md): AveyForSequenceClassification
+//   (head "sequence") or AveyForTokenClassification ("token") with num_labels (else the size of
+//   id2label, else transformers' default 2); AveyForMaskedLM or AveyModel: none.
 //
-// Other keys (architectures, torch_dtype, transformers_version, hidden_size, ...) belong to the
-// transformers library and are ignored.
+// Other keys (torch_dtype, transformers_version, hidden_size, id2label, ...) belong to the
+// transformers library and are ignored here.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,9 +1,12 @@
 #include "cli/model_folder.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <stdexcept>
 
 #include "cli/run_folder.h"
+#include "engine/atomic_file.h"
 #include "engine/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -37,6 +40,25 @@ void load_weights(const ModelFolder& f, avey::Model& model) {
                                 ? " (pytorch_model.bin, PyTorch's pickle format, is not read: save_pretrained "
                                   "writes safetensors unless safe_serialization=False)"
                                 : ""));
+}
+
+void write_reference_folder(const std::string& out, const nlohmann::ordered_json& config, const avey::Model& model) {
+  std::vector<std::pair<std::string, engine::Tensor>> weights;
+  for (const avey::Param& p : model.params())
+    weights.emplace_back(p.name, p.value.detach().to(engine::Device::CPU).to(engine::DType::F32));
+  const std::string tmp = out + ".tmp." + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    engine::write_file_atomic(tmp + "/config.json", config.dump(2) + "\n");
+    engine::save_safetensors(tmp + "/model.safetensors", weights, {{"format", "pt"}});
+    fs::remove_all(out);  // the folder this one replaces (none, an empty one, or an older copy)
+    engine::commit_folder(tmp, out);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
 }
 
 std::unique_ptr<avey::Model> load_model(const ModelFolder& folder, engine::Device device, engine::DType dtype) {

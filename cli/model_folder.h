@@ -30,5 +30,10 @@ struct ModelFolder {
 ModelFolder open_model_folder(const std::string& path);
 // Reads the weights into a model built from folder.spec.config.
 void load_weights(const ModelFolder& folder, avey::Model& model);
+// Writes `out` as the reference's save_pretrained does: config.json (`config`: to_reference_config's,
+// maybe with more keys) and model.safetensors (float32, the model's names, {"format": "pt"}),
+// written whole into a temporary folder beside `out` and moved into place (an existing `out` is
+// replaced only then).
+void write_reference_folder(const std::string& out, const nlohmann::ordered_json& config, const avey::Model& model);
 // A model of the folder's config on `device` computing in `dtype`, with the folder's weights.
 std::unique_ptr<avey::Model> load_model(const ModelFolder& folder, engine::Device device, engine::DType dtype);

@@ -32,7 +32,25 @@ constexpr std::array<const char*, 100> kNouns = {
     "tower",   "trumpet", "tunnel",  "valley",  "violin",  "wagon",   "wallet",  "window",  "wizard",  "zebra",
 };
 
+// Function words, verbs and adverbs that make the word soup read like prose.
+constexpr std::array<const char*, 40> kGlue = {
+    "the",  "and",   "or",     "but",   "because", "however", "then",    "while",  "after", "before",
+    "under", "over", "between", "across", "toward", "beyond",  "within",  "along",  "run",   "walk",
+    "read", "write", "build",  "carry", "find",    "keep",    "hold",    "follow", "open",  "close",
+    "often", "never", "always", "rarely", "slowly", "quickly", "quietly", "gladly", "soon",  "still",
+};
+
 }  // namespace
+
+const std::vector<std::string>& haystack_words() {
+  static const std::vector<std::string> words = [] {
+    std::vector<std::string> w(kAdjectives.begin(), kAdjectives.end());
+    w.insert(w.end(), kNouns.begin(), kNouns.end());
+    w.insert(w.end(), kGlue.begin(), kGlue.end());
+    return w;
+  }();
+  return words;
+}
 
 Needle draw_needle(engine::Rng& rng) {
   Needle n;

@@ -17,6 +17,9 @@ struct Needle {
 };
 
 Needle draw_needle(engine::Rng& rng);
+// The encoder needle test's haystack vocabulary (data/finetune_tasks.h): the adjectives and nouns
+// above and a few function words, verbs and adverbs, as the reference's word haystack mixes them.
+const std::vector<std::string>& haystack_words();
 // n needles drawn in turn from engine::Rng(seed): the same list for a seed, whatever n (a prefix).
 std::vector<Needle> needles(size_t n, uint64_t seed);
 

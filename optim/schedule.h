@@ -6,6 +6,8 @@
 //   constant:                       lr = P
 //   cosine:                         lr = P * (f + (1 - f) * (1 + cos(pi * q)) / 2)
 //   warmup_cosine:                  the same with f = 0 (cosine to 0 after the warm-up)
+//   linear:                         lr = P * max(0, (N - step) / (N - W))   (transformers'
+//                                  get_linear_schedule_with_warmup: Avey-B's fine-tuning recipe)
 //
 // where q = min(1, (step - W) / max(1, N - W)) is the progress through the decay and f =
 // floor_fraction (docs/model.md: 0.1, "cosine decay to 10% of the peak"). With W = 0 the cosine is PyTorch's
@@ -18,9 +20,9 @@
 
 namespace optim {
 
-enum class ScheduleKind { Cosine, Constant, WarmupCosine };
+enum class ScheduleKind { Cosine, Constant, WarmupCosine, Linear };
 
-ScheduleKind parse_schedule_kind(const std::string& name);  // "cosine" | "constant" | "warmup_cosine"
+ScheduleKind parse_schedule_kind(const std::string& name);  // "cosine" | "constant" | "warmup_cosine" | "linear"
 std::string to_string(ScheduleKind kind);
 
 struct Schedule {

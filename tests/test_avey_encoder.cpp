@@ -9,7 +9,7 @@
 #include "avey/encoder.h"
 #include "avey/model.h"
 #include "data/masking.h"
-#include "tests/testing.h"
+#include "tests/model_testing.h"
 
 using namespace engine;
 using testing::random_leaf;
@@ -160,20 +160,7 @@ TEST_CASE("avey-b: the model's MLM loss, fused == composed, and an fp64 gradient
   avey::Model model(c, Device::CPU, DType::F64);
   model.init(5);
   auto [ids, labels] = mlm_batch(c, 2, 10, 9);  // T = 10, S = 3: padding in the last split
-  model.zero_grad();
-  Tensor lf = model.loss(ids, labels);
-  lf.backward();
-  Tensor gf = model.flat_grads().clone();
-  model.set_composed(true);
-  model.zero_grad();
-  Tensor lc = model.loss(ids, labels);
-  lc.backward();
-  model.set_composed(false);
-  CHECK(std::abs(lf.item() - lc.item()) < 1e-12 * std::abs(lc.item()));
-  CHECK(rel_diff(gf, model.flat_grads()) < 1e-10);
-  std::vector<Tensor> params;
-  for (avey::Param& p : model.params()) params.push_back(p.value);
-  testing::check_gradients([&](const std::vector<Tensor>&) { return model.loss(ids, labels); }, params);
+  testing::check_fused_composed_loss(model, [&] { return model.loss(ids, labels); });
   // logits agree with the loss at the labelled positions
   Tensor logits = model.logits(ids);
   CHECK(logits.shape() == Shape{2, 10, c.vocab_size});

@@ -206,7 +206,7 @@ TEST_CASE("interop: an Avey-B save_pretrained folder (AveyForMaskedLM) computes 
   CHECK(j["k"] == 2);
   CHECK(parse_model_config(j.dump(), "exported").config.to_json() == encoder_config().to_json());
 
-  // A sequence-classification folder holds a head the engine does not have: refused by name.
+  // An AveyForMaskedLM folder holding a classifier's tensors: refused by name.
   auto weights = weights_of(original, engine::DType::F32);
   weights.emplace_back("classifier.weight", engine::Tensor::zeros({2, 16}));
   engine::save_safetensors(dir.file("model.safetensors"), weights, {{"format", "pt"}});
@@ -215,6 +215,31 @@ TEST_CASE("interop: an Avey-B save_pretrained folder (AveyForMaskedLM) computes 
   // A vocabulary with no room for the mask token the folder names.
   CHECK(error_of([&] { parse_model_config(R"({"model_type": "avey-b", "vocab_size": 300})", "C"); })
             .find("key 'mask_id'") != std::string::npos);
+}
+
+TEST_CASE("interop: the head classes' configs read as an encoder with that head and its label count") {
+  // the reference encoder's config with `extra` for "AveyForMaskedLM": a class name, or one that
+  // closes the architectures array, adds keys and opens a dummy array for the rest of it
+  auto with = [](const std::string& extra) {
+    std::string text = kReferenceEncoderConfig;
+    text.replace(text.find("\"AveyForMaskedLM\""), 17, extra);
+    return parse_model_config(text, "C").config;
+  };
+  const avey::Config seq = with(R"("AveyForSequenceClassification"], "num_labels": 3, "x": [0)");
+  CHECK(seq.head == "sequence");
+  CHECK(seq.num_labels == 3);
+  const avey::Config tok = with(R"("AveyForTokenClassification"], "id2label": {"0": "O", "1": "B-PER"}, "x": [0)");
+  CHECK(tok.head == "token");
+  CHECK(tok.num_labels == 2);  // the size of id2label
+  CHECK(with(R"("AveyForTokenClassification")").num_labels == 2);  // transformers' default
+  CHECK(!with(R"("AveyModel")").has_head());
+  // written back: the class and num_labels, and the same model
+  const nlohmann::ordered_json j = to_reference_config(ModelSpec{seq, "p50k", true});
+  CHECK(j["architectures"] == nlohmann::json::array({"AveyForSequenceClassification"}));
+  CHECK(j["num_labels"] == 3);
+  CHECK(parse_model_config(j.dump(), "exported").config.to_json() == seq.to_json());
+  CHECK(error_of([&] { with(R"("AveyForSequenceClassification"], "num_labels": 0, "x": [0)"); }) ==
+        "C: key 'num_labels': must be >= 1, got 0");
 }
 
 TEST_CASE("interop: a run folder of an older avey (one checkpoint at the top, no digests) still loads") {

@@ -209,8 +209,17 @@ TEST_CASE("optim: schedules at their key steps") {
 
   CHECK(parse_schedule_kind("warmup_cosine") == ScheduleKind::WarmupCosine);
   CHECK(to_string(ScheduleKind::Cosine) == "cosine");
-  CHECK_THROWS_WITH_AS(parse_schedule_kind("linear"), doctest::Contains("unknown kind 'linear'"),
+  CHECK_THROWS_WITH_AS(parse_schedule_kind("step"), doctest::Contains("unknown kind 'step'"),
                        std::invalid_argument);
+  // linear (transformers' get_linear_schedule_with_warmup): up over W steps, down to 0 at N
+  Schedule lin{parse_schedule_kind("linear"), P, 10, 110, 0.1};
+  lin.validate();
+  CHECK(lin.lr_at(0) == 0.0);
+  CHECK(lin.lr_at(5) == doctest::Approx(P / 2).epsilon(1e-12));
+  CHECK(lin.lr_at(10) == doctest::Approx(P).epsilon(1e-12));
+  CHECK(lin.lr_at(60) == doctest::Approx(P / 2).epsilon(1e-12));
+  CHECK(lin.lr_at(110) == 0.0);
+  CHECK(lin.lr_at(200) == 0.0);
   CHECK_THROWS_WITH_AS((Schedule{ScheduleKind::Cosine, P, 10, 10, 0.1}.validate()),
                        doctest::Contains("total_steps > warmup_steps"), std::invalid_argument);
   CHECK_THROWS_AS((Schedule{ScheduleKind::Cosine, P, 0, 100, 1.5}.validate()), std::invalid_argument);
