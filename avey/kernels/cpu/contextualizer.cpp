@@ -1,6 +1,6 @@
 // The contextualizer's weighted triangles on the CPU. sym_weighted walks each matrix in square
-// tiles below the diagonal, writing a tile and its mirror image (the transposed read stays in
-// the cache); tril_product_column_sums gives each row of the result to one OpenMP iteration,
+// tiles below the diagonal, writing a tile and then its mirror image from it (the transposed read
+// stays in the cache); tril_product_column_sums gives each row of the result to one OpenMP iteration,
 // which adds the batch's rows in order (the same result for any number of threads).
 #include <algorithm>
 
@@ -12,20 +12,25 @@ namespace avey::kernels::cpu {
 template <class T> void sym_weighted(int64_t batch, int64_t C, const T* G, const T* W, T* S) {
   constexpr int64_t kTile = 32;
   const int64_t tiles = (C + kTile - 1) / kTile;
-  // One iteration per (matrix, row of tiles I): tiles (I, J <= I) and their mirrors (J, I).
+  // One iteration per (matrix, row of tiles I): tiles (I, J < I) and their mirrors (J, I), then
+  // the diagonal tile. X[i, j] = G[i, j] W[i, j] (j <= i); S[i, j] = S[j, i] = X[i, j] off the
+  // diagonal, S[i, i] = 2 X[i, i].
 #pragma omp parallel for schedule(dynamic) if (batch * C * C > 65536)
   for (int64_t bt = 0; bt < batch * tiles; ++bt) {
     const T* g = G + bt / tiles * C * C;
     T* s = S + bt / tiles * C * C;
     const int64_t i0 = bt % tiles * kTile, i1 = std::min(C, i0 + kTile);
-    for (int64_t j0 = 0; j0 <= i0; j0 += kTile)
+    for (int64_t j0 = 0; j0 < i0; j0 += kTile) {
       for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < std::min(i + 1, j0 + kTile); ++j) {
-          // X[i, j] = G[i, j] W[i, j] (j <= i); S[i, j] = S[j, i] = X[i, j], doubled on the diagonal
-          const T x = g[i * C + j] * W[i * C + j];
-          s[i * C + j] = i == j ? T(2) * x : x;
-          if (j < i) s[j * C + i] = x;
-        }
+        for (int64_t j = j0; j < j0 + kTile; ++j) s[i * C + j] = g[i * C + j] * W[i * C + j];
+      for (int64_t j = j0; j < j0 + kTile; ++j)  // the mirror, from the tile just written (in the cache)
+        for (int64_t i = i0; i < i1; ++i) s[j * C + i] = s[i * C + j];
+    }
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = i0; j < i1; ++j) {
+        const int64_t r = std::max(i, j), c = std::min(i, j);  // the lower triangle's element
+        s[i * C + j] = (i == j ? T(2) : T(1)) * g[r * C + c] * W[r * C + c];
+      }
   }
 }
 
