@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ import time
 import types
 
 import torch
+from torch_step import emit, make_step
 
 
 def cpu_name() -> str:
@@ -94,15 +94,7 @@ def bench(make, mode: str, threads: int, B: int, T: int, steps: int, warmup: int
     step_loss = torch.compile(loss_of) if mode == "compile" else loss_of
     g = torch.Generator().manual_seed(0)
     data = [torch.randint(0, 50304, (B, T + 1), generator=g) for _ in range(4)]
-
-    def step(i):
-        batch = data[i % len(data)]
-        loss = step_loss(batch[:, :-1], batch[:, 1:])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
+    step = make_step(step_loss, params, opt, [(d[:, :-1], d[:, 1:]) for d in data])
 
     t0 = time.perf_counter()
     for i in range(warmup):
@@ -138,10 +130,7 @@ def main() -> int:
             for n in (int(t) for t in a.threads.split(",")):
                 row = bench(makers[name], mode, n, a.batch, a.seq_len, a.steps, a.warmup)
                 row.update(config="tiny", mode=name if mode == "eager" else f"{name} compile")
-                print(json.dumps(row), flush=True)
-                if a.json_out:
-                    with open(a.json_out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                emit(row, a.json_out)
     return 0
 
 
