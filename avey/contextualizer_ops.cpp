@@ -27,6 +27,17 @@ tri::PackedRows own_rows(const Packing& p) {
 }
 #endif
 
+// Elsewhere, one batch of Eigen's or cuBLAS's products over whole contexts: a and b [N, *, *] (a
+// 2-D operand is shared by the batch), and the half a triangle leaves out (the CPU skips it).
+Tensor context_product(const Tensor& a, const Tensor& b, bool ta, bool tb, ::kernels::Triangle triangle) {
+  const int64_t N = a.ndim() == 3 ? a.size(0) : b.size(0);
+  const int64_t m = ta ? a.size(-1) : a.size(-2), k = ta ? a.size(-2) : a.size(-1), n = tb ? b.size(-2) : b.size(-1);
+  auto batch = [](const Tensor& x) { return MatrixBatch{x, 0, x.ndim() == 3 ? x.size(1) * x.size(2) : 0}; };
+  Tensor c = Tensor::empty({N, m, n}, a.dtype(), a.device());
+  matmul_into(batch(a), batch(b), {c, 0, m * n}, N, m, n, k, ta, tb, 0.0, triangle);
+  return c;
+}
+
 }  // namespace
 
 bool triangle_kernels_apply(const Tensor& like, const Config& cfg) {
@@ -63,7 +74,7 @@ ContextProducts::Gram ContextProducts::gram(const Tensor& zn, const Tensor& w) c
     return g;
   }
   const Tensor znc = contexts(zn);
-  g.cos = matmul(znc, znc, false, true);
+  g.cos = context_product(znc, znc, false, true, ::kernels::Triangle::LowerC);
   g.a = mul_per_context(g.cos, w);
   return g;
 }
@@ -80,7 +91,7 @@ Tensor ContextProducts::mix(const Tensor& a, const Tensor& z0, const Tensor& gat
 #endif
     return yc;
   }
-  Tensor yc = reshape(matmul(a, contexts(z0)), {N_ * C_, h});
+  Tensor yc = reshape(context_product(a, contexts(z0), false, false, ::kernels::Triangle::LowerA), {N_ * C_, h});
   if (pack_.packed()) yc = apply_map(yc, pack_.to_packed.map);  // the rows the packed layout keeps
   if (gate.defined()) copy_into(mul(yc, gate), out);
   return yc;
@@ -95,7 +106,7 @@ Tensor ContextProducts::outer(const Tensor& gyc, const Tensor& z0) const {
 #endif
     return ga;
   }
-  return matmul(context_grads(gyc), contexts(z0), false, true);
+  return context_product(context_grads(gyc), contexts(z0), false, true, ::kernels::Triangle::LowerC);
 }
 
 Tensor ContextProducts::mix_t(const Tensor& a, const Tensor& gyc) const {
@@ -108,7 +119,7 @@ Tensor ContextProducts::mix_t(const Tensor& a, const Tensor& gyc) const {
 #endif
     return out;
   }
-  return reshape(matmul(a, context_grads(gyc), true, false), {N_ * C_, h});
+  return reshape(context_product(a, context_grads(gyc), true, false, ::kernels::Triangle::UpperA), {N_ * C_, h});
 }
 
 Tensor mul_per_context(const Tensor& x, const Tensor& w) {

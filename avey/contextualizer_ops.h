@@ -11,8 +11,9 @@
 // (triangle_kernels_apply), the kernels of avey/kernels/cuda/tril_matmul.h read and write the
 // packed rows through the row maps and compute only the lower triangles (what is above the
 // diagonal of Cos, A and dA is then never written: whatever reads them reads only their lower
-// triangles); elsewhere the rows are gathered into whole contexts and cuBLAS's or Eigen's
-// batched products compute full matrices.
+// triangles); elsewhere the rows are gathered into whole contexts for cuBLAS's or Eigen's batched
+// products, which are told the half that is zero or not wanted (kernels::Triangle): the CPU
+// skips it (and writes zeros above Cos's and dA's diagonal), cuBLAS computes full matrices.
 #pragma once
 #include "avey/config.h"
 #include "avey/packing.h"

@@ -49,11 +49,9 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
   {
     NoGrad no_grad;
     if (grad && h.requires_grad()) gh = Tensor::empty(h.shape(), h.dtype(), h.device());
-    // d(loss)/dE sums over every chunk: in fp32 when E is bf16 (where the first chunk's product
-    // writes it, beta = 0, and the later ones add to it).
-    if (grad && embedding.requires_grad())
-      ge = gpu_bf16 ? Tensor::empty(embedding.shape(), ld, embedding.device())
-                    : Tensor::zeros(embedding.shape(), ld, embedding.device());
+    // d(loss)/dE sums over every chunk (in fp32 when E is bf16): the first chunk's product writes
+    // it (beta = 0), the later ones add to it.
+    if (grad && embedding.requires_grad()) ge = Tensor::empty(embedding.shape(), ld, embedding.device());
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t r1 = std::min(N, r0 + chunk), rows = r1 - r0, d = h.size(1);
       if (gpu_bf16) {  // one kernel on the bf16 logits; the gradient overwrites them
@@ -73,8 +71,8 @@ Tensor tied_head_loss(const Tensor& h, const Tensor& embedding, const Tensor& ta
       if (!grad || counted == 0) continue;
       const Tensor glogits = cross_entropy_rows_backward(logits, t_c, -100, lse, 1.0 / double(counted));  // (softmax - onehot) / M
       logits = Tensor();  // free the chunk's logits before the two products
-      if (gh.defined()) gh.view(r0 * d, {rows, d}).copy_(matmul(glogits, embedding));
-      if (ge.defined()) add_(ge, matmul(glogits, h.view(r0 * d, {rows, d}), true, false));
+      if (gh.defined()) matmul_into({glogits}, {embedding}, {gh, r0 * d}, 1, rows, d, V, false, false, 0.0);
+      if (ge.defined()) matmul_into({glogits}, {h, r0 * d}, {ge}, 1, V, d, rows, true, false, r0 == 0 ? 0.0 : 1.0);
     }
     loss = scale(sum(rows_loss), counted ? 1.0 / double(counted) : 0.0);
   }

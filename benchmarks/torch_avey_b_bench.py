@@ -11,11 +11,11 @@ holding its avey_b package), supplied at run time.
   python3 torch_avey_b_bench.py --ref-src DIR [--batch 8] [--seq-len 2048] [--steps 20] [--json-out F]
 """
 import argparse
-import json
 import sys
 import time
 
 import torch
+from torch_step import emit, make_step
 
 
 def main() -> int:
@@ -54,15 +54,7 @@ def main() -> int:
 
     batches = [batch() for _ in range(4)]
 
-    def step(i):
-        x, y = batches[i % len(batches)]
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=x, labels=y).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
+    step = make_step(lambda x, y: model(input_ids=x, labels=y).loss, model.parameters(), opt, batches, "cuda")
 
     t0 = time.time()
     for i in range(a.warmup):
@@ -79,10 +71,7 @@ def main() -> int:
            "batch": B, "seq_len": T, "steps": a.steps, "warmup_s": warm, "ms_per_step": ms,
            "tok_per_s": B * T / (ms / 1e3), "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
            "loss": loss.item(), "params": params, "device": torch.cuda.get_device_name()}
-    print(json.dumps(row))
-    if a.json_out:
-        with open(a.json_out, "a") as f:
-            f.write(json.dumps(row) + "\n")
+    emit(row, a.json_out)
     return 0
 
 

@@ -33,7 +33,6 @@ MFU = FLOPs/token * tok/s / peak dense bf16 FLOP/s of the GPU (table PEAK_BF16 b
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -44,6 +43,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 import avey_ref as R  # noqa: E402
+from torch_step import emit as emit_row, make_step  # noqa: E402
 
 # Dense bf16 tensor-core peak (no sparsity), matched against torch.cuda.get_device_name().
 PEAK_BF16 = [("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989.4e12), ("H200", 989.4e12),
@@ -94,16 +94,7 @@ def bench_train(name: str, mode: str, steps: int, warmup: int, scope: str, B: in
     params = list(model.parameters())
     g = torch.Generator(device="cuda").manual_seed(0)
     data = [torch.randint(0, cfg.vocab_size, (B, T + 1), device="cuda", generator=g) for _ in range(4)]
-
-    def step(i):
-        batch = data[i % len(data)]
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            _, loss = fwd(batch[:, :-1], batch[:, 1:])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
+    step = make_step(lambda x, y: fwd(x, y)[1], params, opt, [(d[:, :-1], d[:, 1:]) for d in data], "cuda")
 
     t0 = time.perf_counter()
     for i in range(warmup):
@@ -197,10 +188,7 @@ def main() -> int:
             setattr(torch._dynamo.config, knob, max(256, getattr(torch._dynamo.config, knob)))
 
     def emit(res):
-        if a.json_out:
-            with open(a.json_out, "a") as f:
-                f.write(json.dumps(res) + "\n")
-        print("JSON " + json.dumps(res), flush=True)
+        emit_row(res, a.json_out, "JSON ")
 
     results = []
     if a.infer:

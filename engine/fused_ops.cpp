@@ -76,7 +76,7 @@ Tensor linear_residual(const Tensor& x, const Tensor& w, const Tensor& bias, con
 }
 
 void matmul_into(const MatrixBatch& a, const MatrixBatch& b, const MatrixBatch& c, int64_t batch, int64_t m, int64_t n,
-                 int64_t k, bool ta, bool tb, double beta) {
+                 int64_t k, bool ta, bool tb, double beta, kernels::Triangle triangle) {
   check_same_device("matmul_into", a.t, b.t);
   check_same_device("matmul_into", a.t, c.t);
   auto fits = [](const MatrixBatch& x, int64_t rows, int64_t cols, int64_t batch) {
@@ -84,11 +84,14 @@ void matmul_into(const MatrixBatch& a, const MatrixBatch& b, const MatrixBatch& 
   };
   if (batch > 0 && (!fits(a, m, k, batch) || !fits(b, k, n, batch) || !fits(c, m, n, batch)))
     fail("matmul_into", fmt::format("a batch of {} products {} x {} x {} does not fit its operands", batch, m, k, n));
+  const bool square = triangle == kernels::Triangle::LowerC ? m == n : m == k;
+  if (triangle != kernels::Triangle::None && !square)
+    fail("matmul_into", fmt::format("a triangular product {} x {} x {} is not square", m, k, n));
   Tensor out = c.t;
   AVEY_DISPATCH(profile::matmul_label(out.dtype(), batch, m, n, k, ta, tb), out, matmul,
                 {.a = a.t.data<T>() + a.offset, .b = b.t.data<T>() + b.offset, .c = out.data<T>() + c.offset, .m = m,
                  .n = n, .k = k, .ta = ta, .tb = tb, .beta = beta, .batch = batch, .stride_a = a.stride,
-                 .stride_b = b.stride, .stride_c = c.stride});
+                 .stride_b = b.stride, .stride_c = c.stride, .triangle = triangle});
 }
 
 Tensor unary_backward(kernels::Unary f, const Tensor& x, const Tensor& gy) {

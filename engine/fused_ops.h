@@ -55,8 +55,9 @@ struct MatrixBatch {
   int64_t offset = 0, stride = 0;
 };
 // C_b = op(A_b) op(B_b) + beta C_b for b < batch; op(A_b) m x k, op(B_b) k x n, C_b m x n.
+// triangle: the half of a square product that may be left out (kernels::Triangle).
 void matmul_into(const MatrixBatch& a, const MatrixBatch& b, const MatrixBatch& c, int64_t batch, int64_t m, int64_t n,
-                 int64_t k, bool ta, bool tb, double beta);
+                 int64_t k, bool ta, bool tb, double beta, kernels::Triangle triangle = kernels::Triangle::None);
 
 // ---- element-wise ----
 // f'(x) (.) gy, for any kernels::Unary f.

@@ -114,6 +114,17 @@ inline void with_unary(Unary f, Fn&& fn) {
   }
 }
 
+// Calls fn(std::integral_constant<Binary, op>{}), as with_unary does for a unary function.
+template <class Fn>
+inline void with_binary(Binary op, Fn&& fn) {
+  switch (op) {
+    case Binary::Add: fn(std::integral_constant<Binary, Binary::Add>{}); break;
+    case Binary::Sub: fn(std::integral_constant<Binary, Binary::Sub>{}); break;
+    case Binary::Mul: fn(std::integral_constant<Binary, Binary::Mul>{}); break;
+    case Binary::Div: fn(std::integral_constant<Binary, Binary::Div>{}); break;
+  }
+}
+
 // Row L2 normalisation (kernels::NormEps), y = x * inv per row, from the row's sum of squares
 // ss: the denominator d (saved for the backward) and its inverse (0 when d = 0: a zero row with
 // eps = 0 stays zero). One definition for l2norm_rows on both backends and for the row norm that

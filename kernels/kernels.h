@@ -53,6 +53,13 @@ struct GradSlot {
 // transpose when ta / tb; op(A_b) is m x k, op(B_b) k x n, C_b m x n, all row-major and
 // contiguous; X_b starts at X + b * stride_x (a stride of 0 shares one matrix across the batch).
 // Accumulates in fp32 (fp64 for double).
+// `triangle` says what a square product may leave out (the contextualizer's, avey/contextualizer_ops.h):
+//   LowerC  only C's lower triangle (j <= i) is wanted (m == n). The CPU computes C's tiles that
+//           reach it and writes zeros over the rest of C; the GPU computes the whole product.
+//   LowerA  op(A) is lower triangular (m == k): row i of C reads op(A)[i, 0..i] and B's rows 0..i.
+//   UpperA  op(A) is upper triangular (m == k): row i reads op(A)[i, i..k) and B's rows i..k.
+// The zeros left out add nothing, so the result is C's (for LowerC: its lower triangle) either way.
+enum class Triangle : uint8_t { None, LowerC, LowerA, UpperA };
 template <class T>
 struct Gemm {
   const T* a = nullptr;
@@ -62,6 +69,7 @@ struct Gemm {
   bool ta = false, tb = false;
   double alpha = 1.0, beta = 0.0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+  Triangle triangle = Triangle::None;
 };
 
 // out = x w^T + bias + residual: a Linear layer (x [rows, in], w [cols, in] stored like

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 
+#include "engine/fused_ops.h"
 #include "tests/testing.h"
 
 using namespace engine;
@@ -254,6 +255,50 @@ TEST_CASE("ops forward: cross_entropy against log-softmax by hand, ignored rows,
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(cross_entropy(z, i32({0, 1, 1}, {3})), doctest::Contains("cross_entropy: targets i32[3] cpu"),
                        std::invalid_argument);
+}
+
+TEST_CASE("ops forward: triangular products against the full ones (kernels::Triangle)") {
+  using kernels::Triangle;
+  const int64_t N = 3, C = 150, h = 40;  // C: two whole 64-row tiles and a partial one
+  auto product = [&](const Tensor& a, const Tensor& b, bool ta, bool tb, Triangle t) {
+    const int64_t m = ta ? a.size(-1) : a.size(-2), k = ta ? a.size(-2) : a.size(-1), n = tb ? b.size(-2) : b.size(-1);
+    Tensor c = Tensor::full({N, m, n}, 7.0, a.dtype());  // every element written
+    auto batch = [](const Tensor& x) { return MatrixBatch{x, 0, x.ndim() == 3 ? x.size(1) * x.size(2) : 0}; };
+    matmul_into(batch(a), batch(b), {c, 0, m * n}, N, m, n, k, ta, tb, 0.0, t);
+    return c;
+  };
+  for (DType dt : {DType::F64, DType::F32}) {
+    const double tol = dt == DType::F64 ? 1e-12 : 2e-5;
+    const Tensor x = f64(random_vec(size_t(N * C * h), 1), {N, C, h}).to(dt);
+    const Tensor y = f64(random_vec(size_t(N * C * h), 2), {N, C, h}).to(dt);
+    const Tensor l = tril(f64(random_vec(size_t(N * C * C), 3), {N, C, C})).to(dt);
+    const Tensor shared = tril(f64(random_vec(size_t(C * C), 4), {C, C})).to(dt);
+    // A lower triangular operand, batched or shared, and a transposed one (upper): the whole product
+    expect_close(product(l, x, false, false, Triangle::LowerA), matmul(l, x), tol, tol, "LowerA");
+    expect_close(product(shared, x, false, false, Triangle::LowerA), matmul(shared, x), tol, tol, "LowerA shared");
+    expect_close(product(l, x, true, false, Triangle::UpperA), matmul(l, x, true, false), tol, tol, "UpperA");
+    // Only C's lower triangle wanted: that triangle equals the full product's; above it, each
+    // element is the full product's (a tile that reaches the diagonal) or zero.
+    const Vec got = product(x, y, false, true, Triangle::LowerC).to(DType::F64).to_vector<double>();
+    const Vec full = matmul(x, y, false, true).to(DType::F64).to_vector<double>();
+    int64_t lower_off = 0, upper_other = 0, upper_zeros = 0;
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t i = 0; i < C; ++i)
+        for (int64_t j = 0; j < C; ++j) {
+          const size_t e = size_t((b * C + i) * C + j);
+          const bool near = std::abs(got[e] - full[e]) <= tol * (1 + std::abs(full[e]));
+          if (j <= i) lower_off += !near;
+          else if (got[e] == 0) ++upper_zeros;
+          else upper_other += !near;
+        }
+    CHECK(lower_off == 0);
+    CHECK(upper_other == 0);
+    CHECK(upper_zeros > N * C * C / 4);  // most of the upper half left out
+  }
+  const Tensor sq = Tensor::zeros({2, 4, 4}), wide = Tensor::zeros({2, 4, 6});
+  CHECK_THROWS_WITH_AS(matmul_into({sq, 0, 16}, {wide, 0, 24}, {wide, 0, 24}, 2, 4, 6, 4, false, false, 0.0,
+                                   kernels::Triangle::LowerC),
+                       doctest::Contains("not square"), std::invalid_argument);
 }
 
 TEST_CASE("ops: reductions and scatters give the same bits with one thread or many") {

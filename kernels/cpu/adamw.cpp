@@ -12,15 +12,15 @@ namespace kernels::cpu {
 
 template <class T> void adamw(const AdamWArgs<T>& a) {
   const AdamWStep<T> step(a.lr, a.b1, a.b2, a.eps, a.wd, a.bias1, a.bias2, a.grad_scale ? *a.grad_scale : 1.0);
+  T *p = a.p, *m = a.m, *v = a.v;  // locals, not the struct's fields: a plain loop, vectorised
+  const T* g = a.g;
+  auto run = [&](auto decayed) {  // decayed(i): whether element i decays, without a branch
 #pragma omp parallel for schedule(static) if (a.n > 65536)
-  for (int64_t i = 0; i < a.n; ++i) {
-    const T pi = step.update(a.p[i], a.g[i], a.m[i], a.v[i], a.decay == nullptr || a.decay[i]);
-    a.p[i] = pi;
-    if (a.p_bf16) {
-      if constexpr (std::is_same_v<T, float>) a.p_bf16[i] = to_bf16(pi);
-      else a.p_bf16[i] = to_bf16(float(pi));
-    }
-  }
+    for (int64_t i = 0; i < a.n; ++i) p[i] = step.update(p[i], g[i], m[i], v[i], decayed(i));
+  };
+  if (a.decay) run([decay = a.decay](int64_t i) { return decay[i] != 0; });
+  else run([](int64_t) { return true; });
+  if (a.p_bf16) convert(a.n, a.p, a.p_bf16);  // the bf16 working copy
 }
 
 // Sum of squares of x[0, n) in fixed-size blocks, each block summed in 8 interleaved fp64 lanes

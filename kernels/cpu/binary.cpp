@@ -1,32 +1,40 @@
 // a (op) b with b broadcast as kernels::Broadcast says, and the reduction that undoes a
 // broadcast in backward (the gradient of a bias is the sum of its rows' gradients).
+#include "kernels/cpu/column_sums.h"
 #include "kernels/instantiate.h"
 #include "kernels/kernels.h"
 #include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
 
+namespace {
+
+// y[c] = a[c] (op) b[c], or a[c] (op) s: plain loops over arguments passed by value (the
+// compiler vectorises them), the op a compile-time constant.
+template <Binary op, class T> void apply_row(int64_t n, const T* a, const T* b, T* y) {
+  for (int64_t c = 0; c < n; ++c) y[c] = apply(op, a[c], b[c]);
+}
+template <Binary op, class T> void apply_row(int64_t n, const T* a, T s, T* y) {
+  for (int64_t c = 0; c < n; ++c) y[c] = apply(op, a[c], s);
+}
+
+}  // namespace
+
 template <class T>
 void binary(Binary op, Broadcast bc, int64_t rows, int64_t cols, const T* a, const T* b, T* y) {
+  with_binary(op, [&](auto Op) {
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* ar = a + r * cols;
-    T* yr = y + r * cols;
-    switch (bc) {
-      case Broadcast::None:
-        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[r * cols + c]);
-        break;
-      case Broadcast::Row:
-        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[c]);
-        break;
-      case Broadcast::Column:
-        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[r]);
-        break;
-      case Broadcast::Scalar:
-        for (int64_t c = 0; c < cols; ++c) yr[c] = apply(op, ar[c], b[0]);
-        break;
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* ar = a + r * cols;
+      T* yr = y + r * cols;
+      switch (bc) {
+        case Broadcast::None: apply_row<Op.value>(cols, ar, b + r * cols, yr); break;
+        case Broadcast::Row: apply_row<Op.value>(cols, ar, b, yr); break;
+        case Broadcast::Column: apply_row<Op.value>(cols, ar, b[r], yr); break;
+        case Broadcast::Scalar: apply_row<Op.value>(cols, ar, b[0], yr); break;
+      }
     }
-  }
+  });
 }
 
 template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, const T* g, T* gb) {
@@ -34,10 +42,10 @@ template <class T> void reduce_to(Broadcast bc, int64_t rows, int64_t cols, cons
     case Broadcast::None:
       for (int64_t i = 0; i < rows * cols; ++i) gb[i] = g[i];
       break;
-    case Broadcast::Row:  // column sums, accumulated in row order (deterministic)
-      for (int64_t c = 0; c < cols; ++c) gb[c] = T(0);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) gb[c] += g[r * cols + c];
+    case Broadcast::Row:  // column sums, in blocks of rows (deterministic)
+      rows_with_column_sums<T>(rows, cols, {gb}, [&](int64_t r, T* p) {
+        for (int64_t c = 0; c < cols; ++c) p[c] += g[r * cols + c];
+      });
       break;
     case Broadcast::Column:
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
@@ -71,12 +79,10 @@ template <class T> void add_scalar(int64_t n, double s, const T* x, T* y) {
 template <class T>
 void mul_pair(int64_t rows, int64_t cols, const T* g, int64_t ldg, const T* a, const T* b, T* ya, T* yb) {
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const T gv = g[r * ldg + c];
-      ya[r * cols + c] = gv * a[r * cols + c];
-      yb[r * cols + c] = gv * b[r * cols + c];
-    }
+  for (int64_t r = 0; r < rows; ++r) {
+    apply_row<Binary::Mul>(cols, g + r * ldg, a + r * cols, ya + r * cols);
+    apply_row<Binary::Mul>(cols, g + r * ldg, b + r * cols, yb + r * cols);
+  }
 }
 
 AVEY_INSTANTIATE_CPU(binary)

@@ -1,47 +1,18 @@
 // Row-wise normalisations: softmax, RMSNorm, LayerNorm, L2 normalisation. One row per
 // iteration, rows spread over OpenMP threads. Gradients of the per-column parameters (gain,
-// bias) are summed over rows in fixed blocks of rows and then over the blocks in order, so the
-// result does not depend on the number of threads (no atomics).
+// bias) are summed over rows in fixed blocks of rows and then over the blocks in order
+// (column_sums.h), so the result does not depend on the number of threads (no atomics).
 // The math of each backward is derived in engine/ops_norm.cpp.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/column_sums.h"
 #include "kernels/instantiate.h"
 #include "kernels/kernels.h"
 #include "kernels/elementwise_math.h"
 
 namespace kernels::cpu {
-
-namespace {
-
-constexpr int64_t kRowBlock = 64;  // rows per partial sum of a parameter gradient
-
-// Runs row_fn(r, partials...) for every row, where each row adds its contribution to the
-// per-column parameter gradients into the partial sums of its block; then writes the
-// column sums of the partials (in block order) to outs[k] (skipping null outputs).
-template <class T, class RowFn>
-void rows_with_column_sums(int64_t rows, int64_t cols, std::vector<T*> outs, RowFn row_fn) {
-  const int64_t nblocks = (rows + kRowBlock - 1) / kRowBlock;
-  const size_t nout = outs.size();
-  std::vector<T> partial(size_t(nblocks) * nout * size_t(cols), T(0));
-#pragma omp parallel for schedule(static) if (rows * cols > 32768)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    T* p = partial.data() + size_t(b) * nout * size_t(cols);
-    for (int64_t r = b * kRowBlock; r < std::min(rows, (b + 1) * kRowBlock); ++r) row_fn(r, p);
-  }
-  for (size_t k = 0; k < nout; ++k) {
-    if (!outs[k]) continue;
-    T* out = outs[k];
-    for (int64_t c = 0; c < cols; ++c) out[c] = T(0);
-    for (int64_t b = 0; b < nblocks; ++b) {
-      const T* p = partial.data() + (size_t(b) * nout + k) * size_t(cols);
-      for (int64_t c = 0; c < cols; ++c) out[c] += p[c];
-    }
-  }
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------- softmax
 
@@ -177,15 +148,19 @@ template <class T> void l2norm_rows(NormEps mode, int64_t rows, int64_t cols, co
 
 template <class T> void l2norm_rows_backward(const L2NormBackward<T>& a) {
   const int64_t cols = a.cols;
-#pragma omp parallel for schedule(static) if (a.rows * cols > 32768)
+  std::vector<T> summed;  // a thread's sums of the mapped rows of gy and extra
+#pragma omp parallel for schedule(static) if (a.rows * cols > 32768) firstprivate(summed)
   for (int64_t r = 0; r < a.rows; ++r) {
     const T* xr = a.x + r * cols;
     T* out = a.gx + r * cols;
-    // the row's gradient G: gy's row, or the sum of the rows the map gives; E likewise from extra
-    std::vector<T> summed;
+    // the row's gradient G: gy's row, or the sum of the rows the map gives (read in place when
+    // the map gives one row); E likewise from extra
     const T* gr = a.gy + r * cols;
     const T* er = a.extra ? a.extra + r * cols : nullptr;
-    if (a.ptr) {
+    if (a.ptr && a.ptr[r + 1] - a.ptr[r] == 1) {
+      gr = a.gy + int64_t(a.src[a.ptr[r]]) * cols;
+      if (a.extra) er = a.extra + int64_t(a.src[a.ptr[r]]) * cols;
+    } else if (a.ptr) {
       summed.assign(size_t(2 * cols), T(0));
       for (int32_t k = a.ptr[r]; k < a.ptr[r + 1]; ++k)
         for (int64_t c = 0; c < cols; ++c) {
