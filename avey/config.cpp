@@ -74,6 +74,13 @@ Config Config::preset(const std::string& name) {
   return c;
 }
 
+const std::vector<std::string>& training_keys() {
+  static const std::vector<std::string> keys = {"max_steps",  "grad_accum", "schedule",     "warmup",     "clip",
+                                                "precision",  "tokenizer",  "data",         "eval_every", "eval_batches",
+                                                "sample_every", "save_every", "keep_last", "grad_stats"};
+  return keys;
+}
+
 std::string preset_names() { return "tiny, small, medium, large, avey-b-base, avey-b-tiny"; }
 
 namespace {
@@ -159,7 +166,15 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
       "expansion_factor", "tail_proportion", "ranker_weight_norm", "enricher_activation", "contextualizer_activation",
       "dynamic", "split_weighting", "ranker", "norm", "contextualizer", "attention_head_size"};
   static const std::vector<std::string> encoder_only = {"eps", "mask_id", "chunk_size", "k"};
+  static const std::vector<std::string> model_training = {"seq_len", "batch_size", "lr", "weight_decay", "seed"};
   for (auto it = j.begin(); it != j.end(); ++it) {
+    const auto& trainer = training_keys();
+    if (std::find(trainer.begin(), trainer.end(), it.key()) != trainer.end()) {
+      c.training[it.key()] = it.value();
+      continue;
+    }
+    if (std::find(model_training.begin(), model_training.end(), it.key()) != model_training.end())
+      c.training[it.key()] = it.value();
     auto s = setters.find(it.key());
     if (s == setters.end()) bad(src, it.key(), "unknown key");
     const auto& other = c.is_encoder() ? decoder_only : encoder_only;

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,9 @@ struct Config {
   double lr = 1e-3;
   double weight_decay = 0.1;
   int64_t seed = 11;
+  // The training keys a file itself named, as written (the five above and those of
+  // training_keys() below): avey train applies them over its defaults, its flags over them.
+  nlohmann::json training = nlohmann::json::object();
 
   static Config preset(const std::string& name);  // tiny | small | medium | large | avey-b-base | avey-b-tiny
   static Config from_json(const nlohmann::json& j, const std::string& source = "config");
@@ -66,6 +70,10 @@ struct Config {
   bool use_attention() const { return contextualizer == "attention"; }
   int64_t param_count() const;  // from the shapes alone (the tied head adds nothing)
 };
+
+// The keys a config file may carry for avey train alone (its flags, with '_' for '-'), beyond
+// seq_len, batch_size, lr, weight_decay and seed: the model ignores them, the trainer checks them.
+const std::vector<std::string>& training_keys();
 
 // The preset names, for messages.
 std::string preset_names();
