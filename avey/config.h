@@ -80,5 +80,8 @@ std::string preset_names();
 
 // A preset name, or the path of a .json or .toml file.
 Config load_config(const std::string& name_or_path);
+// The keys of a config as a JSON object: a file's as written, a preset's {"preset": name}
+// (Config::from_json reads either). Throws for a missing file, bad JSON or TOML.
+nlohmann::json config_keys(const std::string& name_or_path);
 
 }  // namespace avey

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "avey/config.h"
 #include "cli/json_fields.h"
 #include "data/corpus.h"
 
@@ -111,9 +112,9 @@ void TrainSettings::declare(Args& args) {
 
 TrainSettings TrainSettings::from_flags(const Args& args, const nlohmann::json& file_keys, const std::string& file) {
   TrainSettings s(nlohmann::json::object(), "the flags");
-  s.args_ = &args;
   for (const Flag& f : kFlags) {
     const std::string key = key_of(f.name);
+    if (args.given(f.name) || file_keys.contains(key)) s.chosen_.push_back(f.name);
     if (args.given(f.name) || !file_keys.contains(key)) {
       s.json_[f.name] = typed(args, f);
     } else {
@@ -128,8 +129,20 @@ TrainSettings TrainSettings::from_flags(const Args& args, const nlohmann::json& 
   return s;
 }
 
+TrainSettings TrainSettings::of_train_flags(const std::vector<std::string>& flags) {
+  Args args("train", "");
+  declare(args);
+  std::vector<std::string> words = {"train"};
+  words.insert(words.end(), flags.begin(), flags.end());
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  args.parse(int(argv.size()), argv.data());
+  const std::string config = args.str("config");
+  return from_flags(args, avey::load_config(config).training, config);
+}
+
 bool TrainSettings::chosen(const std::string& flag) const {
-  return (args_ && args_->given(flag)) || std::find(from_file_.begin(), from_file_.end(), flag) != from_file_.end();
+  return std::find(chosen_.begin(), chosen_.end(), flag) != chosen_.end();
 }
 
 TrainSettings TrainSettings::resumed(const nlohmann::json& saved, const Args& args, const std::string& what) {

@@ -12,6 +12,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "cli/args.h"
 
@@ -21,6 +22,9 @@ class TrainSettings {
   // A new run's settings from its flags over the training keys `file` named (Config::training).
   static TrainSettings from_flags(const Args& args, const nlohmann::json& file_keys = nlohmann::json::object(),
                                   const std::string& file = "");
+  // The settings `avey train FLAGS` would start a new run with (its --config file read); FLAGS
+  // holds only flags of declare(). For avey sweep, which runs avey train.
+  static TrainSettings of_train_flags(const std::vector<std::string>& flags);
   // A resumed run's settings: run.json's (`what` names it), with the second group's flags that
   // were given; throws when a flag of the first group differs from the run's.
   static TrainSettings resumed(const nlohmann::json& saved, const Args& args, const std::string& what);
@@ -41,5 +45,5 @@ class TrainSettings {
   std::string what_;
   bool changed_ = false;
   nlohmann::json from_file_ = nlohmann::json::array();
-  const Args* args_ = nullptr;  // a new run's flags
+  nlohmann::json chosen_ = nlohmann::json::array();  // a new run's flags given or set by the file
 };
