@@ -10,8 +10,8 @@
 //
 // Every run is an `avey train` child process, so a sweep is resumable as a run is: a rerun of
 // the same command skips finished runs, continues an unfinished one with --resume from its last
-// checkpoint (one every tenth of the run), and starts the rest. Ctrl-C stops the run in progress
-// after its step, with a checkpoint.
+// checkpoint (one every tenth of the run), and starts the rest. Ctrl-C or SIGTERM stops the run
+// in progress after its step, with a checkpoint, and the sweep with it.
 //
 // Per variant and seed: steps = floor(budget / (batch_size x seq_len x grad_accum)) of its own
 // settings (a variant of another T sees as many tokens); validation loss and bits per byte from
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cmath>
 #include <filesystem>
@@ -43,14 +44,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs `avey ARGS` (this same executable) and waits; its stdout to `out` when given. The sweep
-// ignores SIGINT/SIGTERM meanwhile: the child gets them (one process group), saves and exits.
+// The child avey in progress: SIGINT/SIGTERM to the sweep are passed on to it, which stops after
+// its step with a checkpoint; the sweep then stops too.
+volatile std::sig_atomic_t g_child = 0;
+void forward(int sig) {
+  if (g_child > 0) ::kill(pid_t(g_child), sig);
+}
+
+// Runs `avey ARGS` (this same executable) and waits; its stdout to `out` when given. The child
+// has its own process group, so a Ctrl-C reaches it once, through the sweep.
 int run_avey(const std::vector<std::string>& args, const std::string& out = "") {
   std::fflush(stdout);
-  auto old_int = std::signal(SIGINT, SIG_IGN), old_term = std::signal(SIGTERM, SIG_IGN);
   const pid_t pid = ::fork();
   if (pid == 0) {
-    std::signal(SIGINT, SIG_DFL), std::signal(SIGTERM, SIG_DFL);  // an ignored signal stays ignored across exec
+    ::setpgid(0, 0);
     if (!out.empty()) {
       const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (fd < 0 || ::dup2(fd, 1) < 0) ::_exit(126);
@@ -64,10 +71,14 @@ int run_avey(const std::vector<std::string>& args, const std::string& out = "") 
     ::execv("/proc/self/exe", argv.data());
     ::_exit(127);
   }
+  if (pid < 0) throw std::runtime_error("cannot start a child avey (fork failed)");
+  g_child = pid;
+  auto old_int = std::signal(SIGINT, forward), old_term = std::signal(SIGTERM, forward);
   int status = 0;
-  if (pid > 0) ::waitpid(pid, &status, 0);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_child = 0;
   std::signal(SIGINT, old_int), std::signal(SIGTERM, old_term);
-  if (pid < 0) throw std::runtime_error("cannot start avey train (fork failed)");
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
