@@ -360,7 +360,7 @@ int run_sweep(int argc, char** argv) {
   engine::write_file_atomic(dir + "/results.md", md);
   engine::write_file_atomic(dir + "/results.json", results_json(plan, sweep).dump(2) + "\n");
   plot_curves(dir + "/curves.svg", plan);
-  fmt::print("\n{}\nwrote {}/results.md, results.json, curves.svg\n", md, dir);
+  fmt::print("wrote {}/results.md, results.json, curves.svg\n\n{}", dir, md);
   return 0;
 }
 
