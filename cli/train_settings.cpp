@@ -148,6 +148,9 @@ bool TrainSettings::chosen(const std::string& flag) const {
 TrainSettings TrainSettings::resumed(const nlohmann::json& saved, const Args& args, const std::string& what) {
   TrainSettings s(saved, what);
   for (const Flag& f : kFlags) {
+    // a report flag newer than the run (--grad-stats): its default
+    if (!f.fixed && s.json_.is_object() && !s.json_.contains(f.name))
+      s.json_[f.name] = f.kind == Kind::Integer ? nlohmann::json(std::stoll(f.default_value)) : nlohmann::json(f.default_value);
     // the saved value, checked for its type
     const nlohmann::json v = f.kind == Kind::Integer ? nlohmann::json(s.integer(f.name))
                              : f.kind == Kind::Real  ? nlohmann::json(s.real(f.name))

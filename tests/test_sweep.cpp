@@ -116,6 +116,21 @@ TEST_CASE("avey train applies the file's keys, records them, and rejects a bad k
   CHECK(r.err == "avey train: type.toml: key 'warmup': expected an integer, got 1.5\n");
 }
 
+TEST_CASE("--resume of a run whose run.json predates --grad-stats") {
+  const fs::path dir = scratch("resume-before-grad-stats");
+  write_base(dir);
+  Result r = cli(dir, "train --config base.json --data text.txt --device cpu --max-steps 4 --stop-at 2 --sample-every 0 "
+                      "--out run");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  nlohmann::json run = nlohmann::json::parse(slurp(dir / "run/run.json"));
+  run["settings"].erase("grad-stats");
+  std::ofstream(dir / "run/run.json") << run.dump(2);
+  r = cli(dir, "train --out run --resume");
+  REQUIRE_MESSAGE(r.code == 0, r.err);
+  CHECK(jsonl(dir / "run/metrics.jsonl").size() == 4);
+  CHECK_FALSE(fs::exists(dir / "run/grad_stats.jsonl"));
+}
+
 TEST_CASE("block_of reads the block of a parameter's name") {
   CHECK(block_of("blocks.3.enricher.weight") == 3);
   CHECK(block_of("layers.12.ranker_norm.weight") == 12);
