@@ -55,6 +55,12 @@ fs::path write_base(const fs::path& dir) {
   return dir / "base.json";
 }
 
+// `avey train` of that model on the small text, on the CPU, with more flags, into dir/run.
+Result train_base(const fs::path& dir, const std::string& flags) {
+  write_base(dir);
+  return cli(dir, "train --config base.json --data text.txt --device cpu --sample-every 0 --out run " + flags);
+}
+
 }  // namespace
 
 TEST_CASE("a config file's training keys: flag default < file < flag") {
@@ -118,9 +124,7 @@ TEST_CASE("avey train applies the file's keys, records them, and rejects a bad k
 
 TEST_CASE("--resume of a run whose run.json predates --grad-stats") {
   const fs::path dir = scratch("resume-before-grad-stats");
-  write_base(dir);
-  Result r = cli(dir, "train --config base.json --data text.txt --device cpu --max-steps 4 --stop-at 2 --sample-every 0 "
-                      "--out run");
+  Result r = train_base(dir, "--max-steps 4 --stop-at 2");
   REQUIRE_MESSAGE(r.code == 0, r.err);
   nlohmann::json run = nlohmann::json::parse(slurp(dir / "run/run.json"));
   run["settings"].erase("grad-stats");
@@ -140,9 +144,7 @@ TEST_CASE("block_of reads the block of a parameter's name") {
 
 TEST_CASE("avey train --grad-stats records norms per tensor and block; avey plot draws them") {
   const fs::path dir = scratch("grad-stats");
-  write_base(dir);
-  Result r = cli(dir, "train --config base.json --data text.txt --device cpu --max-steps 6 --grad-stats 2 "
-                       "--eval-every 3 --sample-every 0 --out run");
+  Result r = train_base(dir, "--max-steps 6 --grad-stats 2 --eval-every 3");
   REQUIRE_MESSAGE(r.code == 0, r.err);
   const std::vector<nlohmann::json> stats = jsonl(dir / "run/grad_stats.jsonl");
   REQUIRE(stats.size() == 4);  // steps 1, 2, 4, 6
