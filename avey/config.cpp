@@ -78,6 +78,13 @@ Config Config::preset(const std::string& name) {
   return c;
 }
 
+const std::vector<std::string>& training_keys() {
+  static const std::vector<std::string> keys = {"max_steps",  "grad_accum", "schedule",     "warmup",     "clip",
+                                                "precision",  "tokenizer",  "data",         "eval_every", "eval_batches",
+                                                "sample_every", "save_every", "keep_last", "grad_stats"};
+  return keys;
+}
+
 std::string preset_names() { return "tiny, small, medium, large, avey-b-base, avey-b-tiny"; }
 
 namespace {
@@ -165,7 +172,15 @@ Config Config::from_json(const nlohmann::json& j, const std::string& src) {
       "expansion_factor", "tail_proportion", "ranker_weight_norm", "enricher_activation", "contextualizer_activation",
       "dynamic", "split_weighting", "ranker", "norm", "contextualizer", "attention_head_size"};
   static const std::vector<std::string> encoder_only = {"eps", "mask_id", "chunk_size", "k", "head", "num_labels"};
+  static const std::vector<std::string> model_training = {"seq_len", "batch_size", "lr", "weight_decay", "seed"};
   for (auto it = j.begin(); it != j.end(); ++it) {
+    const auto& trainer = training_keys();
+    if (std::find(trainer.begin(), trainer.end(), it.key()) != trainer.end()) {
+      c.training[it.key()] = it.value();
+      continue;
+    }
+    if (std::find(model_training.begin(), model_training.end(), it.key()) != model_training.end())
+      c.training[it.key()] = it.value();
     auto s = setters.find(it.key());
     if (s == setters.end()) bad(src, it.key(), "unknown key");
     const auto& other = c.is_encoder() ? decoder_only : encoder_only;
@@ -276,41 +291,46 @@ nlohmann::json toml_to_json(const toml::table& t, const std::string& src) {
 
 }  // namespace
 
-Config load_config(const std::string& spec) {
+nlohmann::json config_keys(const std::string& spec) {
   const bool is_json = ends_with(spec, ".json"), is_toml = ends_with(spec, ".toml");
   if (!is_json && !is_toml) {
+    Config::preset(spec);  // throws for an unknown name
+    return {{"preset", spec}};
+  }
+  std::ifstream in(spec);
+  if (!in) throw std::invalid_argument("config '" + spec + "': cannot open the file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (is_json) {
+    try {
+      return nlohmann::json::parse(ss.str());
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(spec + ": invalid JSON: " + e.what());
+    }
+  }
+  // toml++ 3.3 (Debian 12's) reaches __builtin_unreachable on some non-ASCII characters between
+  // tokens (found by tests/fuzz/fuzz_config_toml): a config is ASCII, said here.
+  const std::string text = ss.str();
+  if (auto c = std::find_if(text.begin(), text.end(), [](unsigned char b) { return b >= 0x80; }); c != text.end())
+    throw std::invalid_argument(fmt::format("{}: line {}: a non-ASCII character (TOML configs are ASCII)", spec,
+                                            1 + std::count(text.begin(), c, '\n')));
+  try {
+    return toml_to_json(toml::parse(text, spec), spec);
+  } catch (const toml::parse_error& e) {
+    throw std::invalid_argument(
+        fmt::format("{}: invalid TOML at line {}: {}", spec, e.source().begin.line, std::string(e.description())));
+  }
+}
+
+Config load_config(const std::string& spec) {
+  if (!ends_with(spec, ".json") && !ends_with(spec, ".toml")) {
     try {
       return Config::preset(spec);
     } catch (const std::invalid_argument&) {
       throw std::invalid_argument("config '" + spec + "': not a preset (" + preset_names() + ") nor a .json/.toml file");
     }
   }
-  std::ifstream in(spec);
-  if (!in) throw std::invalid_argument("config '" + spec + "': cannot open the file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  nlohmann::json j;
-  if (is_json) {
-    try {
-      j = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(spec + ": invalid JSON: " + e.what());
-    }
-  } else {
-    // toml++ 3.3 (Debian 12's) reaches __builtin_unreachable on some non-ASCII characters between
-    // tokens (found by tests/fuzz/fuzz_config_toml): a config is ASCII, said here.
-    const std::string text = ss.str();
-    if (auto c = std::find_if(text.begin(), text.end(), [](unsigned char b) { return b >= 0x80; }); c != text.end())
-      throw std::invalid_argument(fmt::format("{}: line {}: a non-ASCII character (TOML configs are ASCII)", spec,
-                                              1 + std::count(text.begin(), c, '\n')));
-    try {
-      j = toml_to_json(toml::parse(text, spec), spec);
-    } catch (const toml::parse_error& e) {
-      throw std::invalid_argument(fmt::format("{}: invalid TOML at line {}: {}", spec, e.source().begin.line,
-                                              std::string(e.description())));
-    }
-  }
-  return Config::from_json(j, spec);
+  return Config::from_json(config_keys(spec), spec);
 }
 
 }  // namespace avey

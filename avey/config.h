@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +52,9 @@ struct Config {
   double lr = 1e-3;
   double weight_decay = 0.1;
   int64_t seed = 11;
+  // The training keys a file itself named, as written (the five above and those of
+  // training_keys() below): avey train applies them over its defaults, its flags over them.
+  nlohmann::json training = nlohmann::json::object();
 
   static Config preset(const std::string& name);  // tiny | small | medium | large | avey-b-base | avey-b-tiny
   static Config from_json(const nlohmann::json& j, const std::string& source = "config");
@@ -72,10 +76,17 @@ struct Config {
   int64_t param_count() const;  // from the shapes alone (the tied head adds nothing)
 };
 
+// The keys a config file may carry for avey train alone (its flags, with '_' for '-'), beyond
+// seq_len, batch_size, lr, weight_decay and seed: the model ignores them, the trainer checks them.
+const std::vector<std::string>& training_keys();
+
 // The preset names, for messages.
 std::string preset_names();
 
 // A preset name, or the path of a .json or .toml file.
 Config load_config(const std::string& name_or_path);
+// The keys of a config as a JSON object: a file's as written, a preset's {"preset": name}
+// (Config::from_json reads either). Throws for a missing file, bad JSON or TOML.
+nlohmann::json config_keys(const std::string& name_or_path);
 
 }  // namespace avey

@@ -9,6 +9,7 @@
 #include "avey/model.h"
 #include "cli/args.h"
 #include "cli/command.h"
+#include "cli/grad_stats.h"
 #include "cli/model_folder.h"
 #include "engine/safetensors.h"
 
@@ -49,12 +50,7 @@ int run_grads(int argc, char** argv) {
   const Tensor& ids = batch.input_ids;
   const Tensor& labels = batch.labels;
 
-  // ||g|| in fp64, whatever the gradient's device and dtype.
-  auto norm = [](const Tensor& g) {
-    double s = 0;
-    for (double x : g.to(engine::Device::CPU).to(engine::DType::F64).to_vector<double>()) s += x * x;
-    return std::sqrt(s);
-  };
+  auto norm = l2_norm;
   std::vector<double> block_norms(size_t(model.config().n_layers));
   model.set_block_hook([&](int64_t layer, const Tensor& g) { block_norms[size_t(layer)] = norm(g); });
   model.zero_grad();

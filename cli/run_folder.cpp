@@ -85,15 +85,17 @@ void RunFolder::prune(int64_t keep_last, std::optional<int64_t> keep_step) const
 }
 
 void RunFolder::cut_logs(int64_t step) const {
-  // metrics.jsonl: the lines of steps up to `step` (a line torn by a kill is dropped too)
-  if (std::ifstream in(dir_ + "/metrics.jsonl"); in) {
+  // metrics.jsonl, grad_stats.jsonl: the lines of steps up to `step` (a line torn by a kill is dropped too)
+  for (const char* log : {"/metrics.jsonl", "/grad_stats.jsonl"}) {
+    std::ifstream in(dir_ + log);
+    if (!in) continue;
     std::string kept, line;
     while (std::getline(in, line)) {
       const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= step)
         kept += line + "\n";
     }
-    engine::write_file_atomic(dir_ + "/metrics.jsonl", kept);
+    engine::write_file_atomic(dir_ + log, kept);
   }
   // samples.txt: the blocks headed "=== step N ===", in step order, up to `step`
   if (std::ifstream in(dir_ + "/samples.txt"); in) {
@@ -106,6 +108,6 @@ void RunFolder::cut_logs(int64_t step) const {
 }
 
 void RunFolder::sync_logs() const {
-  for (const char* log : {"/metrics.jsonl", "/samples.txt"})
+  for (const char* log : {"/metrics.jsonl", "/grad_stats.jsonl", "/samples.txt"})
     if (fs::exists(dir_ + log)) engine::sync_file(dir_ + log);
 }

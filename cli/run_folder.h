@@ -7,6 +7,7 @@
 //   latest            the name of the newest checkpoint folder
 //   best              the name of the checkpoint with the lowest validation loss
 //   metrics.jsonl     one JSON object per step; loss.svg its plot; samples.txt
+//   grad_stats.jsonl  with --grad-stats N: norms per tensor and block every N steps (grad_stats.h)
 //   .lock             held (flock) by the avey train writing the folder; the system releases it
 //                     when that process ends, however it ends
 //
@@ -39,8 +40,8 @@ class RunFolder {
   void remove_leftovers() const;  // temporary files and folders, step folders newer than `latest`
   // Removes checkpoint folders beyond the newest keep_last (0: keep all), except `keep_step`'s.
   void prune(int64_t keep_last, std::optional<int64_t> keep_step) const;
-  void cut_logs(int64_t step) const;  // metrics.jsonl and samples.txt back to `step`
-  void sync_logs() const;             // metrics.jsonl and samples.txt onto the disk
+  void cut_logs(int64_t step) const;  // metrics.jsonl, grad_stats.jsonl and samples.txt back to `step`
+  void sync_logs() const;             // the same onto the disk
 
  private:
   std::string dir_;

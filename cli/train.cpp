@@ -27,6 +27,7 @@
 #include "cli/command.h"
 #include "cli/data_parallel.h"
 #include "cli/evaluate.h"
+#include "cli/grad_stats.h"
 #include "cli/json_fields.h"
 #include "cli/launch.h"
 #include "cli/model_folder.h"
@@ -103,12 +104,12 @@ nlohmann::json fingerprint(const RunData& data) {
 // Avey-B's pretraining recipe (docs/model.md section 2) for the flags not given: its config's lr
 // (7e-4), sequence length and weight decay (0.01), linear warm-up over the first 10% of the steps
 // then cosine to 0. (Its AdamW betas 0.95/0.95 and eps 1e-18 are set where the optimizer is made.)
-void use_encoder_recipe(TrainSettings& settings, const avey::Config& cfg, const Args& args) {
-  if (!args.given("lr")) settings.set("lr", cfg.lr);
-  if (!args.given("weight-decay")) settings.set("weight-decay", cfg.weight_decay);
-  if (!args.given("seq-len")) settings.set("seq-len", cfg.seq_len);
-  if (!args.given("schedule")) settings.set("schedule", "warmup_cosine");
-  if (!args.given("warmup")) settings.set("warmup", settings.integer("max-steps") / 10);
+void use_encoder_recipe(TrainSettings& settings, const avey::Config& cfg) {
+  if (!settings.chosen("lr")) settings.set("lr", cfg.lr);
+  if (!settings.chosen("weight-decay")) settings.set("weight-decay", cfg.weight_decay);
+  if (!settings.chosen("seq-len")) settings.set("seq-len", cfg.seq_len);
+  if (!settings.chosen("schedule")) settings.set("schedule", "warmup_cosine");
+  if (!settings.chosen("warmup")) settings.set("warmup", settings.integer("max-steps") / 10);
 }
 
 // What a run starts from: its settings, its model's config, and the folder --init-from names.
@@ -135,15 +136,18 @@ RunStart start_run(const Args& args, const std::string& dir, bool writer) {
     if (!settings.text("init-from").empty() && !latest_checkpoint(dir)) init = open_model_folder(settings.text("init-from"));
     return {std::move(folder), saved, settings, read_model_config(dir + "/config.json").config, std::move(init)};
   }
-  TrainSettings settings = TrainSettings::from_flags(args);
+  if (args.given("config") && args.given("init-from"))
+    throw UsageError("avey train: --config and --init-from both name the model; give one");
+  // the config file's training keys are defaults for the flags (train_settings.h)
+  const avey::Config file_config = args.given("init-from") ? avey::Config{} : avey::load_config(args.str("config"));
+  TrainSettings settings = TrainSettings::from_flags(args, file_config.training, args.str("config"));
   std::optional<ModelFolder> init;
   if (!settings.text("init-from").empty()) {
-    if (args.given("config")) throw UsageError("avey train: --config and --init-from both name the model; give one");
     init = open_model_folder(settings.text("init-from"));
     if (!args.given("tokenizer")) settings.set("tokenizer", init->spec.tokenizer);
   }
-  const avey::Config config = init ? init->spec.config : avey::load_config(settings.text("config"));
-  if (config.is_encoder()) use_encoder_recipe(settings, config, args);
+  const avey::Config config = init ? init->spec.config : file_config;
+  if (config.is_encoder()) use_encoder_recipe(settings, config);
   return {nullptr, {}, settings, config, std::move(init)};
 }
 
@@ -203,7 +207,10 @@ int run_train(int argc, char** argv) {
       throw UsageError("avey train: " + dir + " holds a run of an older avey (no run.json), which --resume cannot "
                        "continue; start from its weights with --init-from into another --out");
     engine::write_file_atomic(dir + "/config.json", cfg.to_json().dump(2) + "\n");
-    run->write_run({{"settings", settings.json()}, {"data", fingerprint(run_data)}, {"world_size", dp.world()}});
+    run->write_run({{"settings", settings.json()},
+                    {"data", fingerprint(run_data)},
+                    {"world_size", dp.world()},
+                    {"from_config", settings.from_file()}});
   } else if (writer && settings.changed()) {
     start.saved["settings"] = settings.json();
     run->write_run(start.saved);
@@ -278,12 +285,16 @@ int run_train(int argc, char** argv) {
         << fmt::format("=== step {}{} ===\n{}\n", step, cfg.is_encoder() ? " (fill-mask)" : "", text);
   };
 
+  GradStats grad_stats(model, segments_of(model), settings.integer("grad-stats"));
+  std::ofstream grad_log;
+  if (writer && settings.integer("grad-stats") > 0) grad_log.open(dir + "/grad_stats.jsonl", std::ios::app);
   StopSignals stop;
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = st.step;
   while (st.step < std::min(max_steps, stop_at) && !dp.any(stop.received())) {
     const auto t0 = std::chrono::steady_clock::now();
     model.zero_grad();
+    const bool record = grad_stats.begin(st.step + 1);
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
       data::Batch b = dp.next_batch(loader, rng, cfg);  // an encoder's masked
@@ -296,6 +307,7 @@ int run_train(int argc, char** argv) {
     }
     engine::Tensor& grads = model.flat_grads();
     const double loss = dp.average(grads, loss_sum / double(accum));  // over the ranks
+    if (record) grad_stats.before_update();
     optim::ClipResult clip = optim::clip_grad_norm(grads, settings.real("clip"));
     const double grad_norm = clip.norm();
     if (!std::isfinite(loss) || !std::isfinite(grad_norm))
@@ -305,6 +317,10 @@ int run_train(int argc, char** argv) {
     const double lr = schedule.lr_at(st.step);
     opt.step(grads, lr, clip, model.working_params());  // bf16: refreshes the working copy too
     st.step++;
+    if (record) {
+      const nlohmann::json line = grad_stats.after_update();  // every rank: unhooks its blocks
+      if (writer) grad_log << line.dump() << "\n" << std::flush;
+    }
 
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tok_s = double(B * T * accum * dp.world()) / secs;  // the global batch

@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
+#include "avey/config.h"
 #include "cli/json_fields.h"
 #include "data/corpus.h"
 
@@ -50,7 +52,38 @@ const Flag kFlags[] = {
      Kind::Integer, false},
     {"keep-last", "K", "keep the newest K checkpoints, and the one of lowest validation loss (0: keep all)", "3",
      Kind::Integer, false},
+    {"grad-stats", "N", "every N steps, gradient and weight norms per tensor and block to grad_stats.jsonl (0: off)", "0",
+     Kind::Integer, false},
 };
+
+std::string key_of(const char* flag) {
+  std::string key = flag;
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+// A config file's value for a flag, checked for the flag's type; a relative data path is taken
+// from the file's folder.
+nlohmann::json file_value(const Flag& f, const nlohmann::json& v, const std::string& file) {
+  const std::string key = key_of(f.name);
+  auto expect = [&](bool ok, const char* what) {
+    if (!ok) throw UsageError(fmt::format("avey train: {}: key '{}': expected {}, got {}", file, key, what, v.dump()));
+  };
+  switch (f.kind) {
+    case Kind::Integer: expect(v.is_number_integer(), "an integer"); return v;
+    case Kind::Real: expect(v.is_number() && std::isfinite(v.get<double>()), "a finite number"); return v.get<double>();
+    case Kind::Data: {
+      expect(v.is_string(), "a string");
+      const std::string s = v.get<std::string>();
+      if (s.empty() || data::is_named_corpus(s) || std::filesystem::path(s).is_absolute()) return s;
+      return (std::filesystem::absolute(file).parent_path() / s).lexically_normal().string();
+    }
+    case Kind::Path:
+    case Kind::Config:
+    case Kind::Text: expect(v.is_string(), "a string"); return v;
+  }
+  return v;
+}
 
 nlohmann::json typed(const Args& args, const Flag& f) {
   const std::string s = args.str(f.name);
@@ -77,17 +110,47 @@ void TrainSettings::declare(Args& args) {
   for (const Flag& f : kFlags) args.option(f.name, f.metavar, f.help, f.default_value);
 }
 
-TrainSettings TrainSettings::from_flags(const Args& args) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const Flag& f : kFlags) j[f.name] = typed(args, f);
-  TrainSettings s(j, "the flags");
+TrainSettings TrainSettings::from_flags(const Args& args, const nlohmann::json& file_keys, const std::string& file) {
+  TrainSettings s(nlohmann::json::object(), "the flags");
+  for (const Flag& f : kFlags) {
+    const std::string key = key_of(f.name);
+    if (args.given(f.name) || file_keys.contains(key)) s.chosen_.push_back(f.name);
+    if (args.given(f.name) || !file_keys.contains(key)) {
+      s.json_[f.name] = typed(args, f);
+    } else {
+      s.json_[f.name] = file_value(f, file_keys[key], file);
+      s.from_file_.push_back(f.name);
+    }
+  }
+  for (auto it = file_keys.begin(); it != file_keys.end(); ++it)
+    if (std::none_of(std::begin(kFlags), std::end(kFlags), [&](const Flag& f) { return key_of(f.name) == it.key(); }))
+      throw std::logic_error("avey/config.cpp names the training key '" + it.key() + "', which is no avey train flag");
   s.validate();
   return s;
+}
+
+TrainSettings TrainSettings::of_train_flags(const std::vector<std::string>& flags) {
+  Args args("train", "");
+  declare(args);
+  std::vector<std::string> words = {"train"};
+  words.insert(words.end(), flags.begin(), flags.end());
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  args.parse(int(argv.size()), argv.data());
+  const std::string config = args.str("config");
+  return from_flags(args, avey::load_config(config).training, config);
+}
+
+bool TrainSettings::chosen(const std::string& flag) const {
+  return std::find(chosen_.begin(), chosen_.end(), flag) != chosen_.end();
 }
 
 TrainSettings TrainSettings::resumed(const nlohmann::json& saved, const Args& args, const std::string& what) {
   TrainSettings s(saved, what);
   for (const Flag& f : kFlags) {
+    // a report flag newer than the run (--grad-stats): its default
+    if (!f.fixed && s.json_.is_object() && !s.json_.contains(f.name))
+      s.json_[f.name] = f.kind == Kind::Integer ? nlohmann::json(std::stoll(f.default_value)) : nlohmann::json(f.default_value);
     // the saved value, checked for its type
     const nlohmann::json v = f.kind == Kind::Integer ? nlohmann::json(s.integer(f.name))
                              : f.kind == Kind::Real  ? nlohmann::json(s.real(f.name))
@@ -116,7 +179,8 @@ void TrainSettings::validate() const {
     if (integer(flag) < min) throw UsageError(fmt::format("avey train: --{} must be >= {}, got {}", flag, min, integer(flag)));
   };
   for (const char* flag : {"max-steps", "batch-size", "seq-len", "grad-accum", "eval-batches"}) at_least(flag, 1);
-  for (const char* flag : {"warmup", "seed", "eval-every", "sample-every", "save-every", "keep-last"}) at_least(flag, 0);
+  for (const char* flag : {"warmup", "seed", "eval-every", "sample-every", "save-every", "keep-last", "grad-stats"})
+    at_least(flag, 0);
   for (const char* flag : {"lr", "weight-decay", "clip"})
     if (real(flag) < 0) throw UsageError(fmt::format("avey train: --{} must be >= 0, got {}", flag, real(flag)));
   int64_t tokens = 0;
