@@ -9,7 +9,7 @@
 
 using testing::TempDir;
 
-TEST_CASE("atomic files: the digest is the written file's; a failed write changes nothing") {
+TEST_CASE("atomic files: the digest is the written file's, a failed write changes nothing") {
   TempDir dir("atomic");
   const std::string path = dir.file("f.bin");
   std::string big(3 * engine::kDigestPiece + 5, 'x');  // three whole pieces and a tail

@@ -121,7 +121,7 @@ TEST_CASE("autograd: hooks see intermediate and leaf gradients by name") {
   CHECK(seen_x == std::vector<double>{18, 36});
 }
 
-TEST_CASE("autograd: saved tensors are released after backward; a second backward is an error") {
+TEST_CASE("autograd: saved tensors are released after backward, a second backward is an error") {
   Tensor x = Tensor::from(std::vector<double>{1, 2}, {2});
   x.requires_grad_();
   Tensor a = mul(x, x);
@@ -155,7 +155,7 @@ TEST_CASE("tensor: clear errors name the op and the shapes") {
                        std::invalid_argument);
 }
 
-TEST_CASE("tensor: views share storage; dtype conversions round-trip") {
+TEST_CASE("tensor: views share storage, dtype conversions round-trip") {
   Tensor a = Tensor::from(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor v = a.view(3, {3});
   v.fill_(0.5);

@@ -68,7 +68,7 @@ void flip_byte(const std::string& path, size_t at) {
 
 }  // namespace
 
-TEST_CASE("checkpoint: a step folder loads back exactly; a damaged or mismatched one is refused by name") {
+TEST_CASE("checkpoint: a step folder loads back exactly, a damaged or mismatched one is refused by name") {
   TempDir dir("ckpt");
   Trained a(1);
   const std::string name = save_checkpoint(dir.path.string(), a.model, a.opt, state_at(1));
@@ -150,7 +150,7 @@ TEST_CASE("checkpoint: train_state.json errors name the file and the key") {
   CHECK_FALSE(st.best);
 }
 
-TEST_CASE("run folder: one process at a time; the lock goes with the process") {
+TEST_CASE("run folder: one process at a time, the lock goes with the process") {
   TempDir dir("lock");
   {
     RunFolder first(dir.path.string());

@@ -35,7 +35,7 @@ TEST_CASE("cli: a run stopped and resumed equals the same run uninterrupted, bit
   fs::remove_all(dir);
 }
 
-TEST_CASE("cli: checkpoints are step folders; --keep-last prunes all but the newest and the best one") {
+TEST_CASE("cli: checkpoints are step folders, --keep-last prunes all but the newest and the best one") {
   fs::path dir = setup_run_inputs(scratch("keep"));
   Result r = avey(dir, train_flags(dir, "run", 8) + " --save-every 1 --keep-last 2 --eval-every 2");
   REQUIRE_MESSAGE(r.code == 0, r.err);
@@ -223,7 +223,7 @@ TEST_CASE("cli: --init-from starts a new run from another folder's weights and c
   fs::remove_all(dir);
 }
 
-TEST_CASE("cli: generate stops at end-of-text; the same seed gives the same text") {
+TEST_CASE("cli: generate stops at end-of-text, the same seed gives the same text") {
   fs::path dir = scratch("eot");
   std::ofstream(dir / "tiny.json") << R"({"vocab_size": 260, "d_embed": 16, "n_layers": 1, "split_size": 4, "top_k": 1})";
   fs::create_directories(dir / "docs");

@@ -33,7 +33,7 @@ using cli_testing::setup_run_inputs;
 using cli_testing::train_flags;
 constexpr auto run_avey = cli_testing::avey;
 
-TEST_CASE("cli: eval predicts every validation id once; loss, bits per byte and errors match a direct computation") {
+TEST_CASE("cli: eval predicts every validation id once, loss, bits per byte and errors match a direct computation") {
   fs::path dir = setup_run_inputs(scratch("eval"));
   REQUIRE(run_avey(dir, train_flags(dir, "run")).code == 0);
   const int64_t T = 32;
@@ -152,7 +152,7 @@ TEST_CASE("cli: prepare tokenises folders and JSON lines into one shard or many,
   fs::remove_all(dir);
 }
 
-TEST_CASE("cli: llm.c shards train with --tokenizer r50k; another tokenizer is one clear line") {
+TEST_CASE("cli: llm.c shards train with --tokenizer r50k, another tokenizer is one clear line") {
   fs::path dir = setup_run_inputs(scratch("llmc"));
   auto r50k = data::load_tokenizer("r50k");
   std::ifstream in(dir / "text.txt");

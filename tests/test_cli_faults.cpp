@@ -67,7 +67,7 @@ TEST_CASE("cli: SIGTERM saves a checkpoint after the step in progress, and the r
   fs::remove_all(dir);
 }
 
-TEST_CASE("cli: a full disk during a save is one line; the last checkpoint stays whole and resumes") {
+TEST_CASE("cli: a full disk during a save is one line, the last checkpoint stays whole and resumes") {
   fs::path dir = setup_run_inputs(scratch("disk-full"));
   REQUIRE(avey(dir, train_flags(dir, "run") + " --stop-at 2").code == 0);
   // ulimit -f caps every file the process writes (in 512-byte blocks); with SIGXFSZ ignored a write
@@ -84,7 +84,7 @@ TEST_CASE("cli: a full disk during a save is one line; the last checkpoint stays
   fs::remove_all(dir);
 }
 
-TEST_CASE("cli: a second training into a folder in use is refused; the lock dies with its process") {
+TEST_CASE("cli: a second training into a folder in use is refused, the lock dies with its process") {
   fs::path dir = setup_run_inputs(scratch("lock"));
   pid_t pid = start_avey(dir, train_flags(dir, "run", 100000) + " --eval-every 0");  // no checkpoint before the end
   wait_for_first_step(dir / "run");

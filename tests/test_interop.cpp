@@ -111,7 +111,7 @@ TEST_CASE("interop: shards with an index, and bfloat16 or float16 weights, load"
         original.flat_params().to(engine::DType::BF16).to(engine::DType::F32).to_vector<float>());
 }
 
-TEST_CASE("interop: reference configs are read by their keys; what the engine cannot compute is refused by name") {
+TEST_CASE("interop: reference configs are read by their keys, what the engine cannot compute is refused by name") {
   auto parse = [](const std::string& text) { return parse_model_config(text, "C/config.json"); };
   // Missing keys take the reference config class's defaults.
   ModelSpec d = parse(R"({"model_type": "avey"})");
@@ -139,7 +139,7 @@ TEST_CASE("interop: reference configs are read by their keys; what the engine ca
   CHECK(parse(R"({"model_type": "avey", "d_embed": 16, "context_proportion": 0.3})").config.tail_width() == 20);
 }
 
-TEST_CASE("interop: the exported config reads back as the same model; other models are refused by name") {
+TEST_CASE("interop: the exported config reads back as the same model, other models are refused by name") {
   ModelSpec spec{engine_config(), "bytes", false};
   const nlohmann::ordered_json j = to_reference_config(spec);
   CHECK(j["architectures"] == nlohmann::json::array({"Avey"}));

@@ -140,7 +140,7 @@ TEST_CASE("optim: the AdamW kernel in double equals the reference to rounding") 
   CHECK(worst < 1e-13);
 }
 
-TEST_CASE("optim: AdamW without segments decays every element; grad_scale equals pre-scaled gradients") {
+TEST_CASE("optim: AdamW without segments decays every element, grad_scale equals pre-scaled gradients") {
   Tensor p = Tensor::from(std::vector<float>{2, -2}, {2});
   AdamW all(p, {});
   all.step(Tensor::from(std::vector<float>{1, 1}, {2}), 0.1);

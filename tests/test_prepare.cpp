@@ -44,7 +44,7 @@ std::vector<data::TextPiece> all_pieces(data::DocumentReader& reader) {
 
 }  // namespace
 
-TEST_CASE("documents: a text file is one document, a JSON line another; long ones come in pieces") {
+TEST_CASE("documents: a text file is one document, a JSON line another, long ones come in pieces") {
   TempDir dir("documents");
   dir.file("a.txt", "First document.");
   dir.file("b.jsonl", "{\"text\": \"Second \\u00e9.\", \"id\": 1}\n\n   \n{\"text\": \"\"}\n{\"text\": \"Third one, a little longer.\"}");
@@ -159,7 +159,7 @@ TEST_CASE("data paths: corpus names, shards (llm.c val names or the last 10%) an
   CHECK(data::open_data("moby-dick", *p50k, false).val.size() == 27470);
 }
 
-TEST_CASE("the research corpus: every 10th document of each source validates; a missing source names the fetch command") {
+TEST_CASE("the research corpus: every 10th document of each source validates, a missing source names the fetch command") {
   TempDir dir("research");
   struct DataDirFor {  // AVEY_DATA_DIR points at the test's folder until the end of the test
     const char* old = std::getenv("AVEY_DATA_DIR");

@@ -40,7 +40,7 @@ TEST_CASE("score: acc takes the largest log-likelihood, acc_norm the largest per
   CHECK(std::isnan(summarise({{true, true}}).acc_stderr));
 }
 
-TEST_CASE("score: task files are JSON lines; errors name the line") {
+TEST_CASE("score: task files are JSON lines, errors name the line") {
   auto qs = parse_questions("{\"context\": \"c\", \"choices\": [\"a\", \"b\"], \"gold\": 1}\n\n"
                             "{\"context\": \"\", \"choices\": [\"z\"], \"gold\": 0, \"task\": \"t\"}\n",
                             "f.jsonl");

@@ -108,7 +108,7 @@ TEST_CASE("shards: truncated shards, wrong magic numbers and bad headers give on
         path + ": tokenizer name 'a-name-far-too-long' must have 1 to 15 characters");
 }
 
-TEST_CASE("shards: llm.c GPT-2 shards read as r50k ids; llm.c's other files refused with what they are") {
+TEST_CASE("shards: llm.c GPT-2 shards read as r50k ids, llm.c's other files refused with what they are") {
   TempDir dir("llmc");
   auto r50k = data::load_tokenizer("r50k");
   const std::string text = "Call me Ishmael. Some years ago, never mind how long precisely.";

@@ -142,7 +142,7 @@ TEST_CASE("block_of reads the block of a parameter's name") {
   CHECK(block_of("blocks.x.weight") == std::nullopt);
 }
 
-TEST_CASE("avey train --grad-stats records norms per tensor and block; avey plot draws them") {
+TEST_CASE("avey train --grad-stats records norms per tensor and block, avey plot draws them") {
   const fs::path dir = scratch("grad-stats");
   Result r = train_base(dir, "--max-steps 6 --grad-stats 2 --eval-every 3");
   REQUIRE_MESSAGE(r.code == 0, r.err);

@@ -28,6 +28,7 @@ from dataclasses import asdict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import avey_ref as R  # noqa: E402  (safetensors, expectations)
 import avey_b_ref as RB  # noqa: E402  (the encoder)
+from hf_compat import loadable  # noqa: E402  (the reference's classes under transformers 5)
 
 torch, nn, F = R.torch, R.nn, R.F
 
@@ -276,7 +277,7 @@ def check_folder(ref_src: str, folder: str, logits_file: str, tol: float = 1e-5)
     AveyConfig, M = reference_classes(ref_src)
     with open(os.path.join(folder, "config.json")) as f:
         arch = json.load(f)["architectures"][0]
-    cls = getattr(M, arch)
+    cls = loadable(getattr(M, arch))  # hf_compat.py: transformers 5 reads one attribute these classes never set
     try:
         model, info = cls.from_pretrained(folder, output_loading_info=True)
     except Exception as e:  # a transformers release the reference's code predates: its own class, loaded strictly
