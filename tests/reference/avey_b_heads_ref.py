@@ -20,6 +20,7 @@ Subcommands (python3 avey_b_heads_ref.py SUB --help):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -297,15 +298,18 @@ def check_folder(ref_src: str, folder: str, logits_file: str, tol: float = 1e-5)
     with open(logits_file) as f:
         examples = json.load(f)["examples"]
     worst, ok = 0.0, True
+    single = copy.deepcopy(model).float()  # the reference itself in float32: how far rounding alone moves it
     with torch.no_grad():
         for i, ex in enumerate(examples):
-            ref = model(input_ids=torch.tensor(ex["input_ids"], dtype=torch.long)).logits
+            ids = torch.tensor(ex["input_ids"], dtype=torch.long)
+            ref = model(input_ids=ids).logits
             mine = torch.tensor(ex["logits"], dtype=torch.float64).reshape(ref.shape)
             err = ((mine - ref).norm() / ref.norm()).item()
             worst = max(worst, err)
             if err > tol:
                 ok = False
-                print(f"FAIL example {i}: relative error {err:.2e}")
+                own = ((single(input_ids=ids).logits.double() - ref).norm() / ref.norm()).item()
+                print(f"FAIL example {i}: relative error {err:.2e} (the reference's own float32 against its float64: {own:.2e})")
     print(f"{'ok' if ok else 'FAIL'}: {len(examples)} examples, worst relative logit error {worst:.2e} (tolerance {tol:g})")
     return ok and len(examples) > 0
 
