@@ -58,3 +58,9 @@ std::string json_string(const nlohmann::json& v, const std::string& key, const s
   if (!v.is_string()) bad(what, key, "expected a string, got " + v.dump());
   return v.get<std::string>();
 }
+
+double json_number_or_nan(const nlohmann::json& obj, const char* key) {
+  if (!obj.is_object()) return NAN;
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_number() ? it->get<double>() : NAN;
+}

@@ -11,6 +11,9 @@
 nlohmann::json parse_json_object(const std::string& text, const std::string& what);
 nlohmann::json read_json_object(const std::string& path);  // the same from a file
 std::string read_text_file(const std::string& path);      // a whole file; throws naming it
+// obj[key] when obj is an object with a number there, else NaN: the safe read of an optional
+// number (operator[] on a const json with a missing key is undefined behaviour).
+double json_number_or_nan(const nlohmann::json& obj, const char* key);
 
 // obj[key], which must exist.
 const nlohmann::json& json_field(const nlohmann::json& obj, const std::string& key, const std::string& what);

@@ -61,7 +61,7 @@ void heatmap(const std::vector<nlohmann::json>& lines, const std::string& field,
     map.columns.push_back(std::to_string(line["step"].get<int64_t>()));
     for (const nlohmann::json& b : line["blocks"]) {
       const size_t row = b["block"].get<size_t>();
-      const double v = b[field].is_number() && b[field].get<double>() > 0 ? std::log10(b[field].get<double>()) : NAN;
+      const double x = json_number_or_nan(b, field.c_str()), v = x > 0 ? std::log10(x) : NAN;
       if (row >= blocks || !std::isfinite(v)) continue;
       map.values[row][c] = v;
       map.low = std::min(map.low, v), map.high = std::max(map.high, v);
@@ -88,8 +88,8 @@ void plot_grad_stats(const std::string& file, const std::string& name, const std
     Series s{fmt::format("block {}", b), colour(b, blocks), {}};
     for (const nlohmann::json& line : lines)
       for (const nlohmann::json& j : line["blocks"])
-        if (j["block"].get<size_t>() == b && j["grad_norm"].is_number())
-          s.points.emplace_back(line["step"].get<double>(), j["grad_norm"].get<double>());
+        if (j["block"].get<size_t>() == b && !std::isnan(json_number_or_nan(j, "grad_norm")))
+          s.points.emplace_back(line["step"].get<double>(), json_number_or_nan(j, "grad_norm"));
     curves.push_back(std::move(s));
   }
   write_svg_plot(out + "/" + name + "-grad-curves.svg", name + ": gradient norm per block", "step", "||g|| (before clipping)",
@@ -113,7 +113,7 @@ int run_plot(int argc, char** argv) {
     const std::string name = run_name(runs[i]);
     Series s{name, colour(i, runs.size()), {}};
     for (const nlohmann::json& j : read_lines(runs[i] + "/metrics.jsonl"))
-      if (j["val_loss"].is_number()) s.points.emplace_back(j["step"].get<double>(), j["val_loss"].get<double>());
+      if (const double v = json_number_or_nan(j, "val_loss"); !std::isnan(v)) s.points.emplace_back(j["step"].get<double>(), v);
     val.push_back(std::move(s));
     if (fs::exists(runs[i] + "/grad_stats.jsonl")) {
       plot_grad_stats(runs[i] + "/grad_stats.jsonl", name, out);

@@ -118,17 +118,19 @@ RunResult read_run(const std::string& run, int64_t seed) {
   std::ifstream in(run + "/metrics.jsonl");
   for (std::string line; std::getline(in, line);) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_object() || !j["step"].is_number()) continue;
-    if (j["val_loss"].is_number()) r.curve.emplace_back(j["step"].get<double>(), j["val_loss"].get<double>());
-    if (j["tok_s"].is_number() && j["step"].get<double>() > 1) rates.push_back(j["tok_s"].get<double>());
+    const double step = json_number_or_nan(j, "step"), val = json_number_or_nan(j, "val_loss"),
+                 rate = json_number_or_nan(j, "tok_s");
+    if (std::isnan(step)) continue;
+    if (!std::isnan(val)) r.curve.emplace_back(step, val);
+    if (!std::isnan(rate) && step > 1) rates.push_back(rate);
   }
   if (!rates.empty()) {
     std::nth_element(rates.begin(), rates.begin() + rates.size() / 2, rates.end());
     r.tok_s = rates[rates.size() / 2];
   }
   const nlohmann::json ev = read_json_object(run + "/eval.json");
-  if (ev["loss"].is_number()) r.val_loss = ev["loss"].get<double>();
-  if (ev["bpb"].is_number()) r.bpb = ev["bpb"].get<double>();
+  r.val_loss = json_number_or_nan(ev, "loss");
+  r.bpb = json_number_or_nan(ev, "bpb");
   return r;
 }
 

@@ -80,6 +80,7 @@ ShardLayout parse_shard(const std::string& path, const unsigned char* bytes, uin
 }
 
 void widen_ids(const unsigned char* ids, uint32_t width, uint64_t n, uint32_t* out) {
+  if (n == 0) return;  // out may be an empty vector's null data()
   if (width == 4) {
     std::memcpy(out, ids, n * 4);
     return;
