@@ -88,8 +88,8 @@ void plot_grad_stats(const std::string& file, const std::string& name, const std
     Series s{fmt::format("block {}", b), colour(b, blocks), {}};
     for (const nlohmann::json& line : lines)
       for (const nlohmann::json& j : line["blocks"])
-        if (j["block"].get<size_t>() == b && !std::isnan(json_number_or_nan(j, "grad_norm")))
-          s.points.emplace_back(line["step"].get<double>(), json_number_or_nan(j, "grad_norm"));
+        if (const double g = json_number_or_nan(j, "grad_norm"); j["block"].get<size_t>() == b && !std::isnan(g))
+          s.points.emplace_back(line["step"].get<double>(), g);
     curves.push_back(std::move(s));
   }
   write_svg_plot(out + "/" + name + "-grad-curves.svg", name + ": gradient norm per block", "step", "||g|| (before clipping)",
