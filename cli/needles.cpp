@@ -25,6 +25,7 @@ int run_needles(int argc, char** argv) {
   args.option("seq-len", "T", "the training sequence length: documents have fewer tokens and start a window", "512");
   args.option("share", "X", "fraction of the T-token windows that hold a needle document", "0.25");
   args.option("kinds", "K,K,...", "needle documents, taken in turn: passkey, sniah1, sniah2", "passkey,sniah1,sniah2");
+  args.option("shortest", "N", "the smallest needle document in tokens (0: T/4); sizes are uniform in [N, T)", "0");
   args.option("tokens", "N", "the shard's size in tokens, the corpus repeated as needed (0: the corpus once)", "0");
   args.option("seed", "S", "seed of the documents and of the windows that hold them", "11");
   if (!args.parse(argc, argv)) return 0;
@@ -46,6 +47,9 @@ int run_needles(int argc, char** argv) {
   if (opt.seq_len < 2) throw UsageError("avey needles: --seq-len must be at least 2");
   if (!(opt.share >= 0 && opt.share <= 1)) throw UsageError("avey needles: --share must be within 0..1");
   if (opt.tokens < 0) throw UsageError("avey needles: --tokens must not be negative");
+  const int64_t shortest = args.integer("shortest");
+  if (shortest < 0 || shortest >= opt.seq_len)
+    throw UsageError(fmt::format("avey needles: --shortest must be within 0..{} (below --seq-len)", opt.seq_len - 1));
 
   auto tok = data::load_tokenizer(args.str("tokenizer"));
   std::vector<std::string> files = args.given("input") ? std::vector<std::string>() : data::corpus_files("moby-dick").train;
@@ -55,7 +59,7 @@ int run_needles(int argc, char** argv) {
   const std::vector<uint32_t> corpus = data::tokenize_files(*tok, files, "corpus");
   const std::string text = data::documents_text(files);  // sniah2 documents hide their needle in the corpus's own text
 
-  niah::NeedleDocuments docs(*tok, opt.seq_len, text, opt.seed + 1);
+  niah::NeedleDocuments docs(*tok, opt.seq_len, text, opt.seed + 1, shortest);
   data::Progress progress("needles");
   auto on_progress = [&](double done) { progress.update(done, data::format_duration(progress.elapsed())); };
   niah::MixResult r = niah::mix_needles(corpus, docs, opt, uint32_t(tok->eot()), on_progress);

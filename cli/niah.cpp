@@ -70,7 +70,7 @@ int run_niah(int argc, char** argv) {
   args.option("seed", "S", "seed of the drawn keys and needles", "11");
   args.option("haystack", "PATH", "sniah2: the text the needle hides in, a file or a folder of .txt files "
               "(default: Moby Dick, whole)");
-  args.option("max-new-tokens", "N", "tokens to generate (0: the passkey's tokens, or the value's tokens + 8)", "0");
+  args.option("max-new-tokens", "N", "tokens to generate (0: those of ' ' + the passkey, or the value's tokens + 8)", "0");
   args.option("device", "cpu|cuda|auto", "where to run", "auto");
   args.flag("resume", "keep the cells the results file holds for the same checkpoint and settings");
   if (!args.parse(argc, argv)) return 0;
@@ -114,7 +114,7 @@ int run_niah(int argc, char** argv) {
   for (const niah::Needle& n : needles) ruler_new = std::max(ruler_new, answer_tokens(n.value) + 8);
   auto max_new = [&](int64_t s) {
     if (max_new_flag > 0) return max_new_flag;
-    return task == niah::Task::Passkey ? answer_tokens(keys[size_t(s)]) : ruler_new;
+    return task == niah::Task::Passkey ? niah::passkey_new_tokens(*tok, keys[size_t(s)]) : ruler_new;
   };
 
   NiahReport report;

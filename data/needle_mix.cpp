@@ -7,8 +7,13 @@
 
 namespace data::niah {
 
-NeedleDocuments::NeedleDocuments(const Tokenizer& tok, int64_t seq_len, const std::string& essay_text, uint64_t seed)
-    : tok_(tok), seq_len_(seq_len), repeat_(Haystack::repeat()), essay_(Haystack::essay(essay_text)), rng_(seed) {
+NeedleDocuments::NeedleDocuments(const Tokenizer& tok, int64_t seq_len, const std::string& essay_text, uint64_t seed,
+                                 int64_t shortest)
+    : tok_(tok), seq_len_(seq_len), shortest_(shortest > 0 ? shortest : std::max<int64_t>(1, seq_len / 4)), repeat_(Haystack::repeat()),
+      essay_(Haystack::essay(essay_text)), rng_(seed) {
+  if (shortest_ < 1 || shortest_ >= seq_len_)
+    throw std::invalid_argument(fmt::format("the shortest needle document ({} tokens) must be within 1..{}", shortest_,
+                                            seq_len_ - 1));
   // Tokens per haystack unit, measured on a haystack long enough for the average to settle.
   const Needle probe{"quiet-harbor", "1234567"};
   const int64_t sizes[3] = {4000, 200, 2000};  // characters, lines, words
@@ -32,7 +37,7 @@ std::string NeedleDocuments::text(Task kind, int64_t units, double depth, const 
 
 std::vector<int32_t> NeedleDocuments::next(Task kind) {
   const int64_t limit = seq_len_ - 1;  // with the end-of-text before it, one slot of seq_len tokens
-  const int64_t target = seq_len_ / 4 + int64_t(rng_.below(uint64_t(seq_len_ - seq_len_ / 4)));
+  const int64_t target = shortest_ + int64_t(rng_.below(uint64_t(seq_len_ - shortest_)));
   const std::string key = std::to_string(draw_passkey(rng_));
   const Needle needle = draw_needle(rng_);
   const double depth = 100.0 * rng_.uniform();

@@ -7,7 +7,8 @@
 //   sniah2   ruler_prompt(essay haystack, n words from a random word of the corpus text, depth, needle)
 //            + " " + value + "."
 // with the depth uniform in [0, 100], keys and needles drawn from the generator's engine::Rng, and a
-// size drawn uniformly in [T/4, T) tokens: the haystack's size is estimated from its measured tokens
+// size drawn uniformly in [shortest, T) tokens (shortest T/4 unless given; a smaller one puts
+// easier, nearly haystack-free documents among the others): the haystack's size is estimated from its measured tokens
 // per unit, then shrunk until the document has at most T - 1 tokens.
 //
 // Layout: the stream is cut into slots of T tokens, slot w starting at token w*T like the training
@@ -30,7 +31,9 @@ namespace data::niah {
 class NeedleDocuments {
  public:
   // essay_text: the text sniah2 documents take their haystack from (the corpus's own text).
-  NeedleDocuments(const Tokenizer& tok, int64_t seq_len, const std::string& essay_text, uint64_t seed);
+  // shortest: the smallest drawn size in tokens, 1..seq_len-1 (0: seq_len / 4).
+  NeedleDocuments(const Tokenizer& tok, int64_t seq_len, const std::string& essay_text, uint64_t seed,
+                  int64_t shortest = 0);
   std::vector<int32_t> next(Task kind);  // one document, prompt and answer, of at most seq_len - 1 tokens
 
  private:
@@ -38,7 +41,7 @@ class NeedleDocuments {
   std::string text(Task kind, int64_t units, double depth, const std::string& key, const Needle& needle,
                    int64_t start) const;
   const Tokenizer& tok_;
-  int64_t seq_len_;
+  int64_t seq_len_, shortest_;
   Haystack repeat_, essay_;
   engine::Rng rng_;
   double tokens_per_unit_[3];  // per Task: measured on a long haystack

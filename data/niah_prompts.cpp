@@ -182,6 +182,10 @@ std::string strip(std::string_view s) {
 
 bool passkey_correct(std::string_view output, std::string_view key) { return strip(output) == strip(key); }
 
+int64_t passkey_new_tokens(const Tokenizer& tok, const std::string& key) {
+  return int64_t(tok.encode_ordinary(" " + key).size());
+}
+
 bool ruler_correct(std::string_view output, std::string_view value) {
   auto lower = [](std::string_view s) {
     std::string out(s);

@@ -173,6 +173,23 @@ TEST_CASE("niah: scoring is the reference's exact match after strip, and RULER's
   CHECK(niah::strip(" \n a b \r\n") == "a b");
 }
 
+TEST_CASE("niah: a passkey answer is the tokens of \" \" + key, the reference's count on its keys") {
+  // The reference generates len(encode(key)) tokens; the answer follows the prompt as " " + key.
+  // On the reference's five keys the two counts agree; on 2,962 of the keys 1..49999 they do not
+  // ("362" is one token, " 362" two: " 36", "2"), where the reference's count cuts the answer short.
+  for (const std::string& k : niah::passkeys(5, true, 0))
+    CHECK(niah::passkey_new_tokens(p50k(), k) == int64_t(p50k().encode_ordinary(k).size()));
+  int differ = 0;
+  for (int key = 1; key < 50000; ++key) {
+    const std::string k = std::to_string(key);
+    differ += niah::passkey_new_tokens(p50k(), k) != int64_t(p50k().encode_ordinary(k).size());
+  }
+  CHECK(differ == 2962);
+  CHECK(niah::passkey_new_tokens(p50k(), "362") == 2);
+  const auto bytes = data::load_tokenizer("bytes");
+  CHECK(niah::passkey_new_tokens(*bytes, "2733") == 5);
+}
+
 TEST_CASE("niah: training needle documents are short prompts followed by their answer") {
   const std::string text = data::documents_text({data::data_dir() + "/moby-dick/chapter_1.txt"});
   niah::NeedleDocuments docs(p50k(), 512, text, 7);
@@ -212,6 +229,13 @@ TEST_CASE("niah: training needle documents are short prompts followed by their a
   niah::NeedleDocuments tight(p50k(), 64, text, 9);
   CHECK(tight.next(niah::Task::Passkey).size() <= 63);
   CHECK_THROWS_WITH_AS(tight.next(niah::Task::Sniah1), doctest::Contains("--seq-len 64"), std::invalid_argument);
+  // --shortest: sizes drawn in [24, 512); a passkey prompt without filler has about 16 tokens
+  niah::NeedleDocuments easy(p50k(), 512, text, 9, 24);
+  size_t smallest = 1 << 20;
+  for (int i = 0; i < 40; ++i) smallest = std::min(smallest, easy.next(niah::Task::Passkey).size());
+  CHECK(smallest < 64);
+  CHECK_THROWS_WITH_AS(niah::NeedleDocuments(p50k(), 512, text, 9, 512), doctest::Contains("within 1..511"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("niah: mixing puts each needle document at the start of a loader window, the corpus around them") {
