@@ -31,6 +31,7 @@
 #include "cli/json_fields.h"
 #include "cli/launch.h"
 #include "cli/model_folder.h"
+#include "cli/niah_probe.h"
 #include "cli/run_data.h"
 #include "cli/run_folder.h"
 #include "cli/sampling.h"
@@ -187,6 +188,10 @@ int run_train(int argc, char** argv) {
   if (resume && fingerprint(run_data) != json_field(start.saved, "data", dir + "/run.json"))
     throw std::runtime_error(fmt::format("the data changed since the run started ({}/run.json has {}, the data now {})",
                                          dir, start.saved["data"].dump(), fingerprint(run_data).dump()));
+  const int64_t probe_size = settings.integer("niah-probe");
+  if (probe_size > 0 && cfg.is_encoder())
+    throw UsageError("avey train: --niah-probe scores a decoder's answer; an avey-b model does not generate");
+  const NiahProbe probe = probe_size > 0 ? make_niah_probe(*run_data.tokenizer, T, probe_size) : NiahProbe{};
   data::Loader loader(run_data.train, B, T, uint64_t(seed));
 
   avey::Model model(cfg, device, dtype);
@@ -346,6 +351,12 @@ int run_train(int argc, char** argv) {
       m["val_loss"] = ev.loss;
       m["val_accuracy"] = ev.accuracy;
       line += fmt::format(" | val {:.4f}, {} {:.1f}%", ev.loss, cfg.is_encoder() ? "masked acc" : "acc", 100 * ev.accuracy);
+      if (probe_size > 0) {
+        const ProbeScore p = score_niah_probe(model, probe);
+        m["niah_probe_token_accuracy"] = p.token_accuracy;
+        m["niah_probe_exact"] = p.exact;
+        line += fmt::format(" | passkey {:.0f}% ({:.0f}% of key tokens)", 100 * p.exact, 100 * p.token_accuracy);
+      }
       if (scheduled_save && std::isfinite(ev.loss) && (!st.best || ev.loss < st.best->val_loss))
         st.best = TrainState::Best{st.step, ev.loss};
     }

@@ -54,6 +54,8 @@ const Flag kFlags[] = {
      Kind::Integer, false},
     {"grad-stats", "N", "every N steps, gradient and weight norms per tensor and block to grad_stats.jsonl (0: off)", "0",
      Kind::Integer, false},
+    {"niah-probe", "N", "at each evaluation, N passkey documents shorter than T: is the key copied? (0: off)", "0",
+     Kind::Integer, false},
 };
 
 std::string key_of(const char* flag) {
@@ -179,7 +181,8 @@ void TrainSettings::validate() const {
     if (integer(flag) < min) throw UsageError(fmt::format("avey train: --{} must be >= {}, got {}", flag, min, integer(flag)));
   };
   for (const char* flag : {"max-steps", "batch-size", "seq-len", "grad-accum", "eval-batches"}) at_least(flag, 1);
-  for (const char* flag : {"warmup", "seed", "eval-every", "sample-every", "save-every", "keep-last", "grad-stats"})
+  for (const char* flag :
+       {"warmup", "seed", "eval-every", "sample-every", "save-every", "keep-last", "grad-stats", "niah-probe"})
     at_least(flag, 0);
   for (const char* flag : {"lr", "weight-decay", "clip"})
     if (real(flag) < 0) throw UsageError(fmt::format("avey train: --{} must be >= 0, got {}", flag, real(flag)));

@@ -35,7 +35,7 @@ std::string NeedleDocuments::text(Task kind, int64_t units, double depth, const 
   return "";
 }
 
-std::vector<int32_t> NeedleDocuments::next(Task kind) {
+NeedleDocuments::Document NeedleDocuments::document(Task kind) {
   const int64_t limit = seq_len_ - 1;  // with the end-of-text before it, one slot of seq_len tokens
   const int64_t target = shortest_ + int64_t(rng_.below(uint64_t(seq_len_ - shortest_)));
   const std::string key = std::to_string(draw_passkey(rng_));
@@ -50,7 +50,11 @@ std::vector<int32_t> NeedleDocuments::next(Task kind) {
   int64_t units = std::max<int64_t>(0, int64_t(double(target - base) / tokens_per_unit_[int(kind)]));
   for (;;) {
     std::vector<int32_t> ids = tokens_of(units);
-    if (int64_t(ids.size()) <= limit) return ids;
+    if (int64_t(ids.size()) <= limit) {
+      // The answer is its own pre-token piece after the prompt's last word, so its ids end the document.
+      const std::string answer = kind == Task::Passkey ? " " + key : " " + needle.value + ".";
+      return {std::move(ids), int64_t(tok_.encode_ordinary(answer).size())};
+    }
     // Shrink in proportion to the excess (a little more, so that this rarely repeats).
     units = std::min(units - 1, int64_t(double(units) * double(limit - base) / double(int64_t(ids.size()) - base) * 0.98));
     units = std::max<int64_t>(units, 0);

@@ -34,7 +34,12 @@ class NeedleDocuments {
   // shortest: the smallest drawn size in tokens, 1..seq_len-1 (0: seq_len / 4).
   NeedleDocuments(const Tokenizer& tok, int64_t seq_len, const std::string& essay_text, uint64_t seed,
                   int64_t shortest = 0);
-  std::vector<int32_t> next(Task kind);  // one document, prompt and answer, of at most seq_len - 1 tokens
+  struct Document {
+    std::vector<int32_t> ids;   // prompt and answer, at most seq_len - 1 tokens
+    int64_t answer_tokens = 0;  // the last ids that are the answer (" " + key, or " " + value + ".")
+  };
+  Document document(Task kind);
+  std::vector<int32_t> next(Task kind) { return document(kind).ids; }
 
  private:
   // The document of `units` haystack units (characters of filler, lines or words) and its token count.

@@ -229,6 +229,18 @@ TEST_CASE("niah: training needle documents are short prompts followed by their a
   niah::NeedleDocuments tight(p50k(), 64, text, 9);
   CHECK(tight.next(niah::Task::Passkey).size() <= 63);
   CHECK_THROWS_WITH_AS(tight.next(niah::Task::Sniah1), doctest::Contains("--seq-len 64"), std::invalid_argument);
+  // each document ends with its answer, as many ids as the answer has on its own
+  niah::NeedleDocuments answered(p50k(), 512, text, 5);
+  for (niah::Task kind : {niah::Task::Passkey, niah::Task::Sniah1, niah::Task::Sniah2}) {
+    const niah::NeedleDocuments::Document d = answered.document(kind);
+    REQUIRE(d.answer_tokens > 0);
+    const std::string doc = p50k().decode(d.ids);
+    const std::string answer = p50k().decode(std::vector<int32_t>(d.ids.end() - d.answer_tokens, d.ids.end()));
+    const std::string before = p50k().decode(std::vector<int32_t>(d.ids.begin(), d.ids.end() - d.answer_tokens));
+    CHECK(before.ends_with(" is"));
+    CHECK(answer.starts_with(" "));
+    CHECK(all_digits(kind == niah::Task::Passkey ? answer.substr(1) : answer.substr(1, answer.size() - 2)));
+  }
   // --shortest: sizes drawn in [24, 512); a passkey prompt without filler has about 16 tokens
   niah::NeedleDocuments easy(p50k(), 512, text, 9, 24);
   size_t smallest = 1 << 20;
