@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <stdexcept>
 
 double NiahCell::accuracy() const {
@@ -79,6 +81,38 @@ std::string header_row(const std::string& corner, const std::vector<int64_t>& le
 
 std::string mib(int64_t bytes) { return fmt::format("{:.0f} MiB", double(bytes) / double(1 << 20)); }
 
+// An output as a markdown table cell: quoted, its newlines and bars escaped.
+std::string cell_text(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += c == '\n' ? std::string("\\n") : c == '|' ? std::string("\\|") : std::string(1, c);
+  return out + "\"";
+}
+
+// Per answer (sample) over all cells: how often right, and the outputs the model gave most. This
+// tells "copies the needle" from "answers a number, not the needle's" and from "continues the filler".
+std::string answers_table(const NiahReport& report, const std::string& task) {
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<int, int>> right;            // answer -> (right, prompts)
+  std::map<std::string, std::map<std::string, int>> outputs;  // answer -> output -> times
+  for (const NiahCell& c : report.cells)
+    for (const NiahSample& s : c.samples) {
+      if (!right.count(s.answer)) order.push_back(s.answer);
+      right[s.answer].first += s.correct, right[s.answer].second++;
+      outputs[s.answer][s.output]++;
+    }
+  std::string t = fmt::format("{}: answers by sample, over all cells\n\n| answer | right | most frequent outputs |\n|---|---|---|\n", task);
+  for (const std::string& a : order) {
+    std::vector<std::pair<int, std::string>> most;
+    for (const auto& [out, n] : outputs[a]) most.push_back({-n, out});
+    std::sort(most.begin(), most.end());
+    std::string list;
+    for (size_t i = 0; i < std::min<size_t>(3, most.size()); ++i)
+      list += fmt::format("{}{} x{}", i ? ", " : "", cell_text(most[i].second), -most[i].first);
+    t += fmt::format("| {} | {} / {} | {} |\n", a, right[a].first, right[a].second, list);
+  }
+  return t;
+}
+
 }  // namespace
 
 std::string markdown_tables(const NiahReport& report, const std::vector<int64_t>& lengths, const std::vector<int>& depths) {
@@ -116,7 +150,7 @@ std::string markdown_tables(const NiahReport& report, const std::vector<int64_t>
       if (const NiahCell* c = report.find(lengths[i], d)) t += c->mean_prompt_tokens(), n++;
     tokens += n ? fmt::format(" {:.0f} |", t / n) : " - |";
   }
-  return acc + "\n" + tokens + "\n\n" + cost;
+  return acc + "\n" + tokens + "\n\n" + cost + "\n" + answers_table(report, task);
 }
 
 Heatmap heatmap_of(const NiahReport& report, const std::vector<int64_t>& lengths, const std::vector<int>& depths) {

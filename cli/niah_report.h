@@ -42,7 +42,8 @@ nlohmann::json to_json(const NiahReport& report);
 NiahReport report_from_json(const nlohmann::json& j);  // throws naming the missing field
 
 std::string length_label(int64_t length);  // 1K, 64K, 1M, or the number
-// Accuracy by depth (rows) and length (columns), then generation seconds per sample and peak memory
-// per cell, then the mean prompt tokens per length; markdown.
+// Accuracy by depth (rows) and length (columns), then the mean prompt tokens per length, then
+// generation seconds per sample and peak memory per cell, then per answer its right count and most
+// frequent outputs over all cells; markdown.
 std::string markdown_tables(const NiahReport& report, const std::vector<int64_t>& lengths, const std::vector<int>& depths);
 Heatmap heatmap_of(const NiahReport& report, const std::vector<int64_t>& lengths, const std::vector<int>& depths);
