@@ -9,8 +9,12 @@ namespace data::niah {
 
 NeedleDocuments::NeedleDocuments(const Tokenizer& tok, int64_t seq_len, const std::string& essay_text, uint64_t seed,
                                  int64_t shortest)
-    : tok_(tok), seq_len_(seq_len), shortest_(shortest > 0 ? shortest : std::max<int64_t>(1, seq_len / 4)), repeat_(Haystack::repeat()),
-      essay_(Haystack::essay(essay_text)), rng_(seed) {
+    : tok_(tok),
+      seq_len_(seq_len),
+      shortest_(shortest != 0 ? shortest : std::max<int64_t>(1, seq_len / 4)),
+      repeat_(Haystack::repeat()),
+      essay_(Haystack::essay(essay_text)),
+      rng_(seed) {
   if (shortest_ < 1 || shortest_ >= seq_len_)
     throw std::invalid_argument(fmt::format("the shortest needle document ({} tokens) must be within 1..{}", shortest_,
                                             seq_len_ - 1));
@@ -25,12 +29,16 @@ NeedleDocuments::NeedleDocuments(const Tokenizer& tok, int64_t seq_len, const st
   }
 }
 
+std::string NeedleDocuments::answer(Task kind, const std::string& key, const Needle& needle) {
+  return kind == Task::Passkey ? " " + key : " " + needle.value + ".";
+}
+
 std::string NeedleDocuments::text(Task kind, int64_t units, double depth, const std::string& key, const Needle& needle,
                                   int64_t start) const {
   switch (kind) {
-    case Task::Passkey: return passkey_prompt(units, depth, key) + " " + key;
-    case Task::Sniah1: return ruler_prompt(repeat_, units, depth, needle) + " " + needle.value + ".";
-    case Task::Sniah2: return ruler_prompt(essay_, units, depth, needle, start) + " " + needle.value + ".";
+    case Task::Passkey: return passkey_prompt(units, depth, key) + answer(kind, key, needle);
+    case Task::Sniah1: return ruler_prompt(repeat_, units, depth, needle) + answer(kind, key, needle);
+    case Task::Sniah2: return ruler_prompt(essay_, units, depth, needle, start) + answer(kind, key, needle);
   }
   return "";
 }
@@ -52,8 +60,7 @@ NeedleDocuments::Document NeedleDocuments::document(Task kind) {
     std::vector<int32_t> ids = tokens_of(units);
     if (int64_t(ids.size()) <= limit) {
       // The answer is its own pre-token piece after the prompt's last word, so its ids end the document.
-      const std::string answer = kind == Task::Passkey ? " " + key : " " + needle.value + ".";
-      return {std::move(ids), int64_t(tok_.encode_ordinary(answer).size())};
+      return {std::move(ids), int64_t(tok_.encode_ordinary(answer(kind, key, needle)).size())};
     }
     // Shrink in proportion to the excess (a little more, so that this rarely repeats).
     units = std::min(units - 1, int64_t(double(units) * double(limit - base) / double(int64_t(ids.size()) - base) * 0.98));

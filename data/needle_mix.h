@@ -8,8 +8,8 @@
 //            + " " + value + "."
 // with the depth uniform in [0, 100], keys and needles drawn from the generator's engine::Rng, and a
 // size drawn uniformly in [shortest, T) tokens (shortest T/4 unless given; a smaller one puts
-// easier, nearly haystack-free documents among the others): the haystack's size is estimated from its measured tokens
-// per unit, then shrunk until the document has at most T - 1 tokens.
+// easier, nearly haystack-free documents among the others): the haystack's size is estimated from
+// its measured tokens per unit, then shrunk until the document has at most T - 1 tokens.
 //
 // Layout: the stream is cut into slots of T tokens, slot w starting at token w*T like the training
 // loader's window w (data/loader.h, when trained with the same T), so a needle document is never cut.
@@ -42,6 +42,7 @@ class NeedleDocuments {
   std::vector<int32_t> next(Task kind) { return document(kind).ids; }
 
  private:
+  static std::string answer(Task kind, const std::string& key, const Needle& needle);  // what ends a document
   // The document of `units` haystack units (characters of filler, lines or words) and its token count.
   std::string text(Task kind, int64_t units, double depth, const std::string& key, const Needle& needle,
                    int64_t start) const;

@@ -248,6 +248,8 @@ TEST_CASE("niah: training needle documents are short prompts followed by their a
   CHECK(smallest < 64);
   CHECK_THROWS_WITH_AS(niah::NeedleDocuments(p50k(), 512, text, 9, 512), doctest::Contains("within 1..511"),
                        std::invalid_argument);
+  CHECK_THROWS_WITH_AS(niah::NeedleDocuments(p50k(), 512, text, 9, -1), doctest::Contains("within 1..511"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("niah: mixing puts each needle document at the start of a loader window, the corpus around them") {
