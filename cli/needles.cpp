@@ -26,6 +26,7 @@ int run_needles(int argc, char** argv) {
   args.option("share", "X", "fraction of the T-token windows that hold a needle document", "0.25");
   args.option("kinds", "K,K,...", "needle documents, taken in turn: passkey, sniah1, sniah2", "passkey,sniah1,sniah2");
   args.option("shortest", "N", "the smallest needle document in tokens (0: T/4); sizes are uniform in [N, T)", "0");
+  args.flag("fill", "a needle window holds documents back to back while one of --shortest tokens fits");
   args.option("tokens", "N", "the shard's size in tokens, the corpus repeated as needed (0: the corpus once)", "0");
   args.option("seed", "S", "seed of the documents and of the windows that hold them", "11");
   if (!args.parse(argc, argv)) return 0;
@@ -43,6 +44,7 @@ int run_needles(int argc, char** argv) {
     }
   }
   opt.tokens = args.integer("tokens");
+  opt.fill = args.on("fill");
   opt.seed = uint64_t(args.integer("seed"));
   if (opt.seq_len < 2) throw UsageError("avey needles: --seq-len must be at least 2");
   if (!(opt.share >= 0 && opt.share <= 1)) throw UsageError("avey needles: --share must be within 0..1");

@@ -45,22 +45,29 @@ std::string NeedleDocuments::text(Task kind, int64_t units, double depth, const 
 
 NeedleDocuments::Document NeedleDocuments::document(Task kind) {
   const int64_t limit = seq_len_ - 1;  // with the end-of-text before it, one slot of seq_len tokens
-  const int64_t target = shortest_ + int64_t(rng_.below(uint64_t(seq_len_ - shortest_)));
+  std::optional<Document> doc = fitting(kind, limit);
+  if (!doc)
+    throw std::invalid_argument(fmt::format("a {} document needs {} tokens without any haystack; --seq-len {} leaves {}",
+                                            name_of(kind), base_tokens_, seq_len_, limit));
+  return std::move(*doc);
+}
+
+std::optional<NeedleDocuments::Document> NeedleDocuments::fitting(Task kind, int64_t limit) {
+  const int64_t target = limit <= shortest_ ? limit : shortest_ + int64_t(rng_.below(uint64_t(limit + 1 - shortest_)));
   const std::string key = std::to_string(draw_passkey(rng_));
   const Needle needle = draw_needle(rng_);
   const double depth = 100.0 * rng_.uniform();
   const int64_t start = int64_t(rng_.below(uint64_t(essay_.size())));
   auto tokens_of = [&](int64_t units) { return tok_.encode_ordinary(text(kind, units, depth, key, needle, start)); };
   const int64_t base = int64_t(tokens_of(0).size());
-  if (base > limit)
-    throw std::invalid_argument(fmt::format("a {} document needs {} tokens without any haystack; --seq-len {} leaves {}",
-                                            name_of(kind), base, seq_len_, limit));
+  base_tokens_ = base;
+  if (base > limit) return std::nullopt;
   int64_t units = std::max<int64_t>(0, int64_t(double(target - base) / tokens_per_unit_[int(kind)]));
   for (;;) {
     std::vector<int32_t> ids = tokens_of(units);
     if (int64_t(ids.size()) <= limit) {
       // The answer is its own pre-token piece after the prompt's last word, so its ids end the document.
-      return {std::move(ids), int64_t(tok_.encode_ordinary(answer(kind, key, needle)).size())};
+      return Document{std::move(ids), int64_t(tok_.encode_ordinary(answer(kind, key, needle)).size())};
     }
     // Shrink in proportion to the excess (a little more, so that this rarely repeats).
     units = std::min(units - 1, int64_t(double(units) * double(limit - base) / double(int64_t(ids.size()) - base) * 0.98));
@@ -93,13 +100,20 @@ MixResult mix_needles(const std::vector<uint32_t>& corpus, NeedleDocuments& docs
   size_t next_kind = 0;
   for (int64_t slot = 0; opt.tokens > 0 ? int64_t(r.tokens.size()) < opt.tokens : !wrapped; ++slot) {
     if (rng.uniform() < opt.share) {
-      const Task kind = opt.kinds[next_kind++ % opt.kinds.size()];
-      std::vector<int32_t> doc = docs.next(kind);
-      r.tokens.push_back(eot);
-      for (int32_t id : doc) r.tokens.push_back(uint32_t(id));
-      r.documents[int(kind)]++;
-      r.needle_tokens += int64_t(doc.size());
-      take(T - 1 - int64_t(doc.size()));
+      int64_t left = T;  // the slot's tokens not yet written
+      do {
+        const Task kind = opt.kinds[next_kind % opt.kinds.size()];
+        std::optional<NeedleDocuments::Document> doc =
+            left == T ? docs.document(kind) : docs.fitting(kind, left - 1);  // the first always fits
+        if (!doc) break;
+        ++next_kind;
+        r.tokens.push_back(eot);
+        for (int32_t id : doc->ids) r.tokens.push_back(uint32_t(id));
+        r.documents[int(kind)]++;
+        r.needle_tokens += int64_t(doc->ids.size());
+        left -= 1 + int64_t(doc->ids.size());
+      } while (opt.fill && left - 1 >= docs.shortest());
+      take(left);
     } else {
       take(T);
     }

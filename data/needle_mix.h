@@ -14,11 +14,14 @@
 // Layout: the stream is cut into slots of T tokens, slot w starting at token w*T like the training
 // loader's window w (data/loader.h, when trained with the same T), so a needle document is never cut.
 // Each slot holds, with probability `share`, an end-of-text, a needle document (kinds in turn) and
-// then corpus tokens to its end; otherwise T corpus tokens. The corpus is read in order, from its
-// start again when it runs out.
+// then corpus tokens to its end; otherwise T corpus tokens. With `fill`, a needle slot holds
+// documents back to back (an end-of-text before each, each drawn in [shortest, the tokens left))
+// while one of `shortest` tokens still fits, then corpus: many answers to copy in a window, at
+// every distance. The corpus is read in order, from its start again when it runs out.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,8 +41,12 @@ class NeedleDocuments {
     std::vector<int32_t> ids;   // prompt and answer, at most seq_len - 1 tokens
     int64_t answer_tokens = 0;  // the last ids that are the answer (" " + key, or " " + value + ".")
   };
-  Document document(Task kind);
+  Document document(Task kind);  // a size drawn in [shortest, seq_len); throws when none fits
   std::vector<int32_t> next(Task kind) { return document(kind).ids; }
+  // One of at most `limit` tokens (its size drawn in [shortest, limit], or `limit` when smaller);
+  // none when even the document without haystack has more.
+  std::optional<Document> fitting(Task kind, int64_t limit);
+  int64_t shortest() const { return shortest_; }
 
  private:
   static std::string answer(Task kind, const std::string& key, const Needle& needle);  // what ends a document
@@ -50,6 +57,7 @@ class NeedleDocuments {
   int64_t seq_len_, shortest_;
   Haystack repeat_, essay_;
   engine::Rng rng_;
+  int64_t base_tokens_ = 0;  // the last drawn document's tokens without haystack (for document()'s error)
   double tokens_per_unit_[3];  // per Task: measured on a long haystack
 };
 
@@ -59,6 +67,7 @@ struct MixOptions {
   std::vector<Task> kinds = {Task::Passkey, Task::Sniah1, Task::Sniah2};
   int64_t tokens = 0;     // the shard's size (whole slots); 0: until the corpus has been read once
   uint64_t seed = 11;     // which slots hold needle documents
+  bool fill = false;      // a needle slot holds documents back to back while they fit
 };
 
 struct MixResult {

@@ -304,3 +304,40 @@ TEST_CASE("niah: mixing puts each needle document at the start of a loader windo
   opt.tokens = 0;
   CHECK_THROWS_AS(niah::mix_needles(corpus, docs, opt, eot), std::invalid_argument);  // share 1 never ends
 }
+
+TEST_CASE("niah: --fill puts needle documents back to back in a window while one still fits") {
+  const std::string text = data::documents_text({data::data_dir() + "/moby-dick/chapter_1.txt"});
+  std::vector<uint32_t> corpus(5000);
+  for (size_t i = 0; i < corpus.size(); ++i) corpus[i] = uint32_t(60000 + i);
+  const int64_t T = 256, shortest = 24;
+  niah::NeedleDocuments docs(p50k(), T, text, 3, shortest);
+  niah::MixOptions opt;
+  opt.seq_len = T;
+  opt.share = 1;
+  opt.fill = true;
+  opt.kinds = {niah::Task::Passkey};
+  opt.tokens = 60 * T;
+  const uint32_t eot = uint32_t(p50k().eot());
+  const niah::MixResult r = niah::mix_needles(corpus, docs, opt, eot);
+  REQUIRE(int64_t(r.tokens.size()) == 60 * T);
+  int64_t documents = 0, needle_tokens = 0;
+  for (int64_t w = 0; w < 60; ++w) {
+    int64_t i = w * T;
+    REQUIRE(r.tokens[size_t(i)] == eot);  // every window starts a document
+    while (i < (w + 1) * T && r.tokens[size_t(i)] == eot) {  // documents: an end-of-text, the prompt, the key
+      int64_t j = i + 1;
+      while (j < (w + 1) * T && r.tokens[size_t(j)] < 60000 && r.tokens[size_t(j)] != eot) ++j;
+      const std::string doc = p50k().decode(std::vector<int32_t>(r.tokens.begin() + i + 1, r.tokens.begin() + j));
+      const size_t at = doc.find("\nThe pass key is ");
+      REQUIRE(at != std::string::npos);
+      CHECK(doc.ends_with("\nThe pass key is" + doc.substr(at + 16, doc.find('\n', at + 1) - at - 16)));
+      ++documents, needle_tokens += j - i - 1;
+      i = j;
+    }
+    CHECK((w + 1) * T - i < shortest + 1);  // the corpus rest is too short for another document
+    for (; i < (w + 1) * T; ++i) CHECK(r.tokens[size_t(i)] >= 60000);
+  }
+  CHECK(documents == r.documents[0]);
+  CHECK(needle_tokens == r.needle_tokens);
+  CHECK(documents > 2 * 60);  // several in a window (one each without --fill)
+}
