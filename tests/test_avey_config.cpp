@@ -26,6 +26,23 @@ TEST_CASE("avey config: presets and the example files agree") {
   CHECK(avey::Config::from_json(t.to_json()).to_json() == t.to_json());  // round trip
 }
 
+TEST_CASE("avey config: the long-context experiment's pairs differ only in the contextualizer") {
+  const std::string dir = std::string(AVEY_SOURCE_DIR) + "/configs/";
+  for (const char* pair : {"niah-ablation.json|tiny", "niah-ablation-deep.json|niah-deep.json",
+                           "niah-ablation-small.json|small"}) {
+    const std::string s = pair, ablation_file = s.substr(0, s.find('|')), avey_name = s.substr(s.find('|') + 1);
+    CAPTURE(ablation_file);
+    const avey::Config a = avey::load_config(dir + ablation_file);
+    avey::Config b = avey::load_config(avey_name.ends_with(".json") ? dir + avey_name : avey_name);
+    CHECK(a.use_attention());
+    CHECK_FALSE(a.ranker);
+    b.contextualizer = a.contextualizer, b.ranker = a.ranker;
+    CHECK(a.to_json() == b.to_json());
+  }
+  // the 8-layer model of docs/niah.md: 18,657,536 parameters, as `avey train` reported on the GPU
+  CHECK(avey::load_config(dir + "niah-deep.json").param_count() == 18657536);
+}
+
 TEST_CASE("avey config: derived widths follow the reference's rounding") {
   avey::Config c;
   c.d_embed = 10, c.expansion_factor = 3, c.tail_proportion = 0.35;  // 0.35*30 = 10.5 -> 10 (truncated), even
