@@ -43,16 +43,7 @@ std::string NeedleDocuments::text(Task kind, int64_t units, double depth, const 
   return "";
 }
 
-NeedleDocuments::Document NeedleDocuments::document(Task kind) {
-  const int64_t limit = seq_len_ - 1;  // with the end-of-text before it, one slot of seq_len tokens
-  std::optional<Document> doc = fitting(kind, limit);
-  if (!doc)
-    throw std::invalid_argument(fmt::format("a {} document needs {} tokens without any haystack; --seq-len {} leaves {}",
-                                            name_of(kind), base_tokens_, seq_len_, limit));
-  return std::move(*doc);
-}
-
-std::optional<NeedleDocuments::Document> NeedleDocuments::fitting(Task kind, int64_t limit) {
+std::optional<NeedleDocuments::Document> NeedleDocuments::draw(Task kind, int64_t limit, bool must_fit) {
   const int64_t target = limit <= shortest_ ? limit : shortest_ + int64_t(rng_.below(uint64_t(limit + 1 - shortest_)));
   const std::string key = std::to_string(draw_passkey(rng_));
   const Needle needle = draw_needle(rng_);
@@ -60,7 +51,9 @@ std::optional<NeedleDocuments::Document> NeedleDocuments::fitting(Task kind, int
   const int64_t start = int64_t(rng_.below(uint64_t(essay_.size())));
   auto tokens_of = [&](int64_t units) { return tok_.encode_ordinary(text(kind, units, depth, key, needle, start)); };
   const int64_t base = int64_t(tokens_of(0).size());
-  base_tokens_ = base;
+  if (base > limit && must_fit)
+    throw std::invalid_argument(fmt::format("a {} document needs {} tokens without any haystack; --seq-len {} leaves {}",
+                                            name_of(kind), base, seq_len_, limit));
   if (base > limit) return std::nullopt;
   int64_t units = std::max<int64_t>(0, int64_t(double(target - base) / tokens_per_unit_[int(kind)]));
   for (;;) {

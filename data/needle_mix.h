@@ -41,14 +41,17 @@ class NeedleDocuments {
     std::vector<int32_t> ids;   // prompt and answer, at most seq_len - 1 tokens
     int64_t answer_tokens = 0;  // the last ids that are the answer (" " + key, or " " + value + ".")
   };
-  Document document(Task kind);  // a size drawn in [shortest, seq_len); throws when none fits
-  std::vector<int32_t> next(Task kind) { return document(kind).ids; }
+  // Its size drawn in [shortest, seq_len): with the end-of-text before it, one slot of seq_len tokens.
+  Document document(Task kind) { return *draw(kind, seq_len_ - 1, true); }
   // One of at most `limit` tokens (its size drawn in [shortest, limit], or `limit` when smaller);
   // none when even the document without haystack has more.
-  std::optional<Document> fitting(Task kind, int64_t limit);
+  std::optional<Document> fitting(Task kind, int64_t limit) { return draw(kind, limit, false); }
   int64_t shortest() const { return shortest_; }
 
  private:
+  // The document behind both: when even the one without haystack has more than `limit` tokens,
+  // none, or (must_fit) an error naming --seq-len.
+  std::optional<Document> draw(Task kind, int64_t limit, bool must_fit);
   static std::string answer(Task kind, const std::string& key, const Needle& needle);  // what ends a document
   // The document of `units` haystack units (characters of filler, lines or words) and its token count.
   std::string text(Task kind, int64_t units, double depth, const std::string& key, const Needle& needle,
@@ -57,7 +60,6 @@ class NeedleDocuments {
   int64_t seq_len_, shortest_;
   Haystack repeat_, essay_;
   engine::Rng rng_;
-  int64_t base_tokens_ = 0;  // the last drawn document's tokens without haystack (for document()'s error)
   double tokens_per_unit_[3];  // per Task: measured on a long haystack
 };
 

@@ -197,7 +197,7 @@ TEST_CASE("niah: training needle documents are short prompts followed by their a
     CAPTURE(niah::name_of(kind));
     size_t shortest = 1 << 20, longest = 0;
     for (int i = 0; i < 40; ++i) {
-      const std::vector<int32_t> ids = docs.next(kind);
+      const std::vector<int32_t> ids = docs.document(kind).ids;
       shortest = std::min(shortest, ids.size()), longest = std::max(longest, ids.size());
       REQUIRE(ids.size() <= 511);  // with the end-of-text before it, one window of 512
       const std::string doc = p50k().decode(ids);
@@ -225,10 +225,10 @@ TEST_CASE("niah: training needle documents are short prompts followed by their a
     CHECK(longest > 420);
   }
   niah::NeedleDocuments a(p50k(), 512, text, 9), b(p50k(), 512, text, 9);
-  CHECK(a.next(niah::Task::Sniah2) == b.next(niah::Task::Sniah2));
+  CHECK(a.document(niah::Task::Sniah2).ids == b.document(niah::Task::Sniah2).ids);
   niah::NeedleDocuments tight(p50k(), 64, text, 9);
-  CHECK(tight.next(niah::Task::Passkey).size() <= 63);
-  CHECK_THROWS_WITH_AS(tight.next(niah::Task::Sniah1), doctest::Contains("--seq-len 64"), std::invalid_argument);
+  CHECK(tight.document(niah::Task::Passkey).ids.size() <= 63);
+  CHECK_THROWS_WITH_AS(tight.document(niah::Task::Sniah1).ids, doctest::Contains("--seq-len 64"), std::invalid_argument);
   // each document ends with its answer, as many ids as the answer has on its own
   niah::NeedleDocuments answered(p50k(), 512, text, 5);
   for (niah::Task kind : {niah::Task::Passkey, niah::Task::Sniah1, niah::Task::Sniah2}) {
@@ -244,7 +244,7 @@ TEST_CASE("niah: training needle documents are short prompts followed by their a
   // --shortest: sizes drawn in [24, 512); a passkey prompt without filler has about 16 tokens
   niah::NeedleDocuments easy(p50k(), 512, text, 9, 24);
   size_t smallest = 1 << 20;
-  for (int i = 0; i < 40; ++i) smallest = std::min(smallest, easy.next(niah::Task::Passkey).size());
+  for (int i = 0; i < 40; ++i) smallest = std::min(smallest, easy.document(niah::Task::Passkey).ids.size());
   CHECK(smallest < 64);
   CHECK_THROWS_WITH_AS(niah::NeedleDocuments(p50k(), 512, text, 9, 512), doctest::Contains("within 1..511"),
                        std::invalid_argument);
